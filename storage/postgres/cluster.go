@@ -1,0 +1,466 @@
+// Package postgres holds Molar's PostgreSQL adapter: the embedded cluster that
+// `molar serve` runs under its data directory when no database URL is given,
+// the connection pools, the migrations runner and transaction helpers that
+// carry the tenant (municipality) for row-level security.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Role names created in every Molar database.
+const (
+	// AdminUser is the bootstrap superuser of an embedded cluster.
+	AdminUser = "molar_admin"
+	// OwnerRole owns every schema and table; migrations run as it.
+	OwnerRole = "molar_owner"
+	// AppRole is the runtime role: DML only, owns nothing, subject to row-level security.
+	AppRole = "molar_app"
+)
+
+// ErrBinariesMissing is returned when no PostgreSQL server binaries are found.
+var ErrBinariesMissing = errors.New("PostgreSQL server binaries (initdb, postgres) not found; install the Debian package 'postgresql' (apt-get install postgresql)")
+
+// Cluster is a private PostgreSQL cluster in a directory, listening on a Unix
+// socket only (no TCP port). Start initialises it on first use and recovers
+// after a crash; Stop shuts it down. When the process runs as root the
+// cluster's processes run as the unprivileged system user "postgres"
+// (created if missing), because PostgreSQL refuses to run as root.
+type Cluster struct {
+	// Dir is the cluster's data directory (PGDATA).
+	Dir string
+	// BinDir overrides the search for server binaries.
+	BinDir string
+	Logger *slog.Logger
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	sockDir  string
+	logFile  *os.File
+	runAsUID int
+	runAsGID int
+	asOther  bool
+}
+
+// SocketDir is the directory holding the server's Unix socket.
+func (c *Cluster) SocketDir() string { return c.sockDir }
+
+// URL returns a connection URL for the database and user over the socket.
+func (c *Cluster) URL(database, user string) string {
+	return fmt.Sprintf("postgres:///%s?host=%s&user=%s&sslmode=disable", database, c.sockDir, user)
+}
+
+// FindBinaries returns the directory holding initdb and postgres. When
+// version is non-empty (from an existing cluster's PG_VERSION) binaries of
+// that major version are required.
+func FindBinaries(version string) (string, error) {
+	var candidates []string
+	if version != "" {
+		candidates = append(candidates, filepath.Join("/usr/lib/postgresql", version, "bin"))
+	} else {
+		dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+		// Newest major version first.
+		sort.Slice(dirs, func(i, j int) bool { return majorOf(dirs[i]) > majorOf(dirs[j]) })
+		candidates = append(candidates, dirs...)
+	}
+	if p, err := exec.LookPath("postgres"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		candidates = append(candidates, filepath.Dir(p))
+	}
+	for _, dir := range candidates {
+		if isExec(filepath.Join(dir, "postgres")) && isExec(filepath.Join(dir, "initdb")) {
+			if version != "" {
+				if v, err := binaryMajor(dir); err != nil || v != version {
+					continue
+				}
+			}
+			return dir, nil
+		}
+	}
+	if version != "" {
+		return "", fmt.Errorf("%w (the cluster needs major version %s: apt-get install postgresql-%s)", ErrBinariesMissing, version, version)
+	}
+	return "", ErrBinariesMissing
+}
+
+func majorOf(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+func binaryMajor(dir string) (string, error) {
+	out, err := exec.Command(filepath.Join(dir, "postgres"), "--version").Output()
+	if err != nil {
+		return "", err
+	}
+	// "postgres (PostgreSQL) 15.18 (Debian ...)"
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		return "", fmt.Errorf("unexpected version output %q", out)
+	}
+	return strings.SplitN(f[2], ".", 2)[0], nil
+}
+
+func isExec(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// Start initialises the cluster if needed and starts it, waiting until it
+// accepts connections. A stale postmaster.pid from a crash is handled by
+// PostgreSQL itself; a server still running from a killed earlier molar is
+// stopped first so that this process owns it.
+func (c *Cluster) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd != nil {
+		return nil
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return fmt.Errorf("postgres: data dir: %w", err)
+	}
+	c.Dir = dir
+	if err := c.resolveUser(); err != nil {
+		return err
+	}
+	version := ""
+	if b, err := os.ReadFile(filepath.Join(c.Dir, "PG_VERSION")); err == nil {
+		version = strings.TrimSpace(string(b))
+	}
+	bin := c.BinDir
+	if bin == "" {
+		if bin, err = FindBinaries(version); err != nil {
+			return err
+		}
+	}
+	c.sockDir = c.Dir
+	if len(filepath.Join(c.sockDir, ".s.PGSQL.5432")) > 100 {
+		// Unix socket paths are limited to 107 bytes: use a short private folder.
+		c.sockDir = filepath.Join(os.TempDir(), fmt.Sprintf("molar-pg-%d", hashString(c.Dir)))
+		if err := c.mkdirOwned(c.sockDir, 0o700); err != nil {
+			return err
+		}
+	}
+	if version == "" {
+		if err := c.initdb(ctx, bin); err != nil {
+			return err
+		}
+	}
+	if err := c.stopOrphan(ctx, bin); err != nil {
+		return err
+	}
+	return c.start(ctx, bin)
+}
+
+func hashString(s string) uint32 {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+func (c *Cluster) resolveUser() error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		// Create the system user.
+		out, err2 := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres").CombinedOutput()
+		if err2 != nil {
+			return fmt.Errorf("postgres: running as root needs the unprivileged user 'postgres' and creating it failed: %v: %s", err2, strings.TrimSpace(string(out)))
+		}
+		if u, err = user.Lookup("postgres"); err != nil {
+			return fmt.Errorf("postgres: look up user postgres: %w", err)
+		}
+	}
+	c.runAsUID, _ = strconv.Atoi(u.Uid)
+	c.runAsGID, _ = strconv.Atoi(u.Gid)
+	c.asOther = true
+	return nil
+}
+
+// mkdirOwned creates dir (and parents) and hands it to the cluster's user.
+func (c *Cluster) mkdirOwned(dir string, perm os.FileMode) error {
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return fmt.Errorf("postgres: create %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, perm); err != nil {
+		return fmt.Errorf("postgres: chmod %s: %w", dir, err)
+	}
+	if c.asOther {
+		if err := os.Chown(dir, c.runAsUID, c.runAsGID); err != nil {
+			return fmt.Errorf("postgres: chown %s: %w", dir, err)
+		}
+		// The postgres user must be able to traverse every parent folder.
+		for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
+			st, err := os.Stat(p)
+			if err != nil {
+				break
+			}
+			if st.Mode().Perm()&0o001 == 0 {
+				return fmt.Errorf("postgres: the 'postgres' user cannot enter %s (mode %v); choose a data directory outside it (MOLAR_DATA_DIR)", p, st.Mode().Perm())
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if c.asOther {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(c.runAsUID), Gid: uint32(c.runAsGID)}
+		cmd.Dir = "/"
+	}
+	return cmd
+}
+
+func (c *Cluster) initdb(ctx context.Context, bin string) error {
+	// Initialise into a fresh folder and rename, so a crash during initdb
+	// never leaves a half-made cluster that looks valid.
+	if entries, err := os.ReadDir(c.Dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("postgres: %s is not empty and holds no cluster (no PG_VERSION); move it away or choose another data directory", c.Dir)
+	}
+	tmp := c.Dir + ".initdb"
+	_ = os.RemoveAll(tmp)
+	if err := c.mkdirOwned(filepath.Dir(c.Dir), 0o755); err != nil {
+		return err
+	}
+	if err := c.mkdirOwned(tmp, 0o700); err != nil {
+		return err
+	}
+	cmd := c.command(ctx, filepath.Join(bin, "initdb"),
+		"-D", tmp, "--username", AdminUser, "--auth-local=trust", "--auth-host=reject",
+		"--encoding=UTF8", "--locale=C", "--no-instructions")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("postgres: initdb failed: %v: %s", err, lastLines(string(out), 5))
+	}
+	_ = os.Remove(c.Dir) // empty folder, if any
+	if err := os.Rename(tmp, c.Dir); err != nil {
+		return fmt.Errorf("postgres: install cluster: %w", err)
+	}
+	c.Logger.Info("initialised embedded PostgreSQL cluster", "dir", c.Dir)
+	return nil
+}
+
+// stopOrphan stops a server left running by an earlier process that was
+// killed (kill -9 of molar does not stop its postmaster at once).
+func (c *Cluster) stopOrphan(ctx context.Context, bin string) error {
+	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	if !processAlive(pid) || !isPostmasterOf(pid, c.Dir) {
+		return nil // stale pid file: PostgreSQL recovers on start
+	}
+	c.Logger.Warn("stopping PostgreSQL left running by an earlier molar process", "pid", pid)
+	_ = syscall.Kill(pid, syscall.SIGINT) // fast shutdown
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if !processAlive(pid) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGQUIT)
+	time.Sleep(time.Second)
+	if processAlive(pid) {
+		return fmt.Errorf("postgres: an earlier server (pid %d) on %s does not stop", pid, c.Dir)
+	}
+	return nil
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	// A zombie counts as dead.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+func isPostmasterOf(pid int, dir string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return true // cannot tell: assume it is
+	}
+	args := strings.Split(string(b), "\x00")
+	if len(args) == 0 || !strings.HasSuffix(args[0], "postgres") {
+		return false
+	}
+	return strings.Contains(string(b), dir)
+}
+
+func (c *Cluster) start(ctx context.Context, bin string) error {
+	logPath := filepath.Join(filepath.Dir(c.Dir), filepath.Base(c.Dir)+".log")
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("postgres: open server log: %w", err)
+	}
+	c.logFile = lf
+	cmd := c.command(context.Background(), filepath.Join(bin, "postgres"),
+		"-D", c.Dir,
+		"-k", c.sockDir,
+		"-c", "listen_addresses=",
+		"-c", "unix_socket_permissions=0700",
+		"-c", "max_connections=200",
+		"-c", "shared_buffers=128MB",
+		"-c", "log_min_messages=warning",
+		"-c", "log_line_prefix=%m [%p] ",
+	)
+	cmd.Stdout = lf
+	cmd.Stderr = lf
+	// If molar dies, the postmaster gets a fast-shutdown signal.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGINT
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return fmt.Errorf("postgres: start server: %w", err)
+	}
+	c.cmd = cmd
+	c.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(c.done) }()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := pgx.Connect(cctx, c.URL("postgres", AdminUser))
+		cancel()
+		if err == nil {
+			conn.Close(ctx)
+			c.Logger.Info("embedded PostgreSQL ready", "dir", c.Dir)
+			return nil
+		}
+		select {
+		case <-c.done:
+			c.cmd = nil
+			return fmt.Errorf("postgres: server exited during start-up: %s", lastLines(readFile(logPath), 5))
+		case <-ctx.Done():
+			c.stopLocked(context.Background())
+			return fmt.Errorf("postgres: waiting for server: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			c.stopLocked(context.Background())
+			return fmt.Errorf("postgres: server not ready after 60s: %s", lastLines(readFile(logPath), 5))
+		}
+	}
+}
+
+// Stop shuts the server down (fast shutdown: open transactions roll back,
+// committed data is safe), waiting until ctx expires, then forcing it.
+func (c *Cluster) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopLocked(ctx)
+}
+
+func (c *Cluster) stopLocked(ctx context.Context) error {
+	if c.cmd == nil {
+		return nil
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	var err error
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-c.done:
+		case <-time.After(5 * time.Second):
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+		err = fmt.Errorf("postgres: shutdown deadline passed, server forced down")
+	}
+	c.cmd = nil
+	if c.logFile != nil {
+		c.logFile.Close()
+	}
+	c.Logger.Info("embedded PostgreSQL stopped")
+	return err
+}
+
+// Running reports whether the server process is up.
+func (c *Cluster) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return false
+	}
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill kills the server hard (SIGKILL), as in a crash. For tests.
+func (c *Cluster) Kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.done
+	c.cmd = nil
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

@@ -1,0 +1,241 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestMigrationsApplyInOrderOnce(t *testing.T) {
+	src := postgres.Source{Namespace: "demo", FS: fstest.MapFS{
+		"0002_more.sql": {Data: []byte(`INSERT INTO thing (name) VALUES ('second');`)},
+		"0001_init.sql": {Data: []byte(`CREATE TABLE thing (id bigserial PRIMARY KEY, name text NOT NULL); INSERT INTO thing (name) VALUES ('first');`)},
+		"README.txt":    {Data: []byte(`not a migration`)},
+	}}
+	db := pgtest.Open(t, src)
+	ctx := context.Background()
+	rows, err := db.App.Query(ctx, "SELECT name FROM demo.thing ORDER BY id")
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"first", "second"}, names)
+
+	// Second run applies nothing.
+	applied, err := postgres.Migrate(ctx, db.OwnerURL, []postgres.Source{src}, nil)
+	require.NoError(t, err)
+	require.Empty(t, applied)
+
+	// Editing an applied file is refused.
+	edited := postgres.Source{Namespace: "demo", FS: fstest.MapFS{
+		"0001_init.sql": {Data: []byte(`CREATE TABLE thing (id int);`)},
+	}}
+	_, err = postgres.Migrate(ctx, db.OwnerURL, []postgres.Source{edited}, nil)
+	var me *postgres.MigrationError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, "0001_init.sql", me.File)
+}
+
+func TestFailingMigrationNamesFileAndRollsBack(t *testing.T) {
+	db := pgtest.Open(t)
+	ctx := context.Background()
+	src := postgres.Source{Namespace: "broken", FS: fstest.MapFS{
+		"0001_ok.sql":    {Data: []byte(`CREATE TABLE ok (id int);`)},
+		"0002_bad.sql":   {Data: []byte(`CREATE TABLE half (id int); SELEC 1;`)},
+		"0003_never.sql": {Data: []byte(`CREATE TABLE never (id int);`)},
+	}}
+	_, err := postgres.Migrate(ctx, db.OwnerURL, []postgres.Source{src}, nil)
+	var me *postgres.MigrationError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, "broken", me.Namespace)
+	require.Equal(t, "0002_bad.sql", me.File)
+	require.Contains(t, err.Error(), "0002_bad.sql")
+	require.Contains(t, err.Error(), "syntax error")
+
+	var n int
+	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'broken'`).Scan(&n))
+	require.Equal(t, 1, n, "only 0001 should have been applied; 0002 rolled back whole")
+}
+
+func TestConcurrentMigratorsDoNotRace(t *testing.T) {
+	db := pgtest.Open(t)
+	src := postgres.Source{Namespace: "race", FS: fstest.MapFS{
+		"0001.sql": {Data: []byte(`CREATE TABLE t (id int); SELECT pg_sleep(0.2);`)},
+		"0002.sql": {Data: []byte(`INSERT INTO t VALUES (1);`)},
+	}}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = postgres.Migrate(context.Background(), db.OwnerURL, []postgres.Source{src}, nil)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	var n int
+	require.NoError(t, db.App.QueryRow(context.Background(), "SELECT count(*) FROM race.t").Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestAppRoleOwnsNothingAndCannotChangeSchema(t *testing.T) {
+	src := postgres.Source{Namespace: "core_x", FS: fstest.MapFS{
+		"0001.sql": {Data: []byte(`CREATE TABLE item (id int);`)},
+	}}
+	db := pgtest.Open(t, src)
+	ctx := context.Background()
+	_, err := db.App.Exec(ctx, "INSERT INTO core_x.item VALUES (1)")
+	require.NoError(t, err, "app role gets DML through default privileges")
+	for _, stmt := range []string{
+		"DROP TABLE core_x.item",
+		"ALTER TABLE core_x.item ADD COLUMN x int",
+		"CREATE TABLE core_x.other (id int)",
+		"CREATE SCHEMA evil",
+		"CREATE TABLE public.evil (id int)",
+	} {
+		_, err := db.App.Exec(ctx, stmt)
+		require.Error(t, err, stmt)
+		require.True(t, postgres.IsInsufficientPrivilege(err) || isOwnerErr(err), "%s: %v", stmt, err)
+	}
+	var owned int
+	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1`, postgres.AppRole).Scan(&owned))
+	require.Zero(t, owned)
+}
+
+func isOwnerErr(err error) bool {
+	return err != nil && (contains(err.Error(), "must be owner") || contains(err.Error(), "permission denied"))
+}
+
+func contains(s, sub string) bool {
+	return len(s) >= len(sub) && (func() bool { return indexOf(s, sub) >= 0 })()
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRowLevelSecurityByTenant(t *testing.T) {
+	src := postgres.Source{Namespace: "rls", FS: fstest.MapFS{
+		"0001.sql": {Data: []byte(`
+CREATE TABLE note (id bigserial PRIMARY KEY, tenant_id bigint NOT NULL, body text);
+ALTER TABLE note ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON note USING (tenant_id = NULLIF(current_setting('molar.tenant', true), '')::bigint)
+  WITH CHECK (tenant_id = NULLIF(current_setting('molar.tenant', true), '')::bigint);`)},
+	}}
+	db := pgtest.Open(t, src)
+	ctx := context.Background()
+	for _, tenant := range []int64{1, 2} {
+		require.NoError(t, postgres.InTenant(ctx, db.App, tenant, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "INSERT INTO rls.note (tenant_id, body) VALUES ($1, 'x')", tenant)
+			return err
+		}))
+	}
+	// Writing into another tenant is refused.
+	err := postgres.InTenant(ctx, db.App, 1, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO rls.note (tenant_id, body) VALUES (2, 'y')")
+		return err
+	})
+	require.Error(t, err)
+	count := func(tenant int64) (n int) {
+		require.NoError(t, postgres.InTenant(ctx, db.App, tenant, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, "SELECT count(*) FROM rls.note").Scan(&n)
+		}))
+		return n
+	}
+	require.Equal(t, 1, count(1))
+	require.Equal(t, 1, count(2))
+	// Without a tenant nothing is visible.
+	var n int
+	require.NoError(t, db.App.QueryRow(ctx, "SELECT count(*) FROM rls.note").Scan(&n))
+	require.Zero(t, n)
+}
+
+func TestEmbeddedClusterRecoversAfterCrash(t *testing.T) {
+	pgtest.AdminURL(t) // skip or fail uniformly when binaries are missing
+	dir, err := os.MkdirTemp("", "molar-crash-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx := context.Background()
+	c := &postgres.Cluster{Dir: filepath.Join(dir, "pg"), Logger: slog.New(slog.DiscardHandler)}
+	require.NoError(t, c.Start(ctx))
+	require.NoError(t, postgres.EnsureDatabase(ctx, c.URL("postgres", postgres.AdminUser), "molar"))
+	conn, err := pgx.Connect(ctx, c.URL("molar", postgres.AdminUser))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before crash')")
+	require.NoError(t, err)
+	conn.Close(ctx)
+
+	c.Kill() // SIGKILL: stale postmaster.pid and no clean shutdown
+	require.FileExists(t, filepath.Join(c.Dir, "postmaster.pid"))
+
+	c2 := &postgres.Cluster{Dir: c.Dir, Logger: slog.New(slog.DiscardHandler)}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, c2.Start(sctx))
+	defer c2.Stop(ctx)
+	conn, err = pgx.Connect(ctx, c2.URL("molar", postgres.AdminUser))
+	require.NoError(t, err)
+	var v string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT v FROM kept").Scan(&v))
+	require.Equal(t, "before crash", v)
+	conn.Close(ctx)
+
+	// No TCP port: the server listens on the Unix socket only.
+	var addr *string
+	conn, _ = pgx.Connect(ctx, c2.URL("molar", postgres.AdminUser))
+	require.NoError(t, conn.QueryRow(ctx, "SELECT current_setting('listen_addresses')").Scan(&addr))
+	require.Equal(t, "", *addr)
+	conn.Close(ctx)
+
+	require.NoError(t, c2.Stop(ctx))
+	require.NoFileExists(t, filepath.Join(c.Dir, "postmaster.pid"))
+}
+
+func TestOrphanServerIsTakenOver(t *testing.T) {
+	pgtest.AdminURL(t)
+	dir, err := os.MkdirTemp("", "molar-orphan-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx := context.Background()
+	c := &postgres.Cluster{Dir: filepath.Join(dir, "pg")}
+	require.NoError(t, c.Start(ctx))
+	// A second Cluster value on the same dir (as a restarted molar after
+	// kill -9 of the first, while its postmaster still runs) takes over.
+	c2 := &postgres.Cluster{Dir: c.Dir}
+	require.NoError(t, c2.Start(ctx))
+	require.True(t, c2.Running())
+	require.NoError(t, c2.Stop(ctx))
+	_ = c.Stop(ctx)
+}
+
+func TestMissingBinariesNameThePackage(t *testing.T) {
+	c := &postgres.Cluster{Dir: t.TempDir() + "/pg", BinDir: ""}
+	_ = c
+	_, err := postgres.FindBinaries("99")
+	require.Error(t, err)
+	require.True(t, errors.Is(err, postgres.ErrBinariesMissing))
+	require.Contains(t, err.Error(), "postgresql-99")
+}
