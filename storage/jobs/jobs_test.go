@@ -43,7 +43,9 @@ func (w *flakyWorker) Work(ctx context.Context, j *river.Job[flakyArgs]) error {
 // fastRetry retries after 50 ms so tests need not wait for real backoff.
 type fastRetry struct{}
 
-func (fastRetry) NextRetry(j *rivertype.JobRow) time.Time { return time.Now().Add(50 * time.Millisecond) }
+func (fastRetry) NextRetry(j *rivertype.JobRow) time.Time {
+	return time.Now().Add(50 * time.Millisecond)
+}
 
 func setup(t *testing.T) *pgtest.DB {
 	db := pgtest.Open(t, jobs.Source())

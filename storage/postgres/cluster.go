@@ -56,6 +56,7 @@ type Cluster struct {
 	runAsUID int
 	runAsGID int
 	asOther  bool
+	attached bool
 }
 
 // SocketDir is the directory holding the server's Unix socket.
@@ -131,7 +132,7 @@ func isExec(p string) bool {
 func (c *Cluster) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd != nil {
+	if c.cmd != nil || c.attached {
 		return nil
 	}
 	if c.Logger == nil {
@@ -168,10 +169,23 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := c.stopOrphan(ctx, bin); err != nil {
+	attached, err := c.stopOrphan(ctx, bin)
+	if err != nil {
 		return err
 	}
+	if attached {
+		return nil
+	}
 	return c.start(ctx, bin)
+}
+
+// Attached reports whether Start found the cluster run by another live
+// process (a `molar serve` while an admin command runs) and uses it without
+// owning it: Stop then leaves it running.
+func (c *Cluster) Attached() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.attached
 }
 
 func hashString(s string) uint32 {
@@ -271,40 +285,76 @@ func (c *Cluster) initdb(ctx context.Context, bin string) error {
 	return nil
 }
 
-// stopOrphan stops a server left running by an earlier process that was
-// killed (kill -9 of molar does not stop its postmaster at once).
-func (c *Cluster) stopOrphan(ctx context.Context, bin string) error {
+// stopOrphan looks at a server already running on the data directory. One
+// whose parent still lives (a running `molar serve`) is attached to; one left
+// behind by a killed molar (kill -9 does not stop its postmaster at once) is
+// stopped so that this process owns the cluster.
+func (c *Cluster) stopOrphan(ctx context.Context, bin string) (attached bool, err error) {
 	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	lines := strings.Split(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
 	if err != nil || pid <= 0 {
-		return nil
+		return false, nil
 	}
 	if !processAlive(pid) || !isPostmasterOf(pid, c.Dir) {
-		return nil // stale pid file: PostgreSQL recovers on start
+		return false, nil // stale pid file: PostgreSQL recovers on start
+	}
+	if ppid := parentOf(pid); ppid > 1 && ppid != os.Getpid() && processAlive(ppid) && len(lines) > 4 {
+		// Owned by a live process: use its socket.
+		if sock := strings.TrimSpace(lines[4]); sock != "" {
+			c.sockDir = sock
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := pgx.Connect(cctx, c.URL("postgres", AdminUser))
+		cancel()
+		if err == nil {
+			conn.Close(ctx)
+			c.attached = true
+			c.Logger.Info("using the PostgreSQL cluster of a running molar", "pid", pid)
+			return true, nil
+		}
 	}
 	c.Logger.Warn("stopping PostgreSQL left running by an earlier molar process", "pid", pid)
 	_ = syscall.Kill(pid, syscall.SIGINT) // fast shutdown
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if !processAlive(pid) {
-			return nil
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	_ = syscall.Kill(pid, syscall.SIGQUIT)
 	time.Sleep(time.Second)
 	if processAlive(pid) {
-		return fmt.Errorf("postgres: an earlier server (pid %d) on %s does not stop", pid, c.Dir)
+		return false, fmt.Errorf("postgres: an earlier server (pid %d) on %s does not stop", pid, c.Dir)
 	}
-	return nil
+	return false, nil
+}
+
+// parentOf returns the parent pid of pid (0 when unknown).
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
 }
 
 func processAlive(pid int) bool {
@@ -400,6 +450,10 @@ func (c *Cluster) Stop(ctx context.Context) error {
 }
 
 func (c *Cluster) stopLocked(ctx context.Context) error {
+	if c.attached {
+		c.attached = false
+		return nil
+	}
 	if c.cmd == nil {
 		return nil
 	}

@@ -1,11 +1,14 @@
 package postgres_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -238,4 +241,68 @@ func TestMissingBinariesNameThePackage(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, errors.Is(err, postgres.ErrBinariesMissing))
 	require.Contains(t, err.Error(), "postgresql-99")
+}
+
+// TestHelperHoldCluster is not a test: run as a subprocess by
+// TestAdminCommandAttachesAndKilledOwnerReleases, it starts a cluster and
+// holds it, as `molar serve` does.
+func TestHelperHoldCluster(t *testing.T) {
+	dir := os.Getenv("MOLAR_TEST_HOLD_CLUSTER")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	c := &postgres.Cluster{Dir: dir}
+	if err := c.Start(context.Background()); err != nil {
+		os.Stdout.WriteString("error " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Stdout.WriteString("ready\n")
+	time.Sleep(10 * time.Minute)
+}
+
+func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
+	pgtest.AdminURL(t)
+	dir, err := os.MkdirTemp("", "molar-attach-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pgDir := filepath.Join(dir, "pg")
+
+	owner := exec.Command(os.Args[0], "-test.run=^TestHelperHoldCluster$", "-test.v")
+	owner.Env = append(os.Environ(), "MOLAR_TEST_HOLD_CLUSTER="+pgDir)
+	out, err := owner.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, owner.Start())
+	t.Cleanup(func() { _ = owner.Process.Kill(); _ = owner.Wait() })
+	rd := bufio.NewReader(out)
+	line, err := rd.ReadString('\n')
+	for err == nil && !strings.HasPrefix(line, "ready") && !strings.HasPrefix(line, "error") {
+		line, err = rd.ReadString('\n')
+	}
+	require.NoError(t, err)
+	require.Equal(t, "ready\n", line)
+
+	ctx := context.Background()
+	admin := &postgres.Cluster{Dir: pgDir}
+	require.NoError(t, admin.Start(ctx))
+	require.True(t, admin.Attached(), "an admin command uses the running server's cluster")
+	conn, err := pgx.Connect(ctx, admin.URL("postgres", postgres.AdminUser))
+	require.NoError(t, err)
+	conn.Close(ctx)
+	require.NoError(t, admin.Stop(ctx))
+	conn, err = pgx.Connect(ctx, admin.URL("postgres", postgres.AdminUser))
+	require.NoError(t, err, "stopping an attached cluster leaves it running")
+	conn.Close(ctx)
+
+	// kill -9 of the owner: the postmaster gets its parent-death signal and
+	// a new start takes over and recovers.
+	require.NoError(t, owner.Process.Kill())
+	_ = owner.Wait()
+	next := &postgres.Cluster{Dir: pgDir}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, next.Start(sctx))
+	require.False(t, next.Attached())
+	require.True(t, next.Running())
+	require.NoError(t, next.Stop(ctx))
 }
