@@ -1,0 +1,86 @@
+// Command molar is Molar's single binary: the server and its admin commands.
+// This package only parses arguments and wires packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const topUsage = `Molar: dental imaging, dental journal and municipal health services.
+
+Usage: molar <command> [flags]
+
+Commands:
+  serve     run the server (HTTP, DICOM, background jobs)
+  migrate   apply database migrations and exit
+  user      manage local accounts (add, list, unlock, passwd)
+  ae        manage known DICOM application entities (add, list, remove)
+  demo      seed the demo municipality into an empty database
+  audit     verify the audit log's hash chain (audit verify)
+  version   print the version
+
+Run 'molar <command> --help' for the command's flags.
+`
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command and returns the exit code. Errors are printed as
+// one clear line, never a stack trace.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, topUsage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		err = cmdMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "user":
+		err = cmdUser(ctx, args[1:], getenv, stdout, stderr)
+	case "ae":
+		err = cmdAE(ctx, args[1:], getenv, stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		err = cmdAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "molar", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, topUsage)
+	default:
+		fmt.Fprintf(stderr, "molar: unknown command %q\n\n%s", args[0], topUsage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "molar %s: %v\n", args[0], err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "molar %s: %v\n", args[0], err)
+	return 1
+}
+
+// usageError marks errors in the command line itself (exit code 2).
+type usageError struct{ error }
