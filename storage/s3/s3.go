@@ -46,8 +46,8 @@ const (
 	connectTimeout = 15 * time.Second
 	// pingTimeout bounds Ping.
 	pingTimeout = 5 * time.Second
-	// abortGrace is how long a Put whose context was cancelled may still
-	// talk to the server to abort its multipart upload.
+	// abortGrace is how long a request of a Put whose context was
+	// cancelled may still run, so that the Put learns its true outcome.
 	abortGrace = 10 * time.Second
 	// maxRetries of one request (minio-go's default, 10, makes an
 	// unreachable server take ~8 s to report).
@@ -214,10 +214,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if err := checkKey(ctx, "put", key); err != nil {
 		return storage.ObjectInfo{}, err
 	}
-	// minio-go aborts a failed multipart upload with the context it was
-	// given; a cancelled one would leave the upload (and its parts) behind.
-	// So the requests run on a context that outlives ctx by abortGrace,
-	// while the reader stops at once when ctx is done.
+	// The reader stops at once when ctx is done, which fails the upload
+	// (minio-go then aborts a multipart upload on a detached context). The
+	// requests themselves run on a context that outlives ctx by abortGrace:
+	// cutting a PUT or CompleteMultipartUpload in flight would leave the
+	// outcome unknown (the server may commit the object while we report an
+	// error), whereas letting it finish gives a truthful answer.
 	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {

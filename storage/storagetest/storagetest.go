@@ -502,6 +502,8 @@ func testFailedPut(t *testing.T, s storage.ObjectStore) {
 		{"stream longer than size", func() io.Reader { return strings.NewReader("1234567890") }, 5},
 		{"empty stream, size 1", func() io.Reader { return strings.NewReader("") }, 1},
 		{"one byte too many, 1 MiB", func() io.Reader { return onlyReader{bytes.NewReader(Pattern(8, 1<<20+1))} }, 1 << 20},
+		{"one byte too many, 20 MiB", func() io.Reader { return NewPatternReader(8, 20<<20+1) }, 20 << 20},
+		{"one byte short, 20 MiB", func() io.Reader { return NewPatternReader(8, 20<<20-1) }, 20 << 20},
 	}
 	for i, c := range cases {
 		fresh := fmt.Sprintf("fail/new-%d", i)
