@@ -258,10 +258,7 @@ func (r *Reader) full(b []byte) error {
 	n, err := io.ReadFull(r.br, b)
 	r.pos += int64(n)
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("%w at offset %d", ErrTruncated, r.pos)
-		}
-		return fmt.Errorf("header: read: %w", err)
+		return r.ioErr(err)
 	}
 	return nil
 }
@@ -273,9 +270,24 @@ func (r *Reader) skip(n int) error {
 	m, err := r.br.Discard(n)
 	r.pos += int64(m)
 	if err != nil {
-		return fmt.Errorf("%w at offset %d", ErrTruncated, r.pos)
+		return r.ioErr(err)
 	}
 	return nil
+}
+
+// ioErr classifies a read error: end of stream is ErrTruncated, corrupt
+// deflate data is ErrMalformed, anything else (network) is passed on wrapped.
+func (r *Reader) ioErr(err error) error {
+	var ce flate.CorruptInputError
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w at offset %d", ErrTruncated, r.pos)
+	case errors.As(err, &ce):
+		return fmt.Errorf("%w: deflate: %w", ErrMalformed, err)
+	case errors.Is(err, bufio.ErrNegativeCount) || errors.Is(err, io.ErrNoProgress):
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return fmt.Errorf("header: read: %w", err)
 }
 
 // value reads n bytes, allocating in steps so that a lying length on a short
@@ -296,10 +308,7 @@ func (r *Reader) value(n uint32) ([]byte, error) {
 	m, err := io.CopyN(&buf, r.br, int64(n))
 	r.pos += m
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w at offset %d", ErrTruncated, r.pos)
-		}
-		return nil, fmt.Errorf("header: read: %w", err)
+		return nil, r.ioErr(err)
 	}
 	return buf.Bytes(), nil
 }
@@ -347,7 +356,7 @@ func (r *Reader) readItems(ds *Dataset, end int64, depth int, st state, top bool
 				if errors.Is(err, io.EOF) {
 					return nil, nil // data set without pixel data
 				}
-				return nil, fmt.Errorf("header: read: %w", err)
+				return nil, r.ioErr(err)
 			}
 			if len(b) < 4 {
 				return nil, fmt.Errorf("%w at offset %d", ErrTruncated, r.pos)
