@@ -99,6 +99,9 @@ func (s *Shell) AddPages(fsys fs.FS, pattern string) error {
 		return fmt.Errorf("web: no templates match %s", pattern)
 	}
 	for _, f := range files {
+		if pageName(f) == "layout" {
+			continue
+		}
 		base := template.New("layout.html").Funcs(s.funcs(Danish))
 		if _, err := base.ParseFS(coreTemplates, "templates/layout.html"); err != nil {
 			return fmt.Errorf("web: layout: %w", err)
@@ -195,3 +198,6 @@ func (s *Shell) Pages() []string {
 	sort.Strings(out)
 	return out
 }
+
+// CorePages is the shell's own pages (login, home, error).
+func CorePages() fs.FS { sub, _ := fs.Sub(coreTemplates, "templates"); return sub }
