@@ -19,9 +19,10 @@ type DB interface {
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
-// sealerLockKey is the advisory lock that makes the sealer single across
-// servers ("molar.audit.sealer").
-const sealerLockKey int64 = 0x6d6f6c6172_6153
+// SealerLockKey is the PostgreSQL advisory lock (pg_try_advisory_xact_lock)
+// that keeps the sealer single across servers. Operators may hold it
+// (pg_advisory_lock) to pause sealing.
+const SealerLockKey int64 = 0x6d6f6c6172_6153
 
 // Defaults for Sealer.
 const (
@@ -152,7 +153,7 @@ func (s *Sealer) sealBatch(ctx context.Context, buf *[]byte) (n int, more bool, 
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 
 	var locked bool
-	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", sealerLockKey).Scan(&locked); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", SealerLockKey).Scan(&locked); err != nil {
 		return 0, false, fmt.Errorf("audit: sealer: lock: %w", err)
 	}
 	if !locked {
