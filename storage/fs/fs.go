@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -279,10 +280,14 @@ func syncDir(dir string) error {
 	return err
 }
 
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+
 // copyExact copies r to w, checking ctx between chunks. With size >= 0 the
 // stream must have exactly size bytes.
 func copyExact(ctx context.Context, w io.Writer, r io.Reader, size int64) error {
-	buf := make([]byte, copyBuf)
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
