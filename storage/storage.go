@@ -178,6 +178,9 @@ func (r *Range) Check() error {
 //     prefix, "" for all), in byte-wise lexical order. An error from fn stops
 //     the listing and is returned as is.
 //   - Concurrent Puts to one key leave exactly one of the written values.
+//
+// Portable key sets never use a key as a folder of other keys ("a" next to
+// "a/b"): S3 allows it, storage/fs fails the second Put.
 type ObjectStore interface {
 	Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (ObjectInfo, error)
 	Get(ctx context.Context, key string, rng *Range) (io.ReadCloser, ObjectInfo, error)
