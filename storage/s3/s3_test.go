@@ -21,6 +21,7 @@ import (
 type server struct{ endpoint, access, secret string }
 
 func startServer(t testing.TB) server {
+	t.Helper()
 	e, a, s := storagetest.StartVersityGW(t)
 	return server{e, a, s}
 }
