@@ -141,8 +141,19 @@ func settingName(s setting) string { return fmt.Sprintf("%s (--%s)", s.env, s.fl
 // parseConfig reads defaults, then the environment (NAME, or NAME_FILE for
 // secrets), then flags. The returned FlagSet holds the remaining arguments.
 func parseConfig(cmd string, args []string, getenv func(string) string, out io.Writer, only map[string]bool) (*Config, *flag.FlagSet, error) {
+	return parseConfigWith("serve", cmd, args, getenv, out, only, nil)
+}
+
+// flagSet is where commands declare their own flags.
+type flagSet = *flag.FlagSet
+
+// parseConfigWith is parseConfig plus command-specific flags.
+func parseConfigWith(_ string, cmd string, args []string, getenv func(string) string, out io.Writer, only map[string]bool, addFlags func(flagSet)) (*Config, *flag.FlagSet, error) {
 	c := &Config{}
 	fs := flag.NewFlagSet("molar "+cmd, flag.ContinueOnError)
+	if addFlags != nil {
+		addFlags(fs)
+	}
 	fs.SetOutput(out)
 	values := map[string]*string{}
 	for _, s := range settings {
@@ -161,9 +172,20 @@ func parseConfig(cmd string, args []string, getenv func(string) string, out io.W
 				v = strings.TrimRight(string(b), "\r\n")
 			}
 		}
-		values[s.flag] = fs.String(s.flag, v, s.help)
+		sv := &settingValue{v: v, isBool: s.def == "true" || s.def == "false"}
+		fs.Var(sv, s.flag, s.help)
+		values[s.flag] = &sv.v
 	}
-	fs.Usage = func() { usage(out, cmd, only) }
+	fs.Usage = func() {
+		usage(out, cmd, only)
+		if addFlags != nil {
+			fmt.Fprintln(out, "\nCommand flags:")
+			own := flag.NewFlagSet(cmd, flag.ContinueOnError)
+			addFlags(own)
+			own.SetOutput(out)
+			own.PrintDefaults()
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -321,3 +343,14 @@ func sortedEnv() []string {
 	sort.Strings(out)
 	return out
 }
+
+// settingValue is a flag holding a setting's text; boolean settings may be
+// given as a bare --flag.
+type settingValue struct {
+	v      string
+	isBool bool
+}
+
+func (s *settingValue) String() string     { return s.v }
+func (s *settingValue) Set(v string) error { s.v = v; return nil }
+func (s *settingValue) IsBoolFlag() bool   { return s.isBool }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/molar-health/molar/storage"
+	fsstore "github.com/molar-health/molar/storage/fs"
+	"github.com/molar-health/molar/storage/postgres"
+	s3store "github.com/molar-health/molar/storage/s3"
+)
+
+// database is an open Molar database: migration URL, runtime pool and,
+// when embedded, the cluster that serves it.
+type database struct {
+	cluster  *postgres.Cluster
+	ownerURL string
+	pool     *pgxpool.Pool
+}
+
+const embeddedDB = "molar"
+
+// openDatabase starts (or attaches to) the embedded cluster when no URL is
+// configured, applies migrations, and opens the runtime pool.
+func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool) (*database, error) {
+	db := &database{}
+	appURL := cfg.DatabaseAppURL
+	setRole := ""
+	if cfg.DatabaseURL == "" {
+		dataDir, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("create data dir %s (MOLAR_DATA_DIR): %w", dataDir, err)
+		}
+		db.cluster = &postgres.Cluster{Dir: filepath.Join(dataDir, "pg"), Logger: log}
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err = db.cluster.Start(sctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("embedded database: %w", err)
+		}
+		if err := postgres.EnsureDatabase(ctx, db.cluster.URL("postgres", postgres.AdminUser), embeddedDB); err != nil {
+			db.close(ctx)
+			return nil, err
+		}
+		db.ownerURL = db.cluster.URL(embeddedDB, postgres.AdminUser)
+		appURL = db.cluster.URL(embeddedDB, postgres.AppRole)
+	} else {
+		db.ownerURL = cfg.DatabaseURL
+		if appURL == "" {
+			appURL = cfg.DatabaseURL
+			setRole = postgres.AppRole
+		}
+	}
+	if migrate {
+		if err := migrateAll(ctx, db.ownerURL, log); err != nil {
+			db.close(ctx)
+			return nil, err
+		}
+	}
+	pool, err := postgres.OpenPool(ctx, appURL, postgres.PoolOptions{SetRole: setRole, MaxConns: 40})
+	if err != nil {
+		db.close(ctx)
+		return nil, fmt.Errorf("database (MOLAR_DATABASE_URL): %w", err)
+	}
+	db.pool = pool
+	return db, nil
+}
+
+// close closes the pool and stops the embedded cluster (if this process owns it).
+func (db *database) close(ctx context.Context) {
+	if db.pool != nil {
+		db.pool.Close()
+	}
+	if db.cluster != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = db.cluster.Stop(sctx)
+	}
+}
+
+// openObjectStore opens S3 when an endpoint is configured, else the
+// filesystem store under the data dir.
+func openObjectStore(ctx context.Context, cfg *Config, log *slog.Logger) (storage.ObjectStore, error) {
+	if cfg.S3Endpoint != "" {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		s, err := s3store.New(cctx, s3store.Config{
+			Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey,
+			SecretKey: cfg.S3SecretKey, UseTLS: cfg.S3TLS, Region: cfg.S3Region,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("object store (MOLAR_S3_ENDPOINT %s): %w", cfg.S3Endpoint, err)
+		}
+		return s, nil
+	}
+	dir := filepath.Join(cfg.DataDir, "objects")
+	s, err := fsstore.New(dir)
+	if err != nil {
+		return nil, fmt.Errorf("object store (%s): %w", dir, err)
+	}
+	if n, err := s.SweepTemp(time.Hour); err == nil && n > 0 {
+		log.Info("removed stale temporary objects", "count", n)
+	}
+	return s, nil
+}
+
+func newLogger(cfg *Config, w *os.File) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
+	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/modules"
+	"github.com/molar-health/molar/storage"
+	"github.com/molar-health/molar/storage/jobs"
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/viewer/web"
+)
+
+// moduleList is every plug-in module, built explicitly (no init-time
+// registration). Modules get their dependencies here.
+func moduleList() []modules.Module {
+	return []modules.Module{}
+}
+
+// coreNamespaces are the core's migration namespaces; modules may not take them.
+var coreNamespaces = []string{"audit", "auth", "dicom", "journal", "river", "molar_migrations", "public"}
+
+// sources lists every migration source in the order they apply.
+func sources(mods []modules.Module) []postgres.Source {
+	src := []postgres.Source{
+		audit.Migrations(),
+		auth.Migrations(),
+		jobs.Source(),
+		index.Migrations(),
+	}
+	for _, m := range mods {
+		if fs := m.Migrations(); fs != nil {
+			src = append(src, postgres.Source{Namespace: m.Name(), FS: fs})
+		}
+	}
+	return src
+}
+
+// migrateAll applies the core's and every module's migrations, then River's.
+func migrateAll(ctx context.Context, ownerURL string, log *slog.Logger) error {
+	mods := moduleList()
+	if err := modules.Validate(mods, coreNamespaces...); err != nil {
+		return err
+	}
+	if _, err := postgres.Migrate(ctx, ownerURL, sources(mods), log); err != nil {
+		return err
+	}
+	return jobs.Migrate(ctx, ownerURL, log)
+}
+
+// wire builds the shell, authentication, routes, job workers and modules.
+func (s *server) wire(ctx context.Context) error {
+	mods := moduleList()
+	for _, m := range mods {
+		if p, ok := m.(modules.Permissioner); ok {
+			for _, perm := range p.Permissions() {
+				for _, role := range perm.Roles {
+					auth.RegisterPermissions(role, perm.Name)
+				}
+			}
+		}
+	}
+	cat, err := web.NewCatalog()
+	if err != nil {
+		return err
+	}
+	assets, err := web.NewAssets("/static", web.CoreStatic())
+	if err != nil {
+		return err
+	}
+	s.shell = web.NewShell(cat, assets, s.log)
+	if err := s.shell.AddPages(web.CorePages(), "*.html"); err != nil {
+		return err
+	}
+	for _, m := range mods {
+		if mm, ok := m.(modules.Messager); ok {
+			cat.Add(mm.Messages())
+		}
+		if n, ok := m.(modules.Navigator); ok {
+			for _, it := range n.Nav() {
+				s.shell.AddNav(web.NavItem{Label: it.Label, Path: it.Path, Permission: it.Permission, Order: it.Order})
+			}
+		}
+	}
+	registerErrors()
+
+	workers := river.NewWorkers()
+	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log}); err != nil {
+		return err
+	}
+	s.reg.MustRegister(s.queue.Collector())
+
+	httpMetrics := web.NewHTTPMetrics(s.reg)
+	r := chi.NewRouter()
+	r.Use(web.RequestID, web.Observe(s.log, httpMetrics), web.SecurityHeaders, web.RememberLang)
+	if err := s.mountAuth(ctx, r); err != nil {
+		return err
+	}
+	s.publicRoutes(r, assets)
+	s.mountCore(r)
+	for _, m := range mods {
+		r.Route("/m/"+m.Name(), m.Routes)
+	}
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) { s.shell.Error(w, req, web.E(web.NotFound, "")) })
+	s.router = r
+	return nil
+}
+
+// registerErrors maps the packages' sentinel errors to HTTP kinds, once.
+func registerErrors() {
+	registerOnce.Do(func() {
+		web.RegisterError(storage.ErrNotFound, web.NotFound)
+		web.RegisterError(storage.ErrInvalidKey, web.Invalid)
+		web.RegisterError(storage.ErrInvalidRange, web.Invalid)
+		web.RegisterError(auth.ErrNotFound, web.NotFound)
+		web.RegisterError(auth.ErrInvalidCredentials, web.Unauthorized)
+		web.RegisterError(auth.ErrUnauthenticated, web.Unauthorized)
+		web.RegisterError(auth.ErrSessionExpired, web.Unauthorized)
+		web.RegisterError(auth.ErrLocked, web.Forbidden)
+		web.RegisterError(auth.ErrForbidden, web.Forbidden)
+		web.RegisterError(auth.ErrNoRole, web.Forbidden)
+		web.RegisterError(auth.ErrCSRF, web.CSRF)
+		web.RegisterError(auth.ErrRateLimited, web.RateLimited)
+		web.RegisterError(auth.ErrConflict, web.Conflict)
+		web.RegisterError(auth.ErrInvalidInput, web.Invalid)
+		web.RegisterError(auth.ErrInvalidCPR, web.Invalid)
+		web.RegisterError(auth.ErrWeakPassword, web.Invalid)
+		web.RegisterError(auth.ErrUnavailable, web.Unavailable)
+		web.RegisterError(index.ErrNotFound, web.NotFound)
+		web.RegisterError(index.ErrInvalid, web.Invalid)
+		web.RegisterError(index.ErrExists, web.Conflict)
+	})
+}
+
+// runners are the background tasks of a server: the audit sealer, the
+// modules' own work.
+func (s *server) runners() []runner {
+	rs := []runner{{"audit sealer", (&audit.Sealer{Pool: s.db.pool, Logger: s.log}).Run}}
+	for _, m := range moduleList() {
+		if r, ok := m.(modules.Runner); ok {
+			rs = append(rs, runner{"module " + m.Name(), r.Run})
+		}
+	}
+	return rs
+}
+
+// seedDemo seeds the demo municipality (and the modules' demo data).
+func seedDemo(ctx context.Context, db *database) (demo.Result, error) {
+	return demo.Seed(ctx, db.pool, time.Now())
+}
+
+func (s *server) printBanner(w io.Writer, httpAddr, dicomAddr string) {
+	base := s.cfg.publicURL()
+	if s.cfg.PublicURL == "" {
+		base = "http://" + httpAddr
+	}
+	fmt.Fprintf(w, "\nMolar is ready.\n")
+	fmt.Fprintf(w, "  Web:       %s/\n", base)
+	fmt.Fprintf(w, "  DICOMweb:  %s/dicomweb\n", base)
+	fmt.Fprintf(w, "  DICOM:     AE title %s at %s\n", s.cfg.AETitle, dicomAddr)
+	fmt.Fprintf(w, "  Health:    %s/healthz  %s/readyz  %s/metrics\n", base, base, base)
+	if s.cfg.DatabaseURL == "" {
+		fmt.Fprintf(w, "  Data:      %s (embedded PostgreSQL, filesystem objects)\n", s.cfg.DataDir)
+	}
+	if s.demo != nil {
+		printLogins(w, *s.demo)
+	}
+	fmt.Fprintf(w, "Press Ctrl-C to stop.\n\n")
+}
+
+func printLogins(w io.Writer, res demo.Result) {
+	fmt.Fprintf(w, "\nDemo logins (password for all: %s):\n", demo.Password)
+	for _, l := range res.Logins {
+		fmt.Fprintf(w, "  %-18s %s\n", l.Username, l.Role)
+	}
+}
+
+// startDICOM serves DICOM on ln.
+func (s *server) startDICOM(ctx context.Context, ln net.Listener) error {
+	return s.serveDICOM(ctx, ln)
+}
+
+var _ http.Handler = chi.NewRouter()
