@@ -129,8 +129,8 @@ CREATE TABLE session (
     expires      timestamptz NOT NULL,     -- absolute expiry
     source       text NOT NULL DEFAULT ''
 );
-CREATE INDEX session_user ON session (user_id);
-CREATE INDEX session_expires ON session (expires);
+CREATE INDEX session_by_user ON session (user_id);
+CREATE INDEX session_by_expiry ON session (expires);
 
 -- OpenID Connect authorisation requests in flight (state, nonce, PKCE).
 CREATE TABLE oidc_flow (
