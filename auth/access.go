@@ -153,7 +153,8 @@ func breakGlassAt(ctx context.Context, tx pgx.Tx, p *Principal, personID int64, 
 	if err != nil {
 		return Decision{}, dbErr("break the glass", err)
 	}
-	if err := recordAudit(ctx, tx, auditEvent{Action: actionBreakGlass, PersonID: personID, Object: "person", BreakGlassReason: reason}); err != nil {
+	ev := auditEvent{Action: actionBreakGlass, PersonID: personID, Object: fmt.Sprintf("auth.person/%d", personID), BreakGlassReason: reason}
+	if err := recordAudit(ensureActor(ctx, p), tx, ev); err != nil {
 		return Decision{}, fmt.Errorf("auth: break the glass: %w", err)
 	}
 	return Decision{Allowed: true, Basis: BasisBreakGlass, Reason: reason}, nil

@@ -88,7 +88,7 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 		if p != nil {
 			ctx = WithPrincipal(ctx, p)
 			ctx = withAuditActor(ctx, auditActor{UserID: p.UserID, Username: p.Username, Role: p.Role, TenantID: p.TenantID,
-				RequestID: requestIDFrom(ctx), SourceAddr: source.String()})
+				RequestID: requestIDFrom(ctx), SourceAddr: addrString(source)})
 		} else if !public {
 			s.deny(w, r)
 			return
@@ -505,7 +505,7 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, http.StatusInternalServerError, "error")
 			return
 		}
-		s.audit(r.Context(), p.TenantID, auditEvent{Action: actionLogout, Object: "user/" + strconv.FormatInt(p.UserID, 10)})
+		s.audit(r.Context(), p.TenantID, auditEvent{Action: actionLogout, Object: "auth.user/" + strconv.FormatInt(p.UserID, 10)})
 	}
 	s.clearSessionCookie(w, r)
 	w.Header().Set("Cache-Control", "no-store")

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
@@ -69,7 +70,7 @@ type env struct {
 // an HTTP server with the auth routes and a few protected test routes.
 func newEnv(t *testing.T, mutate func(*Config)) *env {
 	t.Helper()
-	db := pgtest.Open(t, Migrations())
+	db := pgtest.Open(t, Migrations(), audit.Migrations())
 	e := &env{t: t, db: db, clock: &fakeClock{t: time.Now()}}
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.srv.Start()
@@ -192,7 +193,9 @@ func (b *browser) do(method, path string, body io.Reader, hdr map[string]string)
 	return resp{res.StatusCode, res.Header, string(data)}
 }
 
-func (b *browser) get(path string, hdr map[string]string) resp { return b.do(http.MethodGet, path, nil, hdr) }
+func (b *browser) get(path string, hdr map[string]string) resp {
+	return b.do(http.MethodGet, path, nil, hdr)
+}
 
 func (b *browser) postForm(path string, form url.Values, hdr map[string]string) resp {
 	h := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": b.e.srv.URL}

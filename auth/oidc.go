@@ -262,7 +262,7 @@ func (s *Service) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(withAuditActor(r.Context(), actorOf(r.Context(), u, s.ClientAddr(r))), u.TenantID,
-		auditEvent{Action: actionLogin, Object: fmt.Sprintf("user/%d", u.ID), Detail: map[string]any{"method": "oidc", "provider": p.cfg.Name}})
+		auditEvent{Action: actionLogin, Object: fmt.Sprintf("auth.user/%d", u.ID), Detail: map[string]any{"method": "oidc", "provider": p.cfg.Name}})
 	s.startSession(w, r, u, sessionOIDC, next)
 }
 

@@ -235,7 +235,8 @@ func (s *Service) Unlock(ctx context.Context, by *Principal, userID int64) error
 		if n, err = addNotice(ctx, tx, userID, NoticeAccountUnlocked, map[string]any{"by_user_id": by.UserID}, now); err != nil {
 			return err
 		}
-		return recordAudit(ctx, tx, auditEvent{Action: actionUnlock, Object: fmt.Sprintf("user/%d", userID)})
+		return recordAudit(ensureActor(ctx, by), tx, auditEvent{Action: actionUnlock, Object: fmt.Sprintf("auth.user/%d", userID),
+			Detail: map[string]any{"change": "unlocked"}})
 	})
 	if err != nil {
 		return err
@@ -329,7 +330,8 @@ func (s *Service) checkPassword(ctx context.Context, username, password string, 
 			if _, err := tx.Exec(ctx, `DELETE FROM auth.login_failure WHERE user_id = $1`, u.ID); err != nil {
 				return dbErr("login", err)
 			}
-			return recordAudit(withAuditActor(ctx, actorOf(ctx, u, source)), tx, auditEvent{Action: actionLogin, Object: fmt.Sprintf("user/%d", u.ID)})
+			return recordAudit(withAuditActor(ctx, actorOf(ctx, u, source)), tx, auditEvent{Action: actionLogin, Object: fmt.Sprintf("auth.user/%d", u.ID),
+				Detail: map[string]any{"method": "password"}})
 		})
 		if err != nil {
 			return User{}, err
@@ -362,8 +364,11 @@ func (s *Service) recordFailure(ctx context.Context, u User, source netip.Addr) 
 			u.ID, now.Add(-s.cfg.FailureWindow)).Scan(&failures); err != nil {
 			return dbErr("record failed login", err)
 		}
-		actx := withAuditActor(ctx, actorOf(ctx, u, source))
-		if err := recordAudit(actx, tx, auditEvent{Action: actionLoginFailed, Object: fmt.Sprintf("user/%d", u.ID)}); err != nil {
+		// The one who tried is unknown: user id 0 and the name tried (audit.Actor).
+		failed := actorOf(ctx, u, source)
+		failed.UserID, failed.Role = 0, ""
+		actx := withAuditActor(ctx, failed)
+		if err := recordAudit(actx, tx, auditEvent{Action: actionLoginFailed, Object: fmt.Sprintf("auth.user/%d", u.ID)}); err != nil {
 			return err
 		}
 		if failures < s.cfg.MaxFailedLogins {
@@ -378,7 +383,8 @@ func (s *Service) recordFailure(ctx context.Context, u User, source netip.Addr) 
 			return err
 		}
 		locked = true
-		return recordAudit(actx, tx, auditEvent{Action: actionLock, Object: fmt.Sprintf("user/%d", u.ID), Detail: map[string]any{"failures": failures}})
+		return recordAudit(actx, tx, auditEvent{Action: actionLock, Object: fmt.Sprintf("auth.user/%d", u.ID),
+			Detail: map[string]any{"change": "locked", "failures": failures}})
 	})
 	if err != nil {
 		return err
@@ -409,7 +415,7 @@ func (s *Service) TakeNotices(ctx context.Context, userID int64) ([]Notice, erro
 
 func actorOf(ctx context.Context, u User, source netip.Addr) auditActor {
 	return auditActor{UserID: u.ID, Username: u.Username, Role: u.Role, TenantID: u.TenantID,
-		RequestID: requestIDFrom(ctx), SourceAddr: source.String()}
+		RequestID: requestIDFrom(ctx), SourceAddr: addrString(source)}
 }
 
 // credCache remembers recently verified HTTP Basic credentials (keyed by an
