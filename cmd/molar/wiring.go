@@ -97,7 +97,9 @@ func (s *server) wire(ctx context.Context) error {
 	registerErrors()
 
 	workers := river.NewWorkers()
-	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log}); err != nil {
+	house := &jobs.Housekeeping{Logger: s.log, Tasks: s.housekeeping()}
+	river.AddWorker(workers, house)
+	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log, Periodic: []*river.PeriodicJob{house.Periodic()}}); err != nil {
 		return err
 	}
 	s.reg.MustRegister(s.queue.Collector())
@@ -193,3 +195,23 @@ func (s *server) startDICOM(ctx context.Context, ln net.Listener) error {
 }
 
 var _ http.Handler = chi.NewRouter()
+
+// housekeeping lists the periodic chores.
+func (s *server) housekeeping() []jobs.Task {
+	tasks := []jobs.Task{{Name: "purge expired sessions", Run: func(ctx context.Context) error {
+		n, err := auth.PurgeExpired(ctx, s.db.pool, time.Now())
+		if n > 0 {
+			s.log.Info("purged expired sessions", "count", n)
+		}
+		return err
+	}}}
+	if fsys, ok := s.store.(interface {
+		SweepTemp(time.Duration) (int, error)
+	}); ok {
+		tasks = append(tasks, jobs.Task{Name: "sweep temporary objects", Run: func(context.Context) error {
+			_, err := fsys.SweepTemp(time.Hour)
+			return err
+		}})
+	}
+	return tasks
+}

@@ -96,6 +96,9 @@ type Options struct {
 	MaxAttempts int
 	// RetryPolicy overrides River's default backoff (attempt^4 seconds with jitter).
 	RetryPolicy river.ClientRetryPolicy
+	// Periodic jobs (housekeeping …); River's leader election makes only
+	// one server insert them.
+	Periodic []*river.PeriodicJob
 }
 
 // New builds a queue on the runtime pool.
@@ -104,8 +107,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := &river.Config{
-		Schema:      Schema,
-		Logger:      opts.Logger,
+		Schema: Schema,
+		// River reports routine counts at info level every few seconds.
+		Logger:      slog.New(warnOnly{opts.Logger.Handler()}),
 		MaxAttempts: opts.MaxAttempts,
 		RetryPolicy: opts.RetryPolicy,
 	}
@@ -119,6 +123,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		}
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: conc}}
 		cfg.Workers = opts.Workers
+		cfg.PeriodicJobs = opts.Periodic
 		if opts.FetchPoll > 0 {
 			cfg.FetchPollInterval = opts.FetchPoll
 			cfg.FetchCooldown = min(opts.FetchPoll, 100*time.Millisecond)
@@ -247,4 +252,11 @@ func (d *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range []string{"available", "scheduled", "running", "retryable", "completed", "discarded", "cancelled", "pending"} {
 		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(m[s]), s)
 	}
+}
+
+// warnOnly passes warnings and errors through.
+type warnOnly struct{ slog.Handler }
+
+func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
 }
