@@ -122,6 +122,28 @@ func TestConcurrentWritersAreSealedExactlyOnce(t *testing.T) {
 		go func() { defer sealers.Done(); _ = s.Run(ctx) }()
 	}
 
+	// A verifier runs all the time too: concurrent writing and sealing must
+	// never look like tampering.
+	verifyErrs := make(chan string, 1)
+	var verifier sync.WaitGroup
+	verifier.Add(1)
+	verifies := 0
+	go func() {
+		defer verifier.Done()
+		for ctx.Err() == nil {
+			rep, err := audit.Verify(ctx, db.Admin)
+			if ctx.Err() != nil {
+				return
+			}
+			verifies++
+			if err != nil || !rep.OK {
+				verifyErrs <- fmt.Sprintf("verify during writes: %v %+v", err, rep.Problems)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
 	writerPool, err := postgres.OpenPool(ctx, db.AppURL, postgres.PoolOptions{MaxConns: writers + 2})
 	require.NoError(t, err)
 	defer writerPool.Close()
@@ -179,6 +201,13 @@ func TestConcurrentWritersAreSealedExactlyOnce(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 	cancel()
 	sealers.Wait()
+	verifier.Wait()
+	select {
+	case msg := <-verifyErrs:
+		t.Fatal(msg)
+	default:
+	}
+	require.Positive(t, verifies)
 	require.Zero(t, sealAll(t, db.App))
 
 	require.EqualValues(t, writers*rowsPerWriter, count(t, db.Admin, "SELECT count(*) FROM audit.event"))
@@ -189,7 +218,7 @@ func TestConcurrentWritersAreSealedExactlyOnce(t *testing.T) {
 	gaps := count(t, db.Admin, "SELECT max(id) - count(*) FROM audit.event")
 	require.Positive(t, gaps, "rolled-back writers left id gaps (the test exercises them)")
 	outOfOrder := count(t, db.Admin, `SELECT count(*) FROM (SELECT event_id < lag(event_id) OVER (ORDER BY seq) AS back FROM audit.seal) s WHERE back`)
-	t.Logf("%d id gaps, %d seals out of id order", gaps, outOfOrder)
+	t.Logf("%d id gaps, %d seals out of id order, %d verifications during the run", gaps, outOfOrder, verifies)
 
 	rep, err := audit.Verify(context.Background(), db.App)
 	require.NoError(t, err)
