@@ -25,10 +25,14 @@ type auditActor = audit.Actor
 
 type auditEvent = audit.Event
 
-func withAuditActor(ctx context.Context, a auditActor) context.Context { return audit.WithActor(ctx, a) }
+func withAuditActor(ctx context.Context, a auditActor) context.Context {
+	return audit.WithActor(ctx, a)
+}
 
 // recordAudit writes ev in tx (a transaction of the actor's tenant).
-func recordAudit(ctx context.Context, tx pgx.Tx, ev auditEvent) error { return audit.Record(ctx, tx, ev) }
+func recordAudit(ctx context.Context, tx pgx.Tx, ev auditEvent) error {
+	return audit.Record(ctx, tx, ev)
+}
 
 // ensureActor gives ctx an audit actor for p when it has none (calls from
 // outside the HTTP middleware, e.g. jobs and tests).

@@ -191,6 +191,24 @@ func TestLockOutAfterThreeFailuresAndAdminUnlock(t *testing.T) {
 	r = b.get("/login/notices?next=/journal", nil)
 	require.Equal(t, http.StatusSeeOther, r.Status, "notices are shown once")
 
+	// The audit log holds every attempt on the account, the lock and the unlock.
+	rows, err := e.db.Admin.Query(context.Background(), `SELECT action || COALESCE(':' || (detail->>'change'), ''), COALESCE(user_id, 0)
+		FROM audit.event WHERE object = $1 ORDER BY id`, "auth.user/"+itoa(victim.ID))
+	require.NoError(t, err)
+	var actions []string
+	for rows.Next() {
+		var a string
+		var uid int64
+		require.NoError(t, rows.Scan(&a, &uid))
+		if a == "login_failed" {
+			require.Zero(t, uid, "who failed is unknown")
+		}
+		actions = append(actions, a)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"login_failed", "login_failed", "login_failed", "login", "login_failed", "login_failed", "login_failed",
+		"update:locked", "update:unlocked", "login"}, actions)
+
 	// An admin of another municipality cannot unlock (the account does not exist for them).
 	other, err := CreateTenant(context.Background(), e.db.App, "0202", "Andenkommune")
 	require.NoError(t, err)
@@ -361,6 +379,8 @@ func TestLogout(t *testing.T) {
 	var n int
 	require.NoError(t, e.db.Admin.QueryRow(context.Background(), `SELECT count(*) FROM auth.session`).Scan(&n))
 	require.Zero(t, n)
+	require.NoError(t, e.db.Admin.QueryRow(context.Background(), `SELECT count(*) FROM audit.event WHERE action = 'logout' AND username = 'terapeut'`).Scan(&n))
+	require.Equal(t, 1, n)
 
 	// Replaying the old cookie does not work.
 	replay := e.browser()

@@ -136,6 +136,9 @@ func CreatePerson(ctx context.Context, q Querier, p Person) (Person, error) {
 
 const personColumns = `id, tenant_id, COALESCE(cpr, ''), given_name, family_name, birth_date, sex, address, phone, email, created`
 
+// personColumnsP is personColumns for a query where person is aliased p.
+const personColumnsP = `p.id, p.tenant_id, COALESCE(p.cpr, ''), p.given_name, p.family_name, p.birth_date, p.sex, p.address, p.phone, p.email, p.created`
+
 func scanPerson(row pgx.Row) (Person, error) {
 	var p Person
 	var cpr string
@@ -205,7 +208,7 @@ func RemoveCustody(ctx context.Context, q Querier, holderPersonID, childPersonID
 // ChildrenInCustody lists the persons holder has custody of (any age). The
 // portal shows those for whom Access answers Basis "custody".
 func ChildrenInCustody(ctx context.Context, q Querier, holderPersonID int64) ([]Person, error) {
-	rows, err := q.Query(ctx, `SELECT `+prefixed("p.", personColumns)+` FROM auth.custody c JOIN auth.person p ON p.id = c.child_person_id
+	rows, err := q.Query(ctx, `SELECT `+personColumnsP+` FROM auth.custody c JOIN auth.person p ON p.id = c.child_person_id
 		WHERE c.holder_person_id = $1 ORDER BY p.birth_date, p.id`, holderPersonID)
 	if err != nil {
 		return nil, dbErr("children in custody", err)
@@ -292,18 +295,6 @@ func UserUnits(ctx context.Context, q Querier, userID int64) ([]int64, error) {
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	return ids, dbErr("user units", err)
-}
-
-func prefixed(prefix, cols string) string {
-	parts := strings.Split(cols, ", ")
-	for i, c := range parts {
-		if strings.HasPrefix(c, "COALESCE(") {
-			parts[i] = "COALESCE(" + prefix + strings.TrimPrefix(c, "COALESCE(")
-		} else {
-			parts[i] = prefix + c
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 func nullDate(t time.Time) *time.Time {
