@@ -1,0 +1,318 @@
+package dimse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/uid"
+)
+
+// subOpSender sends one instance as a C-STORE sub-operation.
+type subOpSender interface {
+	send(ctx context.Context, inst Instance) (Status, error)
+	close()
+}
+
+// runRetrieve serves C-MOVE and C-GET: resolve, then C-STORE sub-operations
+// with pending responses, C-CANCEL and the final counts.
+func (a *serverAssoc) runRetrieve(ctx context.Context, op *runningOp, pc *PresentationContext, req *QueryRequest, rsp *Command) error {
+	start := time.Now()
+	isMove := req.Command == CMoveRQ
+	name, svc := "C-GET", ServiceGet
+	var handler RetrieveHandler = a.s.Get
+	if isMove {
+		name, svc, handler = "C-MOVE", ServiceMove, a.s.Move
+	}
+	final := func(st Status, comment string, counts *SubOpCounts, failed []string) error {
+		f := *rsp
+		f.Status, f.ErrorComment, f.SubOps = st, comment, counts
+		a.hook(name, st, start, 0)
+		if len(failed) == 0 {
+			return a.respond(pc, &f)
+		}
+		ds := header.NewDataset()
+		ds.SetString(tagFailedSOPInstanceUIDList, "UI", failed...)
+		b, err := ds.Encode(pc.TransferSyntax)
+		if err != nil {
+			return err
+		}
+		return a.c.sendMessage(pc.ID, &f, bytesReader(b))
+	}
+	if a.info.Services&svc == 0 {
+		return final(StatusNotAuthorized, "", nil, nil)
+	}
+	var dest Destination
+	if isMove {
+		if req.MoveDestination == "" {
+			return final(StatusMoveDestinationUnknown, "no move destination", nil, nil)
+		}
+		var err error
+		dest, err = a.s.Move.Destination(ctx, req, req.MoveDestination)
+		if err != nil {
+			st, comment := statusOf(StatusMoveDestinationUnknown, err)
+			if !errors.As(err, new(*StatusError)) {
+				st = StatusMoveDestinationUnknown
+			}
+			a.log.Info("C-MOVE destination refused", "destination", req.MoveDestination, "err", err)
+			return final(st, comment, nil, nil)
+		}
+	}
+	insts, err := func() (in []Instance, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("dimse: retrieve handler panic: %v", p)
+			}
+		}()
+		return handler.Retrieve(ctx, req)
+	}()
+	if err != nil {
+		st, comment := statusOf(StatusProcessingFailure, err)
+		if op.canceled.Load() {
+			st, comment = StatusCancel, ""
+		}
+		a.log.Warn(name+" failed", "status", st.String(), "err", err)
+		return final(st, comment, nil, nil)
+	}
+	counts := SubOpCounts{Remaining: uint16(min(len(insts), 0xFFFF)), HasRemaining: true}
+	if len(insts) == 0 {
+		counts.HasRemaining = false
+		return final(StatusSuccess, "", &counts, nil)
+	}
+	var sender subOpSender
+	if isMove {
+		s, err := a.dialDestination(ctx, req, dest, insts)
+		if err != nil {
+			a.log.Warn("C-MOVE cannot open association to destination", "destination", req.MoveDestination, "err", err)
+			failedUIDs := make([]string, 0, len(insts))
+			for _, in := range insts {
+				failedUIDs = append(failedUIDs, in.SOPInstanceUID)
+			}
+			return final(StatusOutOfResourcesSubOps, "cannot associate with move destination", &SubOpCounts{Failed: uint16(min(len(insts), 0xFFFF))}, failedUIDs)
+		}
+		sender = s
+	} else {
+		sender = &getSender{a: a, req: req, transcode: a.s.Transcode}
+	}
+	defer sender.close()
+	var failedUIDs []string
+	for _, inst := range insts {
+		if ctx.Err() != nil {
+			break
+		}
+		subStart := time.Now()
+		st, err := sender.send(ctx, inst)
+		a.hook("C-STORE-SUBOP", st, subStart, 0)
+		counts.Remaining--
+		switch {
+		case err == nil && st.IsSuccess():
+			counts.Completed++
+		case err == nil && st.Kind() == KindWarning:
+			counts.Warning++
+		default:
+			counts.Failed++
+			failedUIDs = append(failedUIDs, inst.SOPInstanceUID)
+			a.log.Info(name+" sub-operation failed", "status", st.String(), "err", err)
+		}
+		if a.ctx.Err() != nil {
+			return a.ctx.Err()
+		}
+		if counts.Remaining > 0 && ctx.Err() == nil {
+			pend := *rsp
+			pend.Status, pend.SubOps = StatusPending, &SubOpCounts{Remaining: counts.Remaining, Completed: counts.Completed, Failed: counts.Failed, Warning: counts.Warning, HasRemaining: true}
+			if err := a.respond(pc, &pend); err != nil {
+				return err
+			}
+		}
+	}
+	if op.canceled.Load() || (ctx.Err() != nil && counts.Remaining > 0) {
+		c := counts
+		return final(StatusCancel, "", &c, failedUIDs)
+	}
+	c := counts
+	c.HasRemaining = false
+	st := StatusSuccess
+	switch {
+	case c.Failed == 0 && c.Warning == 0:
+	case c.Completed == 0 && c.Warning == 0:
+		st = StatusOutOfResourcesSubOps
+	default:
+		st = StatusSubOperationsWithFailures
+	}
+	a.log.Debug(name, "status", st.String(), "completed", c.Completed, "failed", c.Failed, "warning", c.Warning)
+	return final(st, "", &c, failedUIDs)
+}
+
+// ---- C-MOVE: a new association to the destination ----
+
+type moveSender struct {
+	a         *serverAssoc
+	assoc     *Association
+	req       *QueryRequest
+	transcode Transcoder
+}
+
+func (a *serverAssoc) dialDestination(ctx context.Context, req *QueryRequest, dest Destination, insts []Instance) (*moveSender, error) {
+	calling := a.s.SubOpAETitle
+	if calling == "" {
+		calling = a.s.AETitle
+	}
+	if calling == "" {
+		calling = a.info.CalledAE
+	}
+	called := dest.AE
+	if called == "" {
+		called = req.MoveDestination
+	}
+	opts := DialOptions{CallingAE: calling, CalledAE: called, Contexts: subOpContexts(insts, a.s.Transcode != nil),
+		Logger: a.s.logger().With("parent_assoc", a.info.ID)}
+	dial := dest.Dial
+	if dial == nil {
+		dial = Dial
+	}
+	assoc, err := dial(ctx, dest.Addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &moveSender{a: a, assoc: assoc, req: req, transcode: a.s.Transcode}, nil
+}
+
+// subOpContexts proposes one context per (SOP class, transfer syntax) pair,
+// adding uncompressed alternatives, at most 128.
+func subOpContexts(insts []Instance, canTranscode bool) []ProposedContext {
+	type key struct{ class, ts string }
+	seen := map[key]bool{}
+	var out []ProposedContext
+	add := func(class string, ts []string) {
+		k := key{class, ts[0]}
+		if seen[k] || len(out) >= 128 {
+			return
+		}
+		seen[k] = true
+		out = append(out, ProposedContext{AbstractSyntax: class, TransferSyntaxes: ts})
+	}
+	for _, in := range insts {
+		ts := in.TransferSyntax
+		if slices.Contains(uid.UncompressedTransferSyntaxes(), ts) {
+			add(in.SOPClassUID, []string{ts})
+		} else {
+			add(in.SOPClassUID, []string{ts})
+			if canTranscode {
+				add(in.SOPClassUID, uid.UncompressedTransferSyntaxes())
+			}
+		}
+	}
+	return out
+}
+
+func acceptedSyntaxes(contexts []PresentationContext, class string, needSCP bool) []string {
+	var out []string
+	for _, pc := range contexts {
+		if pc.Accepted() && pc.AbstractSyntax == class && (!needSCP || pc.RequestorSCP) {
+			out = append(out, pc.TransferSyntax)
+		}
+	}
+	return out
+}
+
+func (m *moveSender) send(ctx context.Context, inst Instance) (Status, error) {
+	accepted := acceptedSyntaxes(m.assoc.Contexts(), inst.SOPClassUID, false)
+	inst, err := fitSyntax(ctx, inst, accepted, m.transcode)
+	if err != nil {
+		return StatusSOPClassNotSupported, err
+	}
+	rc, err := inst.Open(ctx)
+	if err != nil {
+		return StatusProcessingFailure, fmt.Errorf("dimse: open instance: %w", err)
+	}
+	defer rc.Close()
+	return m.assoc.Store(ctx, StoreParams{SOPClassUID: inst.SOPClassUID, SOPInstanceUID: inst.SOPInstanceUID, TransferSyntax: inst.TransferSyntax,
+		MoveOriginatorAE: m.req.Assoc.CallingAE, MoveOriginatorMessageID: m.req.MessageID}, rc)
+}
+
+func (m *moveSender) close() { _ = m.assoc.Close() }
+
+// fitSyntax returns inst if its syntax is accepted, else a transcoded one.
+func fitSyntax(ctx context.Context, inst Instance, accepted []string, transcode Transcoder) (Instance, error) {
+	if len(accepted) == 0 {
+		return inst, fmt.Errorf("%w: receiver does not accept %s", ErrNoPresentationContext, uid.Name(inst.SOPClassUID))
+	}
+	if slices.Contains(accepted, inst.TransferSyntax) {
+		return inst, nil
+	}
+	if transcode == nil {
+		return inst, fmt.Errorf("%w: receiver does not accept %s and no transcoder is configured", ErrNoPresentationContext, uid.Name(inst.TransferSyntax))
+	}
+	out, err := transcode(ctx, inst, accepted)
+	if err != nil {
+		return inst, fmt.Errorf("dimse: transcode to %v: %w", accepted, err)
+	}
+	return out, nil
+}
+
+// ---- C-GET: C-STORE on the same association ----
+
+type getSender struct {
+	a         *serverAssoc
+	req       *QueryRequest
+	transcode Transcoder
+}
+
+func (g *getSender) close() {}
+
+func (g *getSender) send(ctx context.Context, inst Instance) (Status, error) {
+	a := g.a
+	var all []PresentationContext
+	for _, pc := range a.c.contexts {
+		all = append(all, *pc)
+	}
+	accepted := acceptedSyntaxes(all, inst.SOPClassUID, true)
+	inst, err := fitSyntax(ctx, inst, accepted, g.transcode)
+	if err != nil {
+		return StatusSOPClassNotSupported, err
+	}
+	var pc *PresentationContext
+	for _, p := range a.c.contexts {
+		if p.Accepted() && p.RequestorSCP && p.AbstractSyntax == inst.SOPClassUID && p.TransferSyntax == inst.TransferSyntax {
+			pc = p
+			break
+		}
+	}
+	if pc == nil {
+		return StatusSOPClassNotSupported, ErrNoPresentationContext
+	}
+	rc, err := inst.Open(ctx)
+	if err != nil {
+		return StatusProcessingFailure, fmt.Errorf("dimse: open instance: %w", err)
+	}
+	defer rc.Close()
+	id := uint16(a.msgID.Add(1))
+	if id == 0 {
+		id = uint16(a.msgID.Add(1))
+	}
+	ch := make(chan *Command, 1)
+	a.mu.Lock()
+	a.waiters[id] = ch
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.waiters, id)
+		a.mu.Unlock()
+	}()
+	cmd := &Command{CommandField: CStoreRQ, MessageID: id, AffectedSOPClassUID: inst.SOPClassUID, AffectedSOPInstanceUID: inst.SOPInstanceUID, Priority: g.req.Priority}
+	if err := a.c.sendMessage(pc.ID, cmd, rc); err != nil {
+		a.c.abort(AbortSourceServiceProvider, AbortReasonNotSpecified)
+		return StatusProcessingFailure, err
+	}
+	// Wait for the response even after C-CANCEL: it is in flight.
+	select {
+	case r := <-ch:
+		return r.Status, nil
+	case <-a.ctx.Done():
+		return StatusProcessingFailure, a.ctx.Err()
+	}
+}
+
