@@ -373,7 +373,9 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, data Login
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+	if w.Header().Get("Content-Security-Policy") == "" { // keep the shell's stricter policy
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+	}
 	s.cfg.LoginPage(&statusWriter{ResponseWriter: w, status: data.Status}, r, data)
 }
 

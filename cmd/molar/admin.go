@@ -19,7 +19,7 @@ import (
 )
 
 // dbFlags are the settings admin commands take: where the database is.
-var dbFlags = map[string]bool{"data-dir": true, "database-url": true, "database-app-url": true, "log-level": true, "log-format": true}
+var dbFlags = map[string]bool{"data-dir": true, "postgres-bin-dir": true, "database-url": true, "database-app-url": true, "log-level": true, "log-format": true}
 
 // adminDB parses the database settings plus the command's own flags
 // (declared by addFlags) and opens the database, migrated.

@@ -28,6 +28,7 @@ type Config struct {
 	DataDir         string
 	DatabaseURL     string
 	DatabaseAppURL  string
+	PostgresBinDir  string
 	S3Endpoint      string
 	S3Bucket        string
 	S3AccessKey     string
@@ -105,6 +106,7 @@ var settings = []setting{
 	{"data-dir", "MOLAR_DATA_DIR", "./data", "data directory (embedded PostgreSQL cluster, filesystem objects, temp files)", false, str(func(c *Config) *string { return &c.DataDir })},
 	{"database-url", "MOLAR_DATABASE_URL", "", "PostgreSQL URL used for migrations (schema owner); empty = embedded cluster under the data dir", true, str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"database-app-url", "MOLAR_DATABASE_APP_URL", "", "PostgreSQL URL logging in as the runtime role molar_app; empty = database-url with SET ROLE molar_app", true, str(func(c *Config) *string { return &c.DatabaseAppURL })},
+	{"postgres-bin-dir", "MOLAR_POSTGRES_BIN_DIR", "", "PostgreSQL server binaries for the embedded cluster; empty = search PATH and /usr/lib/postgresql/*/bin", false, str(func(c *Config) *string { return &c.PostgresBinDir })},
 	{"s3-endpoint", "MOLAR_S3_ENDPOINT", "", "S3 endpoint host:port; empty = filesystem object store under the data dir", false, str(func(c *Config) *string { return &c.S3Endpoint })},
 	{"s3-bucket", "MOLAR_S3_BUCKET", "molar", "S3 bucket (created when missing)", false, str(func(c *Config) *string { return &c.S3Bucket })},
 	{"s3-access-key", "MOLAR_S3_ACCESS_KEY", "", "S3 access key", true, str(func(c *Config) *string { return &c.S3AccessKey })},

@@ -40,7 +40,7 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, migrate bo
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("create data dir %s (MOLAR_DATA_DIR): %w", dataDir, err)
 		}
-		db.cluster = &postgres.Cluster{Dir: filepath.Join(dataDir, "pg"), Logger: log}
+		db.cluster = &postgres.Cluster{Dir: filepath.Join(dataDir, "pg"), BinDir: cfg.PostgresBinDir, Logger: log}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		err = db.cluster.Start(sctx)
 		cancel()

@@ -151,6 +151,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 		version = strings.TrimSpace(string(b))
 	}
 	bin := c.BinDir
+	if bin != "" && (!isExec(filepath.Join(bin, "postgres")) || !isExec(filepath.Join(bin, "initdb"))) {
+		return fmt.Errorf("%w (looked in %s)", ErrBinariesMissing, bin)
+	}
 	if bin == "" {
 		if bin, err = FindBinaries(version); err != nil {
 			return err
