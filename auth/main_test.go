@@ -70,6 +70,16 @@ type env struct {
 // an HTTP server with the auth routes and a few protected test routes.
 func newEnv(t *testing.T, mutate func(*Config)) *env {
 	t.Helper()
+	return newEnvWith(t, func(_ *env, c *Config) {
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// newEnvWith is newEnv with a mutator that sees the env (its server URL).
+func newEnvWith(t *testing.T, mutate func(*env, *Config)) *env {
+	t.Helper()
 	db := pgtest.Open(t, Migrations(), audit.Migrations())
 	e := &env{t: t, db: db, clock: &fakeClock{t: time.Now()}}
 	e.srv = httptest.NewUnstartedServer(nil)
@@ -86,7 +96,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 		}),
 	}
 	if mutate != nil {
-		mutate(&cfg)
+		mutate(e, &cfg)
 	}
 	svc, err := New(db.App, cfg)
 	require.NoError(t, err)
@@ -264,3 +274,8 @@ func loopback(t *testing.T) []netip.Prefix {
 }
 
 func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }
+
+func copyAll(w io.Writer, res *http.Response) (int64, error) {
+	defer res.Body.Close()
+	return io.Copy(w, res.Body)
+}
