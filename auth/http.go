@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -409,6 +410,7 @@ func (s *Service) loginCSRFOK(r *http.Request) bool {
 //	GET  /auth/oidc/login           starts OpenID Connect (?provider=&next=)
 //	GET  /auth/oidc/callback        the redirect URL registered at the provider
 //	POST /admin/users/{id}/unlock   unlocks an account (admin.users)
+//	GET  /admin/users/locked        the municipality's locked accounts, JSON (admin.users)
 //
 // Mount Middleware on the router first.
 func (s *Service) Routes(r chi.Router) {
@@ -419,6 +421,32 @@ func (s *Service) Routes(r chi.Router) {
 	r.Get("/auth/oidc/login", s.handleOIDCLogin)
 	r.Get("/auth/oidc/callback", s.handleOIDCCallback)
 	r.With(s.Require(PermAdminUsers)).Post("/admin/users/{id}/unlock", s.handleUnlock)
+	r.With(s.Require(PermAdminUsers)).Get("/admin/users/locked", s.handleLocked)
+}
+
+// handleLocked lists the admin's municipality's locked accounts (JSON).
+func (s *Service) handleLocked(w http.ResponseWriter, r *http.Request) {
+	p := PrincipalFrom(r.Context())
+	users, err := s.LockedUsers(r.Context(), p.TenantID)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "listing locked accounts failed", "err", err)
+		writeError(w, r, http.StatusInternalServerError, "error")
+		return
+	}
+	type item struct {
+		ID          int64     `json:"id"`
+		Username    string    `json:"username"`
+		DisplayName string    `json:"display_name"`
+		Role        string    `json:"role"`
+		LockedAt    time.Time `json:"locked_at"`
+	}
+	out := make([]item, 0, len(users))
+	for _, u := range users {
+		out = append(out, item{u.ID, u.Username, u.DisplayName, u.Role, u.LockedAt})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func (s *Service) handleLoginPage(w http.ResponseWriter, r *http.Request) {

@@ -80,6 +80,20 @@ func CreateTenant(ctx context.Context, q Querier, code, name string) (Tenant, er
 	return t, nil
 }
 
+// EnsureTenant returns the municipality with code, creating it when missing
+// (set-up, demo and `molar user add` on a fresh database).
+func EnsureTenant(ctx context.Context, q Querier, code, name string) (Tenant, error) {
+	t, err := TenantByCode(ctx, q, code)
+	if err == nil || !errors.Is(err, ErrNotFound) {
+		return t, err
+	}
+	t, err = CreateTenant(ctx, q, code, name)
+	if errors.Is(err, ErrConflict) { // created meanwhile
+		return TenantByCode(ctx, q, code)
+	}
+	return t, err
+}
+
 // TenantByCode looks a municipality up by its code.
 func TenantByCode(ctx context.Context, q Querier, code string) (Tenant, error) {
 	t := Tenant{}

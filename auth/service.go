@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,9 @@ type Service struct {
 	public  []string
 
 	dummyHash string
+	// hashSlots bounds concurrent argon2id verifications (each takes the
+	// hash's memory, 46 MiB by default), so a flood of logins cannot exhaust memory.
+	hashSlots chan struct{}
 }
 
 // New makes a Service. It does not contact the OpenID providers: discovery
@@ -132,8 +136,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 		cfg.LoginPage = DefaultLoginPage
 	}
 	s := &Service{pool: pool, cfg: cfg, log: cfg.Logger,
-		limiter: newAddrLimiter(cfg.LoginFailureEvery, cfg.LoginFailureBurst),
-		basic:   newCredCache(5 * time.Minute),
+		limiter:   newAddrLimiter(cfg.LoginFailureEvery, cfg.LoginFailureBurst),
+		basic:     newCredCache(5 * time.Minute),
+		hashSlots: make(chan struct{}, max(2, runtime.NumCPU())),
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
@@ -189,7 +194,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	return u, err
 }
 
-// SetPassword sets a user's local password.
+// SetPassword sets a user's local password and ends the user's sessions.
 func (s *Service) SetPassword(ctx context.Context, userID int64, password string) error {
 	h, err := HashPassword(password, s.argon2())
 	if err != nil {
@@ -202,8 +207,7 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, password string
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("auth: set password: %w", ErrNotFound)
 	}
-	s.basic.forgetUser(userID)
-	return nil
+	return s.DeleteUserSessions(ctx, userID)
 }
 
 // Unlock unlocks an account and clears its failed logins. by is the admin
@@ -304,6 +308,12 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string, 
 func (s *Service) checkPassword(ctx context.Context, username, password string, source netip.Addr) (User, error) {
 	if len(password) > 4*MaxPasswordLength {
 		password = password[:4*MaxPasswordLength]
+	}
+	select {
+	case s.hashSlots <- struct{}{}:
+		defer func() { <-s.hashSlots }()
+	case <-ctx.Done():
+		return User{}, fmt.Errorf("auth: login: %w", ctx.Err())
 	}
 	u, err := UserByUsername(ctx, s.pool, username)
 	if errors.Is(err, ErrNotFound) || (err == nil && !u.HasPassword) {
