@@ -13,6 +13,28 @@
 //
 // CPR numbers and names never go into logs: the CPR type masks itself when
 // formatted, and this package logs only ids.
+//
+// Wiring (cmd/molar):
+//
+//	// migrations: auth.Migrations() (and audit.Migrations())
+//	svc, err := auth.New(appPool, auth.Config{
+//		PublicURL: cfg.PublicURL,          // https → Secure cookies, origin check
+//		TrustedProxies: cfg.TrustedProxies, // who may set X-Forwarded-For
+//		OIDC: []auth.OIDCConfig{…},        // MitID broker, staff directory
+//		Notifier: mailer,                  // lock-out / unlock notices
+//		LoginPage: shell.LoginPage,        // the web shell's renderer
+//		Logger: logger,
+//	})
+//	r := chi.NewRouter()
+//	r.Use(middleware.RequestID) // request id for logs and the audit actor
+//	r.Use(svc.Middleware)       // authenticate, CSRF, deny by default
+//	svc.Routes(r)               // /login, /logout, /auth/oidc/…, /admin/users/…
+//	r.With(svc.Require(auth.PermJournalRead)).Get("/journal/…", h)
+//
+// Handlers get the user with PrincipalFrom(r.Context()), the form token with
+// CSRFToken(r), and decide access to a person's data with Access inside
+// postgres.InTenant(ctx, pool, principal.TenantID, …), recording the read
+// with audit.Record (BreakGlassReason: decision.Reason).
 package auth
 
 import (

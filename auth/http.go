@@ -139,8 +139,12 @@ func (s *Service) refuseHeader(w http.ResponseWriter, r *http.Request, err error
 	case http.StatusServiceUnavailable:
 		writeError(w, r, status, "unavailable")
 	default:
-		s.log.ErrorContext(r.Context(), "authentication failed", "err", err)
-		writeError(w, r, http.StatusInternalServerError, "error")
+		if status >= 500 {
+			s.log.ErrorContext(r.Context(), "authentication failed", "err", err)
+			writeError(w, r, http.StatusInternalServerError, "error")
+			return
+		}
+		writeError(w, r, status, messageKey(err))
 	}
 }
 
