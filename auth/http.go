@@ -60,6 +60,7 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 		source := s.ClientAddr(r)
 		var p *Principal
 		var err error
+		expired := false
 		if authz := r.Header.Get("Authorization"); authz != "" && !public {
 			p, err = s.authenticateHeader(r.Context(), authz, source)
 			if err != nil {
@@ -75,6 +76,7 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 					return
 				}
 				s.clearSessionCookie(w, r)
+				expired = errors.Is(err, ErrSessionExpired)
 				p = nil
 			}
 			if p != nil && !public {
@@ -91,6 +93,10 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 			ctx = withAuditActor(ctx, auditActor{UserID: p.UserID, Username: p.Username, Role: p.Role, TenantID: p.TenantID,
 				RequestID: requestIDFrom(ctx), SourceAddr: addrString(source)})
 		} else if !public {
+			if expired && wantsHTML(r) {
+				http.Redirect(w, r, "/login?error=session_expired&next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
 			s.deny(w, r)
 			return
 		}
@@ -552,6 +558,7 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleUnlock(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
 	if err != nil || id <= 0 {
 		writeError(w, r, http.StatusBadRequest, "error")

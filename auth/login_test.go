@@ -194,6 +194,13 @@ func TestLockOutAfterThreeFailuresAndAdminUnlock(t *testing.T) {
 	require.Contains(t, r.Body, `href="/journal"`)
 	r = b.get("/login/notices?next=/journal", nil)
 	require.Equal(t, http.StatusSeeOther, r.Status, "notices are shown once")
+	status, _ := b.me()
+	require.Equal(t, http.StatusOK, status)
+	// Locking an account ends the use of its open sessions.
+	_, err = e.db.Admin.Exec(context.Background(), `UPDATE auth.users SET locked_at = now() WHERE id = $1`, victim.ID)
+	require.NoError(t, err)
+	status, _ = b.me()
+	require.Equal(t, http.StatusUnauthorized, status)
 
 	// The audit log holds every attempt on the account, the lock and the unlock.
 	rows, err := e.db.Admin.Query(context.Background(), `SELECT action || COALESCE(':' || (detail->>'change'), ''), COALESCE(user_id, 0)
@@ -336,6 +343,10 @@ func TestSessionIdleAndAbsoluteExpiry(t *testing.T) {
 	status, _ = b.me()
 	require.Equal(t, http.StatusOK, status)
 	e.clock.Advance(31 * time.Minute)
+	r := b.get("/journal", map[string]string{"Accept": "text/html"})
+	require.Equal(t, http.StatusSeeOther, r.Status)
+	require.Equal(t, "/login?error=session_expired&next=%2Fjournal", r.Header.Get("Location"))
+	require.Equal(t, "session_expired", errorKey(b.get(r.Header.Get("Location"), nil).Body))
 	status, _ = b.me()
 	require.Equal(t, http.StatusUnauthorized, status)
 	var n int
