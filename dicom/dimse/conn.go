@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 // State is the upper layer state of an association (PS3.8 9.2.1).
@@ -464,7 +466,8 @@ func (c *conn) maxPDVData() int {
 	if m < 16 {
 		m = 16
 	}
-	return int(m) - 6
+	// Even, so that only a final fragment can have odd length.
+	return (int(m) - 6) &^ 1
 }
 
 var bufPool sync.Pool
@@ -515,6 +518,12 @@ func (c *conn) sendMessage(ctx byte, cmd *Command, data io.Reader) error {
 	defer putBuf(a)
 	defer putBuf(b)
 	na, erra := io.ReadFull(data, a)
+	padOdd := false
+	if pc := c.contexts[ctx]; pc != nil && pc.TransferSyntax == uid.DeflatedExplicitVRLittleEndian {
+		// PS3.5 A.5: a deflated data set of odd length is padded with a
+		// trailing NUL; receivers (DCMTK) refuse odd fragments.
+		padOdd = true
+	}
 	for {
 		last := false
 		switch {
@@ -530,6 +539,11 @@ func (c *conn) sendMessage(ctx byte, cmd *Command, data io.Reader) error {
 			if errb == io.EOF {
 				last = true
 			}
+		}
+		if last && padOdd && na%2 == 1 {
+			a = a[:na+1]
+			a[na] = 0
+			na++
 		}
 		if err := c.writePDV(ctx, false, last, a[:na]); err != nil {
 			return err
