@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -73,13 +74,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	msg := oneLine(err.Error())
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "molar %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "molar %s: %s\n", args[0], msg)
 		return 2
 	}
-	fmt.Fprintf(stderr, "molar %s: %v\n", args[0], err)
+	fmt.Fprintf(stderr, "molar %s: %s\n", args[0], msg)
 	return 1
+}
+
+// oneLine folds a multi-line error (pgx lists every address it tried) into
+// one line, dropping repeated parts.
+func oneLine(s string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		parts = append(parts, l)
+	}
+	return strings.Join(parts, " ")
 }
 
 // usageError marks errors in the command line itself (exit code 2).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -63,6 +64,12 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, migrate bo
 	if migrate {
 		if err := migrateAll(ctx, db.ownerURL, log); err != nil {
 			db.close(ctx)
+			if cfg.DatabaseURL != "" {
+				var me *postgres.MigrationError
+				if !errors.As(err, &me) {
+					return nil, fmt.Errorf("database (MOLAR_DATABASE_URL): %w", err)
+				}
+			}
 			return nil, err
 		}
 	}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// molarBinary builds the real binary once per test run.
+func molarBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "molar-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "molar")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = &buildError{string(out)}
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+type buildError struct{ out string }
+
+func (e *buildError) Error() string { return "go build: " + e.out }
+
+// dataDir is a data directory the postgres user can enter (t.TempDir is 0700).
+func dataDir(t *testing.T) string {
+	d, err := os.MkdirTemp("", "molar-data-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(d, 0o755))
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return filepath.Join(d, "data")
+}
+
+// proc is a running `molar serve`.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout *bytes.Buffer
+	stderr *lockedBuffer
+	web    string
+	done   chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuffer) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+var webLine = regexp.MustCompile(`Web:\s+(http://\S+)/`)
+
+func startMolar(t *testing.T, data string, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(molarBinary(t), "serve", "--demo", "--http-addr", "127.0.0.1:0", "--dicom-addr", "127.0.0.1:0", "--data-dir", data, "--log-format", "json")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	p := &proc{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	require.NoError(t, cmd.Start())
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			p.stdout.WriteString(line + "\n")
+			if m := webLine.FindStringSubmatch(line); m != nil {
+				ready <- m[1]
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case p.web = <-ready:
+	case err := <-p.done:
+		t.Fatalf("molar exited before ready: %v\nstderr: %s", err, p.stderr.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("molar not ready after 2 minutes\nstderr: %s", p.stderr.String())
+	}
+	return p
+}
+
+func (p *proc) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("molar did not exit within %s\nstderr: %s", d, p.stderr.String())
+		return nil
+	}
+}
+
+// canLogIn logs in over HTTP and reports the status of the home page.
+func canLogIn(t *testing.T, base, username, password string) int {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.Get(base + "/login")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfField.FindStringSubmatch(string(b))
+	require.NotNil(t, m)
+	req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(url.Values{
+		"username": {username}, "password": {password}, "csrf_token": {m[1]}, "next": {"/"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	req.Header.Set("Accept", "text/html")
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && strings.Contains(string(b), `id="welcome"`) {
+		return http.StatusOK
+	}
+	if resp.StatusCode == http.StatusOK {
+		return http.StatusUnauthorized
+	}
+	return resp.StatusCode
+}
+
+// postgresProcessesFor lists live postgres processes serving dir.
+func postgresProcessesFor(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(b), dir) && strings.Contains(string(b), "postgres") {
+			st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if i := strings.LastIndexByte(string(st), ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
+				continue
+			}
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestServeLifecycle is the set-up contract end to end with the real binary
+// and the embedded PostgreSQL: ready with URLs and logins, login works, an
+// admin command works beside the running server, Ctrl-C leaves no process,
+// a second start reuses the data, and after kill -9 everything comes back.
+func TestServeLifecycle(t *testing.T) {
+	pgtest.AdminURL(t) // PostgreSQL binaries present (fails under CI=true otherwise)
+	data := dataDir(t)
+	p := startMolar(t, data)
+	require.Contains(t, p.stdout.String(), "Demo logins")
+	require.Contains(t, p.stdout.String(), "tandlaege")
+	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "tandlaege", demo.Password))
+	require.Equal(t, http.StatusUnauthorized, canLogIn(t, p.web, "tandlaege", "wrong-password-1"))
+
+	// An admin command beside the running server uses its cluster.
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(pwFile, []byte("a-long-password-42\n"), 0o600))
+	out, err := exec.Command(molarBinary(t), "user", "add", "--data-dir", data, "--username", "nyansat", "--role", "dentist", "--password-file", pwFile).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "nyansat", "a-long-password-42"))
+
+	// Logs hold no names or CPR numbers.
+	logs := p.stderr.String()
+	require.NotContains(t, logs, "Tove Tandlæge")
+	require.NotRegexp(t, `\b[0-3]\d[01]\d\d\d-\d{4}\b`, logs, "no CPR numbers in logs")
+
+	// Ctrl-C: clean exit, no process left behind.
+	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
+	require.NoError(t, p.wait(t, time.Minute))
+	require.Empty(t, postgresProcessesFor(data), "no PostgreSQL process left after Ctrl-C")
+
+	// Second start reuses the data.
+	p = startMolar(t, data)
+	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "nyansat", "a-long-password-42"))
+
+	// kill -9 of molar, then start again: everything is back.
+	require.NoError(t, p.cmd.Process.Kill())
+	_ = p.wait(t, time.Minute)
+	p = startMolar(t, data)
+	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "nyansat", "a-long-password-42"))
+	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "tandlaege", demo.Password))
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.wait(t, time.Minute))
+	require.Empty(t, postgresProcessesFor(data))
+}
+
+// TestStartupErrorsAreOneClearLine: each bad start gives one clear message
+// naming the problem and a non-zero exit, never a stack trace.
+func TestStartupErrorsAreOneClearLine(t *testing.T) {
+	pgtest.AdminURL(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"bad setting", nil, []string{"MOLAR_AE_TITLE=WAY_TOO_LONG_AE_TITLE"}, "MOLAR_AE_TITLE"},
+		{"occupied port", []string{"--http-addr", busy.Addr().String()}, nil, "already in use"},
+		{"missing postgres binaries", []string{"--postgres-bin-dir", "/nonexistent"}, nil, "apt-get install postgresql"},
+		{"unreachable database", nil, []string{"MOLAR_DATABASE_URL=postgres://molar@127.0.0.1:1/molar?connect_timeout=2"}, "127.0.0.1"},
+		{"unreachable S3", nil, []string{"MOLAR_S3_ENDPOINT=127.0.0.1:1", "MOLAR_S3_ACCESS_KEY=a", "MOLAR_S3_SECRET_KEY=b"}, "object store"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--data-dir", dataDir(t), "--dicom-addr", "127.0.0.1:0"}, tc.args...)
+			if !contains(tc.args, "--http-addr") {
+				args = append(args, "--http-addr", "127.0.0.1:0")
+			}
+			cmd := exec.Command(molarBinary(t), args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			done := make(chan error, 1)
+			require.NoError(t, cmd.Start())
+			go func() { done <- cmd.Wait() }()
+			var werr error
+			select {
+			case werr = <-done:
+			case <-ctx.Done():
+				_ = cmd.Process.Kill()
+				t.Fatalf("did not exit")
+			}
+			require.Error(t, werr, "non-zero exit")
+			msg := lastLine(stderr.String())
+			require.Contains(t, msg, tc.want)
+			require.True(t, strings.HasPrefix(msg, "molar serve: "), "last line %q of\n%s", msg, stderr.String())
+			require.NotContains(t, stderr.String(), "goroutine ")
+			require.NotContains(t, stderr.String(), "panic")
+		})
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+var _ = postgres.AppRole
