@@ -26,11 +26,11 @@ func PrincipalFrom(ctx context.Context) *Principal {
 	return p
 }
 
-// WithPrincipal returns ctx carrying p (and the audit actor). Middleware does
-// this; tests and background jobs acting for a user may too.
+// WithPrincipal returns ctx carrying p, and an audit actor for p when ctx
+// has none. Middleware does this; tests and background jobs acting for a
+// user may too.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	ctx = context.WithValue(ctx, principalKey{}, p)
-	return ctx
+	return ensureActor(context.WithValue(ctx, principalKey{}, p), p)
 }
 
 // CSRFToken returns the token that forms of the request's session must send
@@ -89,7 +89,7 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 		}
 		ctx := r.Context()
 		if p != nil {
-			ctx = WithPrincipal(ctx, p)
+			ctx = context.WithValue(ctx, principalKey{}, p)
 			ctx = withAuditActor(ctx, auditActor{UserID: p.UserID, Username: p.Username, Role: p.Role, TenantID: p.TenantID,
 				RequestID: requestIDFrom(ctx), SourceAddr: addrString(source)})
 		} else if !public {
