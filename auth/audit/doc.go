@@ -39,7 +39,9 @@
 //
 // # Sealing
 //
-// Sealer.Run seals rows in batches. Only one sealer works at a time, even
+// Sealer.Run seals rows in passes: a pass takes the snapshot xmin once, lists
+// the ids of the rows to seal below it, and seals them in batches (1000 rows
+// per transaction by default). Only one sealer works at a time, even
 // with several servers: each batch runs in a transaction that takes a
 // transaction-level advisory lock (pg_try_advisory_xact_lock; a busy lock
 // means another server is sealing, and this one skips the round) and locks
@@ -59,9 +61,12 @@
 //
 // The sealer runs as the runtime role. Row-level security would hide other
 // tenants' rows from it, and no role has BYPASSRLS; instead it reads through
-// SECURITY DEFINER functions owned by molar_owner (audit.seal_candidates,
-// audit.chain_page, audit.unsealed_page), which return exactly the columns
-// the hash covers and change nothing. It may INSERT into audit.seal (only
+// SECURITY DEFINER functions owned by molar_owner (audit.unsealed_ids,
+// audit.seal_candidates, audit.chain_page, audit.unsealed_page), which return
+// ids or exactly the columns the hash covers and change nothing. The price:
+// any code running as the runtime role could read other tenants' audit rows
+// through them; application code does not, and AccessLog reads only through
+// row-level security. It may INSERT into audit.seal (only
 // seq, event_id, prev_hash and hash; a trigger refuses a seal that does not
 // extend the chain) and UPDATE audit.head (a trigger lets it move only
 // forward, to the last seal). It has no write privilege on audit.event beyond

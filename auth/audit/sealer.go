@@ -118,15 +118,27 @@ func (s *Sealer) SealOnce(ctx context.Context) (int, error) {
 		return 0, errors.New("audit: sealer has no pool")
 	}
 	total := 0
-	var buf []byte
+	p := pass{}
 	for range maxBatchesPerPass {
-		n, more, err := s.sealBatch(ctx, &buf)
+		n, more, err := s.sealBatch(ctx, &p)
 		total += n
 		if err != nil || !more {
 			return total, err
 		}
 	}
 	return total, nil
+}
+
+// pass is the state of one SealOnce. Its first batch takes the snapshot
+// xmin and the ids of all rows to seal below it (an index range on
+// writer_xid); the batches then seal those ids in order. With xmin fixed the
+// set is fixed: every writer below it has finished.
+type pass struct {
+	started  bool
+	xmin     int64
+	ids      []int64 // still to seal, in id order
+	complete bool    // ids held every unsealed row below xmin
+	buf      []byte
 }
 
 func (s *Sealer) logger() *slog.Logger {
@@ -143,9 +155,9 @@ func (s *Sealer) batchSize() int {
 	return s.BatchSize
 }
 
-// sealBatch seals up to one batch in its own transaction. more reports that
-// the batch was full, so more rows may be waiting.
-func (s *Sealer) sealBatch(ctx context.Context, buf *[]byte) (n int, more bool, err error) {
+// sealBatch seals up to one batch of the pass in its own transaction. more
+// reports that ids of the pass are left.
+func (s *Sealer) sealBatch(ctx context.Context, p *pass) (n int, more bool, err error) {
 	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return 0, false, fmt.Errorf("audit: sealer: begin: %w", err)
@@ -160,51 +172,68 @@ func (s *Sealer) sealBatch(ctx context.Context, buf *[]byte) (n int, more bool, 
 		s.logger().Debug("audit: another sealer is working; skipping this round")
 		return 0, false, nil
 	}
-	// xmin first, before this transaction writes anything: every writer
-	// below it has committed or aborted, so all its rows are visible to the
-	// statements that follow.
-	var xmin int64
-	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").Scan(&xmin); err != nil {
-		return 0, false, fmt.Errorf("audit: sealer: snapshot: %w", err)
+	if !p.started {
+		p.started = true
+		// Taken before this transaction writes anything: every writer
+		// below xmin has committed or aborted, so all its rows are visible
+		// to the statements that follow, in this and later transactions.
+		if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").Scan(&p.xmin); err != nil {
+			return 0, false, fmt.Errorf("audit: sealer: snapshot: %w", err)
+		}
 	}
 	var head Anchor
 	var horizon int64
 	if err := tx.QueryRow(ctx, "SELECT seq, hash, horizon_xid FROM audit.head WHERE id = 1").Scan(&head.Seq, &head.Hash, &horizon); err != nil {
 		return 0, false, fmt.Errorf("audit: sealer: read head: %w", err)
 	}
+	xmin := p.xmin
 	if xmin <= horizon {
-		return 0, false, nil
+		return 0, false, nil // nothing finished since the last pass (or another sealer did it)
 	}
 	limit := s.batchSize()
-	rows, err := tx.Query(ctx, "SELECT * FROM audit.seal_candidates($1, $2, $3)", horizon, xmin, limit)
-	if err != nil {
-		return 0, false, fmt.Errorf("audit: sealer: read events: %w", err)
+	if p.ids == nil {
+		maxIDs := maxBatchesPerPass * limit
+		rows, err := tx.Query(ctx, "SELECT * FROM audit.unsealed_ids($1, $2, $3)", horizon, xmin, maxIDs)
+		if err != nil {
+			return 0, false, fmt.Errorf("audit: sealer: find events: %w", err)
+		}
+		if p.ids, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+			return 0, false, fmt.Errorf("audit: sealer: find events: %w", err)
+		}
+		p.complete = len(p.ids) < maxIDs
 	}
+	chunk := p.ids[:min(limit, len(p.ids))]
 	var (
 		seqs, ids     []int64
 		prevs, hashes [][]byte
-		ev            eventRow
 	)
 	prev, seq := head.Hash, head.Seq
-	for rows.Next() {
-		ev = eventRow{}
-		if err := rows.Scan(ev.scanTargets()...); err != nil {
-			rows.Close()
+	if len(chunk) > 0 {
+		rows, err := tx.Query(ctx, "SELECT * FROM audit.seal_candidates($1)", chunk)
+		if err != nil {
 			return 0, false, fmt.Errorf("audit: sealer: read events: %w", err)
 		}
-		var sum []byte
-		sum, *buf = chainHash(prev, &ev, *buf)
-		seq++
-		seqs, ids, prevs, hashes = append(seqs, seq), append(ids, *ev.ID), append(prevs, prev), append(hashes, sum)
-		prev = sum
-	}
-	if err := rows.Err(); err != nil {
-		return 0, false, fmt.Errorf("audit: sealer: read events: %w", err)
+		for rows.Next() {
+			var ev eventRow
+			if err := rows.Scan(ev.scanTargets()...); err != nil {
+				rows.Close()
+				return 0, false, fmt.Errorf("audit: sealer: read events: %w", err)
+			}
+			var sum []byte
+			sum, p.buf = chainHash(prev, &ev, p.buf)
+			seq++
+			seqs, ids, prevs, hashes = append(seqs, seq), append(ids, *ev.ID), append(prevs, prev), append(hashes, sum)
+			prev = sum
+		}
+		if err := rows.Err(); err != nil {
+			return 0, false, fmt.Errorf("audit: sealer: read events: %w", err)
+		}
 	}
 	n = len(ids)
-	more = n == limit
+	p.ids = p.ids[len(chunk):]
+	more = len(p.ids) > 0
 	newHorizon := horizon
-	if !more {
+	if !more && p.complete {
 		newHorizon = xmin // every finished writer below xmin is now sealed
 	}
 	if n > 0 {
@@ -215,7 +244,7 @@ func (s *Sealer) sealBatch(ctx context.Context, buf *[]byte) (n int, more bool, 
 		}
 	}
 	if n > 0 || newHorizon != horizon {
-		if _, err := tx.Exec(ctx, `UPDATE audit.head SET seq = $1, hash = $2, horizon_xid = $3,
+		if _, err := tx.Exec(ctx, `UPDATE audit.head SET seq = $1, hash = $2, horizon_xid = greatest(horizon_xid, $3),
 			sealed_at = CASE WHEN $4 THEN clock_timestamp() ELSE sealed_at END WHERE id = 1`,
 			seq, prev, newHorizon, n > 0); err != nil {
 			return 0, false, fmt.Errorf("audit: sealer: move head: %w", err)

@@ -138,7 +138,22 @@ CREATE POLICY tenant_write ON audit.event FOR INSERT TO molar_app
 -- Cross-tenant reads for the sealer and Verify. They run as the runtime role
 -- (no BYPASSRLS anywhere); these functions run as the owner, return exactly
 -- the columns the hash covers and cannot change anything.
-CREATE FUNCTION audit.seal_candidates(p_from_xid bigint, p_below_xid bigint, p_limit int)
+-- Events to seal: writer in [p_from_xid, p_below_xid), not sealed yet, in id
+-- order. The sealer takes the ids once per pass (an index range on
+-- writer_xid), then reads the rows by id in batches.
+CREATE FUNCTION audit.unsealed_ids(p_from_xid bigint, p_below_xid bigint, p_limit int)
+RETURNS SETOF bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.id
+      FROM audit.event e
+     WHERE e.writer_xid >= p_from_xid AND e.writer_xid < p_below_xid
+       AND NOT EXISTS (SELECT 1 FROM audit.seal s WHERE s.event_id = e.id)
+     ORDER BY e.id
+     LIMIT p_limit
+$$;
+
+CREATE FUNCTION audit.seal_candidates(p_ids bigint[])
 RETURNS TABLE (
     id bigint, at timestamptz, tenant_id bigint, user_id bigint, username text, role text,
     action text, person_id bigint, object text, request_id text, source_addr text,
@@ -149,10 +164,9 @@ AS $$
            e.object, e.request_id, e.source_addr::text, e.break_glass_reason, e.detail::text,
            e.writer_xid
       FROM audit.event e
-     WHERE e.writer_xid >= p_from_xid AND e.writer_xid < p_below_xid
+     WHERE e.id = ANY (p_ids)
        AND NOT EXISTS (SELECT 1 FROM audit.seal s WHERE s.event_id = e.id)
      ORDER BY e.id
-     LIMIT p_limit
 $$;
 
 CREATE FUNCTION audit.chain_page(p_after_seq bigint, p_limit int)
@@ -203,7 +217,7 @@ REVOKE ALL ON SEQUENCE audit.event_id_seq FROM molar_app;
 GRANT USAGE ON SEQUENCE audit.event_id_seq TO molar_app;
 
 REVOKE ALL ON FUNCTION audit.refuse_change(), audit.check_seal(), audit.check_head() FROM PUBLIC, molar_app;
-REVOKE ALL ON FUNCTION audit.seal_candidates(bigint, bigint, int), audit.chain_page(bigint, int),
+REVOKE ALL ON FUNCTION audit.unsealed_ids(bigint, bigint, int), audit.seal_candidates(bigint[]), audit.chain_page(bigint, int),
     audit.unsealed_page(bigint, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.seal_candidates(bigint, bigint, int), audit.chain_page(bigint, int),
+GRANT EXECUTE ON FUNCTION audit.unsealed_ids(bigint, bigint, int), audit.seal_candidates(bigint[]), audit.chain_page(bigint, int),
     audit.unsealed_page(bigint, int) TO molar_app;
