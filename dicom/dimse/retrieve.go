@@ -315,4 +315,3 @@ func (g *getSender) send(ctx context.Context, inst Instance) (Status, error) {
 		return StatusProcessingFailure, a.ctx.Err()
 	}
 }
-

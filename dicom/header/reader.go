@@ -313,7 +313,6 @@ func (r *Reader) value(n uint32) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-
 func isVR(a, b byte) bool {
 	switch string([]byte{a, b}) {
 	case "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW",
