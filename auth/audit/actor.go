@@ -13,7 +13,9 @@ type Actor struct {
 	Username string
 	Role     string
 	// TenantID is the municipality; the row is written to this tenant, and
-	// the transaction passed to Record must be scoped to it.
+	// the transaction passed to Record must be scoped to it. Use 0 for events
+	// outside any municipality (a failed login of an unknown user), written
+	// in postgres.InTenant(ctx, pool, 0, …).
 	TenantID int64
 	// RequestID ties the row to the request log.
 	RequestID string
