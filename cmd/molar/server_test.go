@@ -121,6 +121,7 @@ var routePermissions = map[string]string{
 	"GET /":                         "",
 	"POST /logout":                  "",
 	"POST /admin/users/{id}/unlock": auth.PermAdminUsers,
+	"GET /admin/users/locked":       auth.PermAdminUsers,
 }
 
 type route struct{ method, pattern string }
@@ -274,7 +275,8 @@ func TestPagesAreDanishByDefaultAndEnglishOnRequest(t *testing.T) {
 	}
 	require.Contains(t, get("/login", nil), "Adgangskode")
 	require.Contains(t, get("/login?lang=en", nil), "Password")
-	require.Contains(t, get("/login", map[string]string{"Accept-Language": "en-GB,en;q=0.9"}), "Password")
+	require.Contains(t, get("/login", map[string]string{"Accept-Language": "en-GB,en;q=0.9"}), "Adgangskode", "Danish unless English is chosen")
+	require.Contains(t, get("/login", map[string]string{"Cookie": "molar_lang=en"}), "Password", "the choice is remembered")
 	require.Contains(t, get("/login", map[string]string{"Accept-Language": "da-DK"}), "Adgangskode")
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 )
 
@@ -98,23 +97,16 @@ func (c *Catalog) Missing() []string {
 // LangCookie remembers the chosen language.
 const LangCookie = "molar_lang"
 
-// Lang picks the request's language: ?lang=, then the cookie, then
-// Accept-Language, then Danish.
+// Lang picks the request's language: ?lang=, then the language cookie,
+// then Danish. The browser's Accept-Language is not used: staff and citizens
+// of a Danish municipality get Danish unless they choose English, whatever
+// language their browser was installed in.
 func Lang(r *http.Request) string {
 	if l := r.URL.Query().Get("lang"); l == Danish || l == English {
 		return l
 	}
 	if c, err := r.Cookie(LangCookie); err == nil && (c.Value == Danish || c.Value == English) {
 		return c.Value
-	}
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
-		switch {
-		case strings.HasPrefix(tag, "da"), strings.HasPrefix(tag, "nb"), strings.HasPrefix(tag, "no"):
-			return Danish
-		case strings.HasPrefix(tag, "en"):
-			return English
-		}
 	}
 	return Danish
 }
