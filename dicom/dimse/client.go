@@ -225,7 +225,8 @@ func (a *Association) FindContext(abstract, transferSyntax string) (*Presentatio
 			continue
 		}
 		if transferSyntax == "" || pc.TransferSyntax == transferSyntax {
-			return pc, nil
+			cp := *pc
+			return &cp, nil
 		}
 	}
 	if transferSyntax != "" {

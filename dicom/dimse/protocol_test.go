@@ -459,3 +459,34 @@ func (zeroReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+
+func TestMaxAssociationsAndMismatchedSOPClass(t *testing.T) {
+	store := &memStore{}
+	addr := startServer(t, &Server{MaxAssociations: 1, Store: store})
+	a := dialTest(t, addr, DialOptions{Contexts: []ProposedContext{VerificationContext(),
+		{AbstractSyntax: uid.DigitalIntraOralXRayForPresentation, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}}}})
+	defer a.Close()
+	_, err := Dial(context.Background(), addr, DialOptions{CallingAE: "B", CalledAE: "MOLAR", Contexts: []ProposedContext{VerificationContext()}})
+	var rj *RejectedError
+	require.ErrorAs(t, err, &rj)
+	assert.Equal(t, RejectTransient, rj.Result)
+	assert.Equal(t, RejectReasonLocalLimitExceeded, rj.Reason)
+
+	// A C-STORE whose SOP class differs from its presentation context: refused,
+	// association still usable, nothing stored.
+	pc, err := a.FindContext(uid.DigitalIntraOralXRayForPresentation, "")
+	require.NoError(t, err)
+	a.c.contexts[pc.ID].AbstractSyntax = uid.CTImage // lie locally to send a CT store on the IO context
+	st, err := a.Store(context.Background(), StoreParams{SOPClassUID: uid.CTImage, SOPInstanceUID: "1.2.3"}, bytes.NewReader(sampleDataset("1.2.3", 10_000)))
+	require.NoError(t, err)
+	assert.Equal(t, StatusSOPClassNotSupported, st)
+	assert.Equal(t, 0, store.len())
+	a.c.contexts[pc.ID].AbstractSyntax = uid.DigitalIntraOralXRayForPresentation
+	// Missing SOP instance UID.
+	st, err = a.Store(context.Background(), StoreParams{SOPClassUID: uid.DigitalIntraOralXRayForPresentation}, bytes.NewReader(sampleDataset("", 100)))
+	require.NoError(t, err)
+	assert.Equal(t, StatusMissingAttribute, st)
+	st, err = a.Echo(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, StatusSuccess, st)
+}

@@ -89,7 +89,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	assocs    map[*serverAssoc]struct{}
-	active    atomic.Int32
+	active    atomic.Int32 // established associations
+	conns     atomic.Int32 // connections being served (incl. negotiating)
 	shutdown  atomic.Bool
 	wg        sync.WaitGroup
 }
@@ -225,6 +226,8 @@ type runningOp struct {
 }
 
 func (s *Server) serveConn(nc net.Conn) {
+	s.conns.Add(1)
+	defer s.conns.Add(-1)
 	c := newConn(nc, s.logger(), false)
 	c.idle = durOr(s.IdleTimeout, DefaultIdleTimeout)
 	c.writeTimeout = durOr(s.WriteTimeout, DefaultWriteTimeout)
@@ -393,7 +396,7 @@ func (s *Server) negotiate(c *conn, rq *AssociateRQ) (*AssociateAC, *AssociateRJ
 	if maxA == 0 {
 		maxA = defaultMaxAssociation
 	}
-	if int(s.active.Load()) >= maxA || s.shutdown.Load() {
+	if int(s.conns.Load()) > maxA || s.shutdown.Load() {
 		return nil, &AssociateRJ{Result: RejectTransient, Source: RejectSourceServiceProviderPresent, Reason: RejectReasonLocalLimitExceeded}, nil
 	}
 	dec := Decision{Services: ServicesAll}
@@ -571,7 +574,11 @@ func (a *serverAssoc) dispatch(m *message) error {
 			a.log.Warn("response to unknown message", "command", cmd.Name(), "id", cmd.MessageIDBeingRespondedTo)
 			return nil
 		}
-		ch <- cmd
+		select {
+		case ch <- cmd:
+		default:
+			a.log.Warn("duplicate response ignored", "command", cmd.Name(), "id", cmd.MessageIDBeingRespondedTo)
+		}
 		return nil
 	}
 	if cmd.CommandField == CCancelRQ {
@@ -588,12 +595,23 @@ func (a *serverAssoc) dispatch(m *message) error {
 	rsp := &Command{CommandField: cmd.CommandField | 0x8000, MessageIDBeingRespondedTo: cmd.MessageID,
 		AffectedSOPClassUID: cmd.AffectedSOPClassUID, AffectedSOPInstanceUID: cmd.AffectedSOPInstanceUID}
 	want := map[uint16]Services{CEchoRQ: ServiceEcho, CStoreRQ: ServiceStore, CFindRQ: ServiceFind, CMoveRQ: ServiceMove, CGetRQ: ServiceGet}[cmd.CommandField]
+	if (want == 0 || svc != want) && m.data != nil {
+		// Read the data set before answering.
+		if err := m.data.drain(); err != nil {
+			return err
+		}
+	}
 	if want == 0 {
 		a.log.Info("unsupported DIMSE operation", "command", cmd.Name())
 		rsp.Status = StatusUnrecognizedOperation
 		return a.respond(pc, rsp)
 	}
 	if svc != want || (cmd.AffectedSOPClassUID != "" && cmd.AffectedSOPClassUID != pc.AbstractSyntax) {
+		if m.data != nil {
+			if err := m.data.drain(); err != nil {
+				return err
+			}
+		}
 		a.log.Info("SOP class does not match presentation context", "command", cmd.Name(), "context", pc.ID)
 		rsp.Status, rsp.ErrorComment = StatusSOPClassNotSupported, "SOP class does not match presentation context"
 		return a.respond(pc, rsp)
