@@ -556,6 +556,47 @@ func TestSCUToDCMTKStorescp(t *testing.T) {
 	assert.Equal(t, len(fx), checked)
 }
 
+// storescp with a small maximum PDU: we must fragment to it.
+func TestSCUToDCMTKStorescpSmallPDU(t *testing.T) {
+	dcmtk(t, "storescp")
+	outDir := t.TempDir()
+	addr := startStorescp(t, outDir, "--max-pdu", "4096")
+	src := filepath.Join(t.TempDir(), "io.dcm")
+	writeDentalIO(t, src, "1.2.826.0.1.3680043.10.1510.9.9.1", 256, 256)
+	f := readFixture(t, src)
+	a := dialTest(t, addr, DialOptions{CallingAE: "MOLAR", CalledAE: "STORESCP", MaxPDULength: 4096,
+		Contexts: StorageContexts([]string{f.sopClass}, []string{f.transferSyntax})})
+	assert.Equal(t, uint32(4096), a.PeerMaxPDULength())
+	h, body := datasetBody(t, src)
+	_ = h
+	st, err := a.Store(context.Background(), StoreParams{SOPClassUID: f.sopClass, SOPInstanceUID: f.sopInstance}, bytes.NewReader(body))
+	require.NoError(t, err)
+	assert.Equal(t, StatusSuccess, st)
+	require.NoError(t, a.Release(context.Background()))
+	matches, _ := filepath.Glob(filepath.Join(outDir, "*"+f.sopInstance))
+	require.Len(t, matches, 1)
+	_, got := datasetBody(t, matches[0])
+	compareDatasets(t, "small-pdu", body, got, f.transferSyntax)
+}
+
+// storescu with a small maximum PDU to a server advertising a small one.
+func TestDCMTKStorescuSmallPDU(t *testing.T) {
+	dcmtk(t, "storescu")
+	src := filepath.Join(t.TempDir(), "io.dcm")
+	writeDentalIO(t, src, "1.2.826.0.1.3680043.10.1510.9.9.2", 256, 256)
+	rec := &recordingStore{}
+	addr := startServer(t, &Server{Store: rec, MaxPDULength: 4096})
+	h, p := hostPort(t, addr)
+	out, err := runTool(t, 60*time.Second, "storescu", "-v", "--max-pdu", "4096", "-aec", "MOLAR", h, p, src)
+	require.NoError(t, err, out)
+	_, body := datasetBody(t, src)
+	rec.mu.Lock()
+	got := rec.items["1.2.826.0.1.3680043.10.1510.9.9.2|"+uid.ExplicitVRLittleEndian]
+	rec.mu.Unlock()
+	require.NotNil(t, got, out)
+	compareDatasets(t, "storescu-small-pdu", body, got, uid.ExplicitVRLittleEndian)
+}
+
 func TestSCUToDCMTKStorescpRejectsUnknownCalledAE(t *testing.T) {
 	dcmtk(t, "storescp")
 	addr := startStorescp(t, t.TempDir(), "--refuse")

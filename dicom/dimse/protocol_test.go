@@ -490,3 +490,20 @@ func TestMaxAssociationsAndMismatchedSOPClass(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StatusSuccess, st)
 }
+
+func TestStoreNonDICOMDataSet(t *testing.T) {
+	rec := &recordingStore{}
+	addr := startServer(t, &Server{Store: rec})
+	a := dialTest(t, addr, DialOptions{})
+	defer a.Close()
+	garbage := bytes.Repeat([]byte("this is not DICOM "), 1000)
+	st, err := a.Store(context.Background(), StoreParams{SOPClassUID: uid.DigitalIntraOralXRayForPresentation, SOPInstanceUID: "1.2.3"}, bytes.NewReader(garbage))
+	require.NoError(t, err)
+	assert.Equal(t, StatusCannotUnderstand, st)
+	rec.mu.Lock()
+	assert.Empty(t, rec.items)
+	rec.mu.Unlock()
+	st, err = a.Echo(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, StatusSuccess, st)
+}
