@@ -319,8 +319,7 @@ func TestCSRF(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 
 	// A citizen lacks journal.write: 403 even with a valid token.
-	var parent Person
-	parent = e.person("Forælder", date(1985, 3, 3))
+	parent := e.person("Forælder", date(1985, 3, 3))
 	e.user("borger", RoleCitizen, goodPassword, parent.ID)
 	c := e.browser()
 	c.mustLogin("borger", goodPassword)

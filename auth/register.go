@@ -118,6 +118,19 @@ func CreateOrgUnit(ctx context.Context, q Querier, u OrgUnit) (OrgUnit, error) {
 	return u, nil
 }
 
+// OrgUnits lists a tenant's units by name.
+func OrgUnits(ctx context.Context, q Querier, tenantID int64) ([]OrgUnit, error) {
+	rows, err := q.Query(ctx, `SELECT id, tenant_id, kind, name, COALESCE(sor_id, '') FROM auth.org_unit WHERE tenant_id = $1 ORDER BY name, id`, tenantID)
+	if err != nil {
+		return nil, dbErr("org units", err)
+	}
+	units, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OrgUnit, error) {
+		var u OrgUnit
+		return u, r.Scan(&u.ID, &u.TenantID, &u.Kind, &u.Name, &u.SORID)
+	})
+	return units, dbErr("org units", err)
+}
+
 // CreatePerson adds a person to the register. Run it inside
 // postgres.InTenant(ctx, pool, p.TenantID, …): row-level security refuses a
 // row of another tenant. The birth date and sex default to what the CPR

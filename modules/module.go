@@ -73,6 +73,36 @@ type Messager interface {
 	Messages() map[string]map[string]string
 }
 
+// Pager is implemented by modules with server-rendered pages: an fs.FS and
+// a glob of templates, each defining "title" and "content" for the shell's
+// layout. Page names (file names without extension) are global: prefix them
+// with the module's name.
+type Pager interface {
+	Pages() (fs.FS, string)
+}
+
+// Demo describes the demo municipality the core seeded (`make run`,
+// `molar demo`), so modules can add their own demo data.
+type Demo struct {
+	TenantID   int64
+	ClinicID   int64 // the dental clinic
+	HomeCareID int64 // the home-care group
+	Children   []DemoPerson
+	Youths     []DemoPerson // 15 and older
+}
+
+// DemoPerson is a demo child or young person.
+type DemoPerson struct {
+	PersonID int64
+	Parents  []int64
+}
+
+// Seeder is implemented by modules with demo data. SeedDemo runs at every
+// demo start and must be idempotent.
+type Seeder interface {
+	SeedDemo(ctx context.Context, d Demo) error
+}
+
 // StoredInstance describes a DICOM instance that was just stored.
 type StoredInstance struct {
 	TenantID          int64

@@ -78,6 +78,26 @@ var staff = []Login{
 	{"admin", auth.RoleSystemAdmin, "Adam Administrator", 0},
 }
 
+// citizenLogins are the demo's citizen accounts: two parents and a 15-year-old.
+var citizenLogins = []string{"foraelder1", "foraelder2", "ung15"}
+
+// existing fills in the units of a demo seeded earlier.
+func existing(ctx context.Context, pool *pgxpool.Pool, res *Result) error {
+	units, err := auth.OrgUnits(ctx, pool, res.TenantID)
+	if err != nil {
+		return err
+	}
+	for _, u := range units {
+		switch u.Kind {
+		case "dental_clinic":
+			res.ClinicID = u.ID
+		case "home_care":
+			res.HomeCareID = u.ID
+		}
+	}
+	return nil
+}
+
 // cpr builds a fictitious CPR number for a birth date and sequence.
 func cpr(birth time.Time, seq int, male bool) auth.CPR {
 	year := birth.Year()
@@ -122,6 +142,10 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Result, error
 	if err != nil || !res.Created {
 		if err == nil {
 			res.Logins = append(res.Logins, staff...)
+			for _, c := range citizenLogins {
+				res.Logins = append(res.Logins, Login{Username: c, Role: auth.RoleCitizen})
+			}
+			err = existing(ctx, pool, &res)
 		}
 		return res, err
 	}
@@ -222,9 +246,9 @@ func seedTenant(ctx context.Context, tx pgx.Tx, res *Result, now time.Time) erro
 		username string
 		person   int64
 	}{
-		{"foraelder1", res.Children[0].Parents[0]},
-		{"foraelder2", res.Children[1].Parents[0]},
-		{"ung15", res.Youths[0].PersonID},
+		{citizenLogins[0], res.Children[0].Parents[0]},
+		{citizenLogins[1], res.Children[1].Parents[0]},
+		{citizenLogins[2], res.Youths[0].PersonID},
 	}
 	for _, c := range citizens {
 		p, err := auth.GetPerson(ctx, tx, c.person)

@@ -295,7 +295,8 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer db.close(ctx)
-	res, err := seedDemo(ctx, db)
+	s := &server{db: db, log: newLogger(&Config{LogLevel: "warn", LogFormat: "text"}, os.Stderr)}
+	res, err := seedDemo(ctx, db, moduleList(s))
 	if err != nil {
 		return err
 	}

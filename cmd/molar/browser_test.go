@@ -42,6 +42,14 @@ func TestLoginInChromium(t *testing.T) {
 	require.Equal(t, "Tandlæge", strings.TrimSpace(role))
 	b.Screenshot("3-home-da")
 
+	// The directory module's navigation entry leads to the demo clinic's details.
+	b.Do(chromedp.Click(`nav.main a[href="/m/directory/"]`), chromedp.WaitVisible(".unit .phone"))
+	units := browsertest.Get(b, chromedp.Text(".units"))
+	require.Contains(t, units, "Tandplejen Molarby Skole")
+	require.Contains(t, units, "+45 99 99 12 34")
+	b.Screenshot("3b-directory")
+	b.Do(chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible("#welcome"))
+
 	b.Do(chromedp.Click("a.lang"), chromedp.WaitVisible("#welcome"))
 	welcome = browsertest.Get(b, chromedp.Text("#welcome"))
 	require.Equal(t, "Welcome, Tove Tandlæge", strings.TrimSpace(welcome))

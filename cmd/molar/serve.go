@@ -21,6 +21,7 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/jobs"
 	"github.com/molar-health/molar/viewer/web"
@@ -37,6 +38,7 @@ type server struct {
 	shell    *web.Shell
 	auth     *auth.Service
 	demo     *demo.Result
+	mods     []modules.Module
 	router   chi.Router
 	http     *http.Server
 	draining atomic.Bool
@@ -100,14 +102,6 @@ func newServer(ctx context.Context, cfg *Config, log *slog.Logger) (*server, err
 		return nil, err
 	}
 	s.db = db
-	if cfg.Demo {
-		res, err := seedDemo(ctx, db)
-		if err != nil {
-			s.close(ctx)
-			return nil, fmt.Errorf("demo data: %w", err)
-		}
-		s.demo = &res
-	}
 	if s.store, err = openObjectStore(ctx, cfg, log); err != nil {
 		s.close(ctx)
 		return nil, err
@@ -115,6 +109,14 @@ func newServer(ctx context.Context, cfg *Config, log *slog.Logger) (*server, err
 	if err := s.wire(ctx); err != nil {
 		s.close(ctx)
 		return nil, err
+	}
+	if cfg.Demo {
+		res, err := seedDemo(ctx, db, s.mods)
+		if err != nil {
+			s.close(ctx)
+			return nil, fmt.Errorf("demo data: %w", err)
+		}
+		s.demo = &res
 	}
 	return s, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/modules/directory"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
@@ -122,6 +123,9 @@ var routePermissions = map[string]string{
 	"POST /logout":                  "",
 	"POST /admin/users/{id}/unlock": auth.PermAdminUsers,
 	"GET /admin/users/locked":       auth.PermAdminUsers,
+	"GET /m/directory/":             "",
+	"GET /m/directory/{unit}/edit":  directory.PermEdit,
+	"POST /m/directory/{unit}/edit": directory.PermEdit,
 }
 
 type route struct{ method, pattern string }

@@ -17,6 +17,7 @@ import (
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/modules"
+	"github.com/molar-health/molar/modules/directory"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/jobs"
 	"github.com/molar-health/molar/storage/postgres"
@@ -24,9 +25,37 @@ import (
 )
 
 // moduleList is every plug-in module, built explicitly (no init-time
-// registration). Modules get their dependencies here.
-func moduleList() []modules.Module {
-	return []modules.Module{}
+// registration). Modules get their dependencies here; s is nil when only
+// the modules' names and migrations are needed (molar migrate).
+func moduleList(s *server) []modules.Module {
+	dir := &directory.Module{}
+	if s != nil {
+		dir.Pool, dir.Shell = s.db.pool, s.shell
+		dir.Units = unitsAdapter{s}
+		dir.ViewerOf = func(r *http.Request) (directory.Viewer, bool) {
+			p := auth.PrincipalFrom(r.Context())
+			if p == nil {
+				return directory.Viewer{}, false
+			}
+			return directory.Viewer{TenantID: p.TenantID, Username: p.Username, CanEdit: p.Can(directory.PermEdit)}, true
+		}
+	}
+	return []modules.Module{dir}
+}
+
+// unitsAdapter serves the directory module from the core register.
+type unitsAdapter struct{ s *server }
+
+func (a unitsAdapter) Units(ctx context.Context, tenantID int64) ([]directory.Unit, error) {
+	units, err := auth.OrgUnits(ctx, a.s.db.pool, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]directory.Unit, len(units))
+	for i, u := range units {
+		out[i] = directory.Unit{ID: u.ID, Kind: u.Kind, Name: u.Name}
+	}
+	return out, nil
 }
 
 // coreNamespaces are the core's migration namespaces; modules may not take them.
@@ -50,7 +79,7 @@ func sources(mods []modules.Module) []postgres.Source {
 
 // migrateAll applies the core's and every module's migrations, then River's.
 func migrateAll(ctx context.Context, ownerURL string, log *slog.Logger) error {
-	mods := moduleList()
+	mods := moduleList(nil)
 	if err := modules.Validate(mods, coreNamespaces...); err != nil {
 		return err
 	}
@@ -62,16 +91,6 @@ func migrateAll(ctx context.Context, ownerURL string, log *slog.Logger) error {
 
 // wire builds the shell, authentication, routes, job workers and modules.
 func (s *server) wire(ctx context.Context) error {
-	mods := moduleList()
-	for _, m := range mods {
-		if p, ok := m.(modules.Permissioner); ok {
-			for _, perm := range p.Permissions() {
-				for _, role := range perm.Roles {
-					auth.RegisterPermissions(role, perm.Name)
-				}
-			}
-		}
-	}
 	cat, err := web.NewCatalog()
 	if err != nil {
 		return err
@@ -84,7 +103,22 @@ func (s *server) wire(ctx context.Context) error {
 	if err := s.shell.AddPages(web.CorePages(), "*.html"); err != nil {
 		return err
 	}
+	mods := moduleList(s)
+	s.mods = mods
 	for _, m := range mods {
+		if p, ok := m.(modules.Permissioner); ok {
+			for _, perm := range p.Permissions() {
+				for _, role := range perm.Roles {
+					auth.RegisterPermissions(role, perm.Name)
+				}
+			}
+		}
+		if pg, ok := m.(modules.Pager); ok {
+			fsys, pattern := pg.Pages()
+			if err := s.shell.AddPages(fsys, pattern); err != nil {
+				return fmt.Errorf("module %s: %w", m.Name(), err)
+			}
+		}
 		if mm, ok := m.(modules.Messager); ok {
 			cat.Add(mm.Messages())
 		}
@@ -150,7 +184,7 @@ func registerErrors() {
 // modules' own work.
 func (s *server) runners() []runner {
 	rs := []runner{{"audit sealer", (&audit.Sealer{Pool: s.db.pool, Logger: s.log}).Run}}
-	for _, m := range moduleList() {
+	for _, m := range s.mods {
 		if r, ok := m.(modules.Runner); ok {
 			rs = append(rs, runner{"module " + m.Name(), r.Run})
 		}
@@ -158,9 +192,27 @@ func (s *server) runners() []runner {
 	return rs
 }
 
-// seedDemo seeds the demo municipality (and the modules' demo data).
-func seedDemo(ctx context.Context, db *database) (demo.Result, error) {
-	return demo.Seed(ctx, db.pool, time.Now())
+// seedDemo seeds the demo municipality, then the modules' demo data.
+func seedDemo(ctx context.Context, db *database, mods []modules.Module) (demo.Result, error) {
+	res, err := demo.Seed(ctx, db.pool, time.Now())
+	if err != nil {
+		return res, err
+	}
+	d := modules.Demo{TenantID: res.TenantID, ClinicID: res.ClinicID, HomeCareID: res.HomeCareID}
+	for _, c := range res.Children {
+		d.Children = append(d.Children, modules.DemoPerson{PersonID: c.PersonID, Parents: c.Parents})
+	}
+	for _, c := range res.Youths {
+		d.Youths = append(d.Youths, modules.DemoPerson{PersonID: c.PersonID, Parents: c.Parents})
+	}
+	for _, m := range mods {
+		if sd, ok := m.(modules.Seeder); ok {
+			if err := sd.SeedDemo(ctx, d); err != nil {
+				return res, fmt.Errorf("module %s: %w", m.Name(), err)
+			}
+		}
+	}
+	return res, nil
 }
 
 func (s *server) printBanner(w io.Writer, httpAddr, dicomAddr string) {
