@@ -55,7 +55,7 @@ func (q *qrArchive) Find(ctx context.Context, req *QueryRequest, emit func(*head
 		r.SetString(header.TagSpecificCharacterSet, "CS", "ISO_IR 192")
 		r.SetString(header.TagQueryRetrieveLevel, "CS", id.Get(header.TagQueryRetrieveLevel))
 		r.SetString(header.TagPatientName, "PN", fmt.Sprintf("Sørensen^Æble%d", i))
-		r.SetString(header.TagStudyInstanceUID, "UI", fmt.Sprintf("1.2.826.0.1.3680043.10.1510.8.%d", i))
+		r.SetString(header.TagStudyInstanceUID, "UI", fmt.Sprintf("2.25.271722841182218180260196051945293747180.8.%d", i))
 		if err := emit(r); err != nil {
 			return StatusCancel, err
 		}
@@ -80,7 +80,7 @@ func qrFixtures(t *testing.T, n int) []Instance {
 	var out []Instance
 	for i := 0; i < n; i++ {
 		p := filepath.Join(dir, fmt.Sprintf("io%d.dcm", i))
-		writeDentalIO(t, p, fmt.Sprintf("1.2.826.0.1.3680043.10.1510.9.8.%d", i), 64, 64)
+		writeDentalIO(t, p, fmt.Sprintf("2.25.271722841182218180260196051945293747180.9.8.%d", i), 64, 64)
 		out = append(out, fileInstance(t, p))
 	}
 	return out
@@ -123,7 +123,7 @@ func TestDCMTKMovescuToStorescp(t *testing.T) {
 	addr := startServer(t, &Server{AETitle: "MOLAR", Move: ar})
 	h, p := hostPort(t, addr)
 	out, err := runTool(t, 60*time.Second, "movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "MOLAR", "-aem", "STORESCP",
-		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=1.2.826.0.1.3680043.10.1510.9.1", h, p)
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=2.25.271722841182218180260196051945293747180.9.1", h, p)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Received Final Move Response (Success)", out)
 	files, _ := os.ReadDir(outDir)
@@ -149,7 +149,7 @@ func TestDCMTKGetscu(t *testing.T) {
 	h, p := hostPort(t, addr)
 	outDir := t.TempDir()
 	out, err := runTool(t, 60*time.Second, "getscu", "-v", "-S", "-aet", "GETSCU", "-aec", "MOLAR", "-od", outDir,
-		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=1.2.826.0.1.3680043.10.1510.9.1", h, p)
+		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=2.25.271722841182218180260196051945293747180.9.1", h, p)
 	require.NoError(t, err, out)
 	files, _ := os.ReadDir(outDir)
 	require.Len(t, files, 3, out)

@@ -117,8 +117,8 @@ func writeDentalIO(t testing.TB, path, sopInstance string, rows, cols int) {
 	d.SetString(header.TagModality, "CS", "IO")
 	d.Set(&header.Element{Tag: header.TagPatientName, VR: "PN", Value: header.EncodeLatin1("Ørsted^Åse Sørine")})
 	d.SetString(header.TagPatientID, "LO", "0101151234")
-	d.SetString(header.TagStudyInstanceUID, "UI", "1.2.826.0.1.3680043.10.1510.9.1")
-	d.SetString(header.TagSeriesInstanceUID, "UI", "1.2.826.0.1.3680043.10.1510.9.2")
+	d.SetString(header.TagStudyInstanceUID, "UI", "2.25.271722841182218180260196051945293747180.9.1")
+	d.SetString(header.TagSeriesInstanceUID, "UI", "2.25.271722841182218180260196051945293747180.9.2")
 	d.SetString(header.NewTag(0x0020, 0x0062), "CS", "R")
 	tooth := header.NewDataset()
 	tooth.SetString(header.NewTag(0x0008, 0x0100), "SH", "T-54260")
@@ -153,7 +153,7 @@ func writeDentalIO(t testing.TB, path, sopInstance string, rows, cols int) {
 func makeFixtures(t *testing.T) []fixture {
 	dir := t.TempDir()
 	io := filepath.Join(dir, "io_ele.dcm")
-	writeDentalIO(t, io, "1.2.826.0.1.3680043.10.1510.9.3.1", 96, 64)
+	writeDentalIO(t, io, "2.25.271722841182218180260196051945293747180.9.3.1", 96, 64)
 	// DCMTK must read what we wrote.
 	out, err := runTool(t, 20*time.Second, "dcmdump", "-q", io)
 	require.NoError(t, err, out)
@@ -178,7 +178,7 @@ func makeFixtures(t *testing.T) []fixture {
 	for i, c := range conv {
 		dst := filepath.Join(dir, c.name)
 		// Give each variant its own SOP instance UID (stored keyed by UID).
-		inst := fmt.Sprintf("1.2.826.0.1.3680043.10.1510.9.3.%d", i+2)
+		inst := fmt.Sprintf("2.25.271722841182218180260196051945293747180.9.3.%d", i+2)
 		src := filepath.Join(dir, "src_"+c.name)
 		writeDentalIO(t, src, inst, 96, 64)
 		args := append(append([]string{}, c.args...), src, dst)
@@ -396,7 +396,7 @@ func TestDCMTKStorescuAllSyntaxes(t *testing.T) {
 	}
 	// The dental file: Latin-1 name decoded, tooth code present.
 	rec.mu.Lock()
-	io := rec.items["1.2.826.0.1.3680043.10.1510.9.3.1|"+uid.ExplicitVRLittleEndian]
+	io := rec.items["2.25.271722841182218180260196051945293747180.9.3.1|"+uid.ExplicitVRLittleEndian]
 	rec.mu.Unlock()
 	hd, err := header.Read(bytes.NewReader(io), header.Options{TransferSyntax: uid.ExplicitVRLittleEndian})
 	require.NoError(t, err)
@@ -409,7 +409,7 @@ func TestDCMTKStorescuManyAssociations(t *testing.T) {
 	dcmtk(t, "storescu")
 	dir := t.TempDir()
 	for i := 0; i < 20; i++ {
-		writeDentalIO(t, filepath.Join(dir, fmt.Sprintf("io%02d.dcm", i)), fmt.Sprintf("1.2.826.0.1.3680043.10.1510.9.7.%d", i), 128, 128)
+		writeDentalIO(t, filepath.Join(dir, fmt.Sprintf("io%02d.dcm", i)), fmt.Sprintf("2.25.271722841182218180260196051945293747180.9.7.%d", i), 128, 128)
 	}
 	rec := &recordingStore{}
 	var mu sync.Mutex
@@ -562,7 +562,7 @@ func TestSCUToDCMTKStorescpSmallPDU(t *testing.T) {
 	outDir := t.TempDir()
 	addr := startStorescp(t, outDir, "--max-pdu", "4096")
 	src := filepath.Join(t.TempDir(), "io.dcm")
-	writeDentalIO(t, src, "1.2.826.0.1.3680043.10.1510.9.9.1", 256, 256)
+	writeDentalIO(t, src, "2.25.271722841182218180260196051945293747180.9.9.1", 256, 256)
 	f := readFixture(t, src)
 	a := dialTest(t, addr, DialOptions{CallingAE: "MOLAR", CalledAE: "STORESCP", MaxPDULength: 4096,
 		Contexts: StorageContexts([]string{f.sopClass}, []string{f.transferSyntax})})
@@ -583,7 +583,7 @@ func TestSCUToDCMTKStorescpSmallPDU(t *testing.T) {
 func TestDCMTKStorescuSmallPDU(t *testing.T) {
 	dcmtk(t, "storescu")
 	src := filepath.Join(t.TempDir(), "io.dcm")
-	writeDentalIO(t, src, "1.2.826.0.1.3680043.10.1510.9.9.2", 256, 256)
+	writeDentalIO(t, src, "2.25.271722841182218180260196051945293747180.9.9.2", 256, 256)
 	rec := &recordingStore{}
 	addr := startServer(t, &Server{Store: rec, MaxPDULength: 4096})
 	h, p := hostPort(t, addr)
@@ -591,7 +591,7 @@ func TestDCMTKStorescuSmallPDU(t *testing.T) {
 	require.NoError(t, err, out)
 	_, body := datasetBody(t, src)
 	rec.mu.Lock()
-	got := rec.items["1.2.826.0.1.3680043.10.1510.9.9.2|"+uid.ExplicitVRLittleEndian]
+	got := rec.items["2.25.271722841182218180260196051945293747180.9.9.2|"+uid.ExplicitVRLittleEndian]
 	rec.mu.Unlock()
 	require.NotNil(t, got, out)
 	compareDatasets(t, "storescu-small-pdu", body, got, uid.ExplicitVRLittleEndian)

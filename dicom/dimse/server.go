@@ -19,7 +19,7 @@ import (
 
 // Implementation identity sent in negotiation.
 const (
-	ImplementationClassUID    = "1.2.826.0.1.3680043.10.1510.1.1"
+	ImplementationClassUID    = "2.25.271722841182218180260196051945293747180"
 	ImplementationVersionName = "MOLAR_1"
 )
 

@@ -9,7 +9,7 @@ import (
 
 // Implementation identity written into file meta.
 const (
-	MetaImplementationClassUID = "1.2.826.0.1.3680043.10.1510.1.1"
+	MetaImplementationClassUID = "2.25.271722841182218180260196051945293747180"
 	MetaImplementationVersion  = "MOLAR_1"
 )
 
