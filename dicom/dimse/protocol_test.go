@@ -459,7 +459,6 @@ func (zeroReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-
 func TestMaxAssociationsAndMismatchedSOPClass(t *testing.T) {
 	store := &memStore{}
 	addr := startServer(t, &Server{MaxAssociations: 1, Store: store})
