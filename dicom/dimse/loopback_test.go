@@ -391,3 +391,41 @@ func TestGetWithoutSCPRoleFails(t *testing.T) {
 	assert.Equal(t, uint16(1), res.Failed)
 	assert.Equal(t, []string{"1.9.1"}, res.FailedSOPInstanceUIDs)
 }
+
+func TestGetCancel(t *testing.T) {
+	insts := map[string][]byte{}
+	for i := 0; i < 6; i++ {
+		u := "1.9.5." + string(rune('0'+i))
+		insts[u] = sampleDataset(u, 1000)
+	}
+	ar := &archive{insts: insts}
+	addr := startServer(t, &Server{Get: ar})
+	a := dialTest(t, addr, DialOptions{Contexts: []ProposedContext{
+		{AbstractSyntax: uid.StudyRootQueryRetrieveGet, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}},
+		{AbstractSyntax: uid.DigitalIntraOralXRayForPresentation, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}, ProposeSCPRole: true},
+	}})
+	defer a.Close()
+	q := header.NewDataset()
+	q.SetString(header.TagQueryRetrieveLevel, "CS", "STUDY")
+	ctx, cancel := context.WithCancel(context.Background())
+	received := 0
+	res, err := a.Get(ctx, uid.StudyRootQueryRetrieveGet, q, StoreFunc(func(_ context.Context, req *StoreRequest, data io.Reader) (Status, error) {
+		received++
+		if received == 2 {
+			cancel()
+			time.Sleep(50 * time.Millisecond) // let the C-CANCEL arrive before this response
+		}
+		_, err := io.Copy(io.Discard, data)
+		return StatusSuccess, err
+	}), nil)
+	assert.ErrorIs(t, err, context.Canceled)
+	require.NotNil(t, res)
+	assert.Equal(t, StatusCancel, res.Status)
+	assert.Less(t, received, 6)
+	assert.Equal(t, uint16(received), res.Completed)
+	assert.Equal(t, uint16(6-received), res.Remaining)
+	// Still usable afterwards.
+	res, err = a.Get(context.Background(), uid.StudyRootQueryRetrieveGet, q, &memStore{}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint16(6), res.Completed)
+}

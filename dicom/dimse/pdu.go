@@ -91,7 +91,7 @@ const (
 // Limits applied while decoding.
 const (
 	// MaxAssociatePDULength caps A-ASSOCIATE and other non-data PDUs.
-	MaxAssociatePDULength = 1 << 20
+	MaxAssociatePDULength = 256 << 10
 	// MinMaxPDULength is the smallest maximum PDU length we send to.
 	MinMaxPDULength = 512
 )
