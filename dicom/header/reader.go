@@ -153,7 +153,53 @@ func (r *Reader) ReadHeader() (h *Header, err error) {
 			h, err = nil, fmt.Errorf("%w: internal error: %v", ErrMalformed, p)
 		}
 	}()
-	h = &Header{}
+	h, err = r.readPreambleAndMeta()
+	if err != nil {
+		return nil, err
+	}
+	ts, _ := uid.LookupTransferSyntax(h.TransferSyntax)
+	if ts.Deflated {
+		// Inflate the rest; offsets continue in the inflated stream.
+		r.br = bufio.NewReaderSize(flate.NewReader(r.br), 16<<10)
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	if ts.BigEndian {
+		bo = binary.BigEndian
+	}
+	ds := &Dataset{BigEndian: ts.BigEndian}
+	h.Dataset = ds
+	st := state{explicit: ts.ExplicitVR, bo: bo}
+	pd, err := r.readItems(ds, -1, 0, st, true)
+	if err != nil {
+		return nil, err
+	}
+	h.PixelData = pd
+	return h, nil
+}
+
+// ReadFileMeta reads only the optional preamble and file meta of a stream
+// (e.g. a stored Part-10 object) and returns them (Header.Dataset is nil)
+// with the stream positioned at the first data set byte, as sent in C-STORE.
+// The data set bytes are returned as stored (not inflated).
+func ReadFileMeta(r io.Reader, opts Options) (*Header, io.Reader, error) {
+	rd := NewReader(r, opts)
+	rd.done = true
+	h, err := func() (h *Header, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				h, err = nil, fmt.Errorf("%w: internal error: %v", ErrMalformed, p)
+			}
+		}()
+		return rd.readPreambleAndMeta()
+	}()
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, rd.br, nil
+}
+
+func (r *Reader) readPreambleAndMeta() (*Header, error) {
+	h := &Header{}
 	// Preamble.
 	if b, _ := r.br.Peek(132); len(b) == 132 && string(b[128:132]) == "DICM" {
 		if err := r.skip(132); err != nil {
@@ -178,23 +224,6 @@ func (r *Reader) ReadHeader() (h *Header, err error) {
 	if h.TransferSyntax == "" {
 		h.TransferSyntax = r.detect()
 	}
-	ts, _ := uid.LookupTransferSyntax(h.TransferSyntax)
-	if ts.Deflated {
-		// Inflate the rest; offsets continue in the inflated stream.
-		r.br = bufio.NewReaderSize(flate.NewReader(r.br), 16<<10)
-	}
-	var bo binary.ByteOrder = binary.LittleEndian
-	if ts.BigEndian {
-		bo = binary.BigEndian
-	}
-	ds := &Dataset{BigEndian: ts.BigEndian}
-	h.Dataset = ds
-	st := state{explicit: ts.ExplicitVR, bo: bo}
-	pd, err := r.readItems(ds, -1, 0, st, true)
-	if err != nil {
-		return nil, err
-	}
-	h.PixelData = pd
 	return h, nil
 }
 
