@@ -290,13 +290,18 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 func cmdDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	db, _, err := adminDB(ctx, "demo", args, getenv, stderr, nil)
+	db, cfg, err := adminDB(ctx, "demo", args, getenv, stderr, nil)
 	if err != nil {
 		return err
 	}
 	defer db.close(ctx)
-	s := &server{db: db, log: newLogger(&Config{LogLevel: "warn", LogFormat: "text"}, os.Stderr)}
-	res, err := seedDemo(ctx, db, moduleList(s))
+	// The demo needs the parts and modules built as the server builds them.
+	cfg.Demo = false
+	s, err := newServerFrom(ctx, cfg, db, newLogger(&Config{LogLevel: "warn", LogFormat: "text"}, os.Stderr))
+	if err != nil {
+		return err
+	}
+	res, err := seedDemo(ctx, db, s.parts, s.mods)
 	if err != nil {
 		return err
 	}

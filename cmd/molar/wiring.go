@@ -40,7 +40,11 @@ func moduleList(s *server) []modules.Module {
 			return directory.Viewer{TenantID: p.TenantID, Username: p.Username, CanEdit: p.Can(directory.PermEdit)}, true
 		}
 	}
-	return []modules.Module{dir}
+	mods := []modules.Module{dir}
+	if b := bookingModule(s); b != nil {
+		mods = append(mods, b)
+	}
+	return mods
 }
 
 // unitsAdapter serves the directory module from the core register.
@@ -69,12 +73,42 @@ func sources(mods []modules.Module) []postgres.Source {
 		jobs.Source(),
 		index.Migrations(),
 	}
+	for _, p := range coreParts(nil) {
+		src = append(src, p.sources...)
+	}
 	for _, m := range mods {
 		if fs := m.Migrations(); fs != nil {
 			src = append(src, postgres.Source{Namespace: m.Name(), FS: fs})
 		}
 	}
 	return src
+}
+
+// corePart is one core package's share of the server (the journal and
+// portal, DICOM ingest and query, imaging and DICOMweb, the viewer), wired
+// in its own wire_<name>.go so that each stays in one file.
+type corePart struct {
+	name    string
+	sources []postgres.Source // migrations (needed with s == nil too)
+	// prepare builds the package once the shell exists and before the job
+	// queue does: add pages and messages, register job workers.
+	prepare func(ctx context.Context, workers *river.Workers) error
+	// routes mounts the package's HTTP routes; authentication is already
+	// in front of them (deny by default).
+	routes func(r chi.Router)
+	// runners are background tasks of the part.
+	runners []runner
+	// housekeeping are periodic chores of the part.
+	housekeeping []jobs.Task
+	// demo adds the part's demo data (idempotent; runs at every demo start
+	// after the core's demo and before the modules').
+	demo func(ctx context.Context, d modules.Demo) error
+}
+
+// coreParts lists the core parts in wiring order. s is nil when only
+// migrations are needed.
+func coreParts(s *server) []corePart {
+	return []corePart{journalPart(s), bookingPart(s), imagingPart(s), dicomPart(s), viewerPart(s)}
 }
 
 // migrateAll applies the core's and every module's migrations, then River's.
@@ -131,6 +165,14 @@ func (s *server) wire(ctx context.Context) error {
 	registerErrors()
 
 	workers := river.NewWorkers()
+	s.parts = coreParts(s)
+	for _, p := range s.parts {
+		if p.prepare != nil {
+			if err := p.prepare(ctx, workers); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
+	}
 	house := &jobs.Housekeeping{Logger: s.log, Tasks: s.housekeeping()}
 	river.AddWorker(workers, house)
 	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log, Periodic: []*river.PeriodicJob{house.Periodic()}}); err != nil {
@@ -146,6 +188,11 @@ func (s *server) wire(ctx context.Context) error {
 	}
 	s.publicRoutes(r, assets)
 	s.mountCore(r)
+	for _, p := range s.parts {
+		if p.routes != nil {
+			p.routes(r)
+		}
+	}
 	for _, m := range mods {
 		r.Route("/m/"+m.Name(), m.Routes)
 	}
@@ -184,6 +231,9 @@ func registerErrors() {
 // modules' own work.
 func (s *server) runners() []runner {
 	rs := []runner{{"audit sealer", (&audit.Sealer{Pool: s.db.pool, Logger: s.log}).Run}}
+	for _, p := range s.parts {
+		rs = append(rs, p.runners...)
+	}
 	for _, m := range s.mods {
 		if r, ok := m.(modules.Runner); ok {
 			rs = append(rs, runner{"module " + m.Name(), r.Run})
@@ -193,7 +243,7 @@ func (s *server) runners() []runner {
 }
 
 // seedDemo seeds the demo municipality, then the modules' demo data.
-func seedDemo(ctx context.Context, db *database, mods []modules.Module) (demo.Result, error) {
+func seedDemo(ctx context.Context, db *database, parts []corePart, mods []modules.Module) (demo.Result, error) {
 	res, err := demo.Seed(ctx, db.pool, time.Now())
 	if err != nil {
 		return res, err
@@ -204,6 +254,13 @@ func seedDemo(ctx context.Context, db *database, mods []modules.Module) (demo.Re
 	}
 	for _, c := range res.Youths {
 		d.Youths = append(d.Youths, modules.DemoPerson{PersonID: c.PersonID, Parents: c.Parents})
+	}
+	for _, p := range parts {
+		if p.demo != nil {
+			if err := p.demo(ctx, d); err != nil {
+				return res, fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
 	}
 	for _, m := range mods {
 		if sd, ok := m.(modules.Seeder); ok {
@@ -257,6 +314,9 @@ func (s *server) housekeeping() []jobs.Task {
 		}
 		return err
 	}}}
+	for _, p := range s.parts {
+		tasks = append(tasks, p.housekeeping...)
+	}
 	if fsys, ok := s.store.(interface {
 		SweepTemp(time.Duration) (int, error)
 	}); ok {
