@@ -284,7 +284,9 @@ func TestFindWithCancel(t *testing.T) {
 	st, err = a.Find(context.Background(), uid.StudyRootQueryRetrieveFind, q, func(r *header.Dataset) error {
 		got = append(got, r.Get(header.TagPatientName))
 		if len(got) == 3 {
-			close(release)
+			// Unblock the handler only after our C-CANCEL had time to arrive
+			// (a cancel arriving after completion rightly yields Success).
+			go func() { time.Sleep(100 * time.Millisecond); close(release) }()
 			return stopErr
 		}
 		return nil
