@@ -68,7 +68,7 @@ func dataDir(t *testing.T) string {
 // proc is a running `molar serve`.
 type proc struct {
 	cmd    *exec.Cmd
-	stdout *bytes.Buffer
+	stdout *lockedBuffer
 	stderr *lockedBuffer
 	web    string
 	done   chan error
@@ -94,17 +94,21 @@ func startMolar(t *testing.T, data string, env ...string) *proc {
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	p := &proc{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	require.NoError(t, cmd.Start())
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
+		web := ""
 		for sc.Scan() {
 			line := sc.Text()
-			p.stdout.WriteString(line + "\n")
+			_, _ = p.stdout.Write([]byte(line + "\n"))
 			if m := webLine.FindStringSubmatch(line); m != nil {
-				ready <- m[1]
+				web = m[1]
+			}
+			if strings.HasPrefix(line, "Press Ctrl-C") { // the banner's last line
+				ready <- web
 			}
 		}
 		p.done <- cmd.Wait()

@@ -218,7 +218,8 @@ func TestRoleRouteMatrix(t *testing.T) {
 
 func TestHealthReadyMetrics(t *testing.T) {
 	ts := newTestServer(t, nil)
-	for path, want := range map[string]string{"/healthz": `"ok"`, "/readyz": `"ready"`, "/metrics": "molar_http_requests_total"} {
+	for _, c := range [][2]string{{"/healthz", `"ok"`}, {"/readyz", `"ready"`}, {"/metrics", "molar_http_requests_total"}} {
+		path, want := c[0], c[1]
 		resp, err := http.Get(ts.URL + path)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)
