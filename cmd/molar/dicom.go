@@ -3,13 +3,36 @@ package main
 import (
 	"context"
 	"net"
+
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/scp"
 )
 
-// serveDICOM serves the DICOM listener. Interim: the DIMSE server is being
-// written in dicom/dimse; until it is wired in, the listener is held (so the
-// port is reserved and a clash is reported at start-up) and closed on shutdown.
+// serveDICOM builds the DICOM SCP and serves it on ln until shutdown, when
+// it stops accepting, lets associations finish within the deadline and
+// aborts what is left.
 func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
-	s.stops = append(s.stops, func(context.Context) { ln.Close() })
+	metrics := scp.NewMetrics(s.reg)
+	srv := &dimse.Server{
+		AETitle: s.cfg.AETitle,
+		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log),
+		Logger:  s.log,
+		Hooks:   metrics.Hooks(),
+	}
+	for _, hook := range s.dicomHooks {
+		hook(srv)
+	}
+	s.dicom = srv
+	go func() {
+		if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
+			s.log.Error("dicom server", "err", err)
+		}
+	}()
+	s.stops = append(s.stops, func(ctx context.Context) {
+		if err := srv.Shutdown(ctx); err != nil {
+			s.log.Warn("dicom shutdown", "err", err)
+		}
+	})
 	return nil
 }
 

@@ -71,8 +71,11 @@ type proc struct {
 	stdout *lockedBuffer
 	stderr *lockedBuffer
 	web    string
+	dicom  string // host:port
 	done   chan error
 }
+
+var dicomLine = regexp.MustCompile(`DICOM:\s+AE title \S+ at (\S+)`)
 
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -106,6 +109,9 @@ func startMolar(t *testing.T, data string, env ...string) *proc {
 			_, _ = p.stdout.Write([]byte(line + "\n"))
 			if m := webLine.FindStringSubmatch(line); m != nil {
 				web = m[1]
+			}
+			if m := dicomLine.FindStringSubmatch(line); m != nil {
+				p.dicom = m[1]
 			}
 			if strings.HasPrefix(line, "Press Ctrl-C") { // the banner's last line
 				ready <- web
@@ -207,6 +213,20 @@ func TestServeLifecycle(t *testing.T) {
 	out, err := exec.Command(molarBinary(t), "user", "add", "--data-dir", data, "--username", "nyansat", "--role", "dentist", "--password-file", pwFile).CombinedOutput()
 	require.NoError(t, err, string(out))
 	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "nyansat", "a-long-password-42"))
+
+	// DCMTK's echoscu: a registered AE is verified, an unknown one rejected.
+	out, err = exec.Command(molarBinary(t), "ae", "add", "--data-dir", data, "--title", "ECHOSCU", "--host", "127.0.0.1", "--port", "104").CombinedOutput()
+	require.NoError(t, err, string(out))
+	host, port, _ := net.SplitHostPort(p.dicom)
+	if _, err := exec.LookPath("echoscu"); err == nil || os.Getenv("CI") == "true" {
+		echoCmd := func(aet string) error {
+			c := exec.Command("echoscu", "-aet", aet, "-aec", "MOLAR", host, port)
+			c.Env = append(os.Environ(), "TCP_NODELAY=1")
+			return c.Run()
+		}
+		require.NoError(t, echoCmd("ECHOSCU"), "registered AE")
+		require.Error(t, echoCmd("NOBODY"), "unknown AE")
+	}
 
 	// Logs hold no names or CPR numbers.
 	logs := p.stderr.String()

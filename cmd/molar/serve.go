@@ -21,6 +21,7 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/jobs"
@@ -29,20 +30,24 @@ import (
 
 // server is one running Molar: what cmdServe wires together.
 type server struct {
-	cfg      *Config
-	log      *slog.Logger
-	db       *database
-	store    storage.ObjectStore
-	queue    *jobs.Queue
-	reg      *prometheus.Registry
-	shell    *web.Shell
-	auth     *auth.Service
-	demo     *demo.Result
-	mods     []modules.Module
-	parts    []corePart
-	router   chi.Router
-	http     *http.Server
-	draining atomic.Bool
+	cfg   *Config
+	log   *slog.Logger
+	db    *database
+	store storage.ObjectStore
+	queue *jobs.Queue
+	reg   *prometheus.Registry
+	shell *web.Shell
+	auth  *auth.Service
+	demo  *demo.Result
+	mods  []modules.Module
+	parts []corePart
+	// dicom is the DICOM SCP; dicomHooks let parts set its handlers
+	// (Store, Find, Move, Get) before it serves.
+	dicom      *dimse.Server
+	dicomHooks []func(*dimse.Server)
+	router     chi.Router
+	http       *http.Server
+	draining   atomic.Bool
 	// background work started by start(); stopped by shutdown().
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/index"
+)
+
+// startDICOM serves the test server's DICOM SCP on a loopback port.
+func startDICOM(t *testing.T, ts *testServer) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	require.NoError(t, ts.serveDICOM(context.Background(), ln))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ts.dicom.Shutdown(ctx)
+	})
+	return ln.Addr().String()
+}
+
+func echo(ctx context.Context, addr, calling string) (dimse.Status, *dimse.Association, error) {
+	a, err := dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: calling, CalledAE: "MOLAR", Contexts: []dimse.ProposedContext{dimse.VerificationContext()}})
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := a.Echo(ctx)
+	return st, a, err
+}
+
+func TestDICOMPolicyKnownAndUnknownAEs(t *testing.T) {
+	ts := newTestServer(t, nil)
+	addr := startDICOM(t, ts)
+	ctx := context.Background()
+
+	// Unknown AEs are rejected by default.
+	_, _, err := echo(ctx, addr, "STRANGER")
+	var rj *dimse.RejectedError
+	require.True(t, errors.As(err, &rj), "%v", err)
+
+	// A registered AE is accepted.
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "PANO1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store"}}, false))
+	st, a, err := echo(ctx, addr, "PANO1")
+	require.NoError(t, err)
+	require.Equal(t, dimse.Status(0), st)
+	require.NoError(t, a.Release(ctx))
+
+	// Metrics count the association and the echo.
+	resp, err := http.Get(ts.URL + "/metrics")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(b), `molar_dicom_operations_total{op="C-ECHO",status="success"} 1`)
+	require.Contains(t, string(b), `molar_dicom_associations_rejected_total 1`)
+}
+
+func TestDICOMAcceptUnknownAllowsEchoAndStoreOnly(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_DICOM_ACCEPT_UNKNOWN": "true"})
+	addr := startDICOM(t, ts)
+	st, a, err := echo(context.Background(), addr, "ANYONE")
+	require.NoError(t, err)
+	require.Equal(t, dimse.Status(0), st)
+	require.NoError(t, a.Release(context.Background()))
+}
+
+// TestDICOMShutdownWaitsForAssociations: an open association may finish
+// its work during shutdown; one left open past the deadline is aborted, and
+// shutdown returns.
+func TestDICOMShutdownWaitsForAssociations(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_DICOM_ACCEPT_UNKNOWN": "true"})
+	addr := startDICOM(t, ts)
+	ctx := context.Background()
+	_, a, err := echo(ctx, addr, "ANYONE")
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		done <- ts.dicom.Shutdown(sctx)
+	}()
+	// New associations are refused once shutdown began.
+	time.Sleep(100 * time.Millisecond)
+	_, _, err = echo(ctx, addr, "LATE")
+	require.Error(t, err)
+	// The open association still works, then releases.
+	st, err := a.Echo(ctx)
+	require.NoError(t, err)
+	require.Equal(t, dimse.Status(0), st)
+	require.NoError(t, a.Release(ctx))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown did not return")
+	}
+	require.Zero(t, ts.dicom.ActiveAssociations())
+	_ = strings.TrimSpace
+}

@@ -1,0 +1,143 @@
+// Package scp assembles Molar's DICOM service class provider from its parts:
+// the association policy (known AEs and their permissions from the AE
+// registry, unknown AEs when allowed), and Prometheus metrics for
+// associations and DIMSE operations. The handlers (ingest, query, retrieve,
+// worklist) come from their own packages.
+package scp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/index"
+)
+
+// UnknownServices are what an unregistered AE may do when unknown AEs are
+// accepted (MOLAR_DICOM_ACCEPT_UNKNOWN): verify and store, never query or
+// retrieve.
+const UnknownServices = dimse.ServiceEcho | dimse.ServiceStore
+
+// ServicesOf maps AE permissions to DIMSE services.
+func ServicesOf(perms []string) dimse.Services {
+	s := dimse.ServiceEcho
+	for _, p := range perms {
+		switch p {
+		case index.PermStore:
+			s |= dimse.ServiceStore
+		case index.PermFind:
+			s |= dimse.ServiceFind
+		case index.PermMove:
+			s |= dimse.ServiceMove
+		case index.PermGet:
+			s |= dimse.ServiceGet
+		}
+	}
+	return s
+}
+
+// Caller is the Decision.Value handlers get: who is calling.
+type Caller struct {
+	AE    index.AE // zero Title for an unknown AE
+	Known bool
+}
+
+// Policy decides associations: the called AE must be ours (the server checks
+// it too), a registered calling AE gets the services of its permissions, an
+// unknown one gets UnknownServices when acceptUnknown, else a rejection
+// ("calling AE not recognized"). A database failure rejects transiently.
+func Policy(q index.Querier, acceptUnknown bool, log *slog.Logger) dimse.Policy {
+	return func(ctx context.Context, req *dimse.AssociationRequest) dimse.Decision {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ae, err := index.GetAE(ctx, q, strings.TrimSpace(req.CallingAE))
+		switch {
+		case err == nil:
+			return dimse.Decision{Services: ServicesOf(ae.Permissions), Value: Caller{AE: ae, Known: true}}
+		case errors.Is(err, index.ErrNotFound) && acceptUnknown:
+			return dimse.Decision{Services: UnknownServices, Value: Caller{}}
+		case errors.Is(err, index.ErrNotFound):
+			log.Info("association rejected: unknown calling AE", "association", req.ID, "calling_ae", req.CallingAE, "remote", req.RemoteAddr.String())
+			return dimse.RejectCallingAE()
+		default:
+			log.Error("association policy: AE registry unavailable", "association", req.ID, "err", err)
+			return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
+		}
+	}
+}
+
+// Metrics are the DICOM Prometheus metrics.
+type Metrics struct {
+	Associations  *prometheus.CounterVec
+	Active        prometheus.Gauge
+	Rejected      prometheus.Counter
+	Operations    *prometheus.CounterVec
+	Duration      *prometheus.HistogramVec
+	Bytes         *prometheus.CounterVec
+	Instances     prometheus.Counter
+	InstanceBytes prometheus.Counter
+}
+
+// NewMetrics registers the DICOM metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Associations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molar_dicom_associations_total", Help: "DICOM associations by how they ended."}, []string{"reason"}),
+		Active:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "molar_dicom_associations_active", Help: "DICOM associations open now."}),
+		Rejected:     prometheus.NewCounter(prometheus.CounterOpts{Name: "molar_dicom_associations_rejected_total", Help: "DICOM association requests rejected."}),
+		Operations:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molar_dicom_operations_total", Help: "DIMSE operations by type and status class."}, []string{"op", "status"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "molar_dicom_operation_duration_seconds", Help: "DIMSE operation latency.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"op"}),
+		Bytes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molar_dicom_bytes_total", Help: "Data set bytes received and sent."}, []string{"direction"}),
+		Instances:     prometheus.NewCounter(prometheus.CounterOpts{Name: "molar_dicom_instances_stored_total", Help: "Instances stored (C-STORE Success)."}),
+		InstanceBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "molar_dicom_instance_bytes_stored_total", Help: "Bytes of instances stored."}),
+	}
+	reg.MustRegister(m.Associations, m.Active, m.Rejected, m.Operations, m.Duration, m.Bytes, m.Instances, m.InstanceBytes)
+	return m
+}
+
+// StatusClass names a status for metrics: success, pending, warning, cancel, failure.
+func StatusClass(s dimse.Status) string {
+	switch {
+	case s == 0x0000:
+		return "success"
+	case s == 0xFF00 || s == 0xFF01:
+		return "pending"
+	case s == 0xFE00:
+		return "cancel"
+	case s == 0x0001 || s == 0x0107 || s == 0x0116 || s&0xF000 == 0xB000:
+		return "warning"
+	default:
+		return "failure"
+	}
+}
+
+// Hooks feeds the metrics from the server's hooks.
+func (m *Metrics) Hooks() dimse.Hooks {
+	return dimse.Hooks{
+		AssociationRejected: func(*dimse.AssociationRequest, *dimse.AssociateRJ) { m.Rejected.Inc() },
+		AssociationOpened:   func(*dimse.AssociationInfo) { m.Active.Inc() },
+		AssociationClosed: func(_ *dimse.AssociationInfo, reason string, _ dimse.AssociationStats) {
+			m.Active.Dec()
+			m.Associations.WithLabelValues(reason).Inc()
+		},
+		DIMSE: func(_ *dimse.AssociationInfo, op string, st dimse.Status, d time.Duration, n int64) {
+			class := StatusClass(st)
+			m.Operations.WithLabelValues(op, class).Inc()
+			m.Duration.WithLabelValues(op).Observe(d.Seconds())
+			dir := "in"
+			if op == "C-STORE-SUBOP" {
+				dir = "out"
+			}
+			m.Bytes.WithLabelValues(dir).Add(float64(n))
+			if op == "C-STORE" && class == "success" {
+				m.Instances.Inc()
+				m.InstanceBytes.Add(float64(n))
+			}
+		},
+	}
+}
