@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 
 	"github.com/molar-health/molar/dicom/dimse"
@@ -24,7 +25,7 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	}
 	s.dicom = srv
 	go func() {
-		if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, dimse.ErrServerClosed) {
 			s.log.Error("dicom server", "err", err)
 		}
 	}()
