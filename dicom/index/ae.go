@@ -55,7 +55,10 @@ type AE struct {
 	Port        int
 	Permissions []string
 	Description string
-	Created     time.Time
+	// TenantID is the municipality the AE belongs to; 0 = the default
+	// tenant (DefaultTenant).
+	TenantID int64
+	Created  time.Time
 }
 
 // Can reports whether the AE holds a permission.
@@ -116,12 +119,12 @@ func AddAE(ctx context.Context, q Querier, a AE, replace bool) error {
 	if a.Permissions == nil {
 		a.Permissions = []string{PermEcho}
 	}
-	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description) VALUES ($1, $2, $3, $4, $5)`
+	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description, tenant_id) VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0))`
 	if replace {
 		sql += ` ON CONFLICT (title) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,
-			permissions = EXCLUDED.permissions, description = EXCLUDED.description, updated = now()`
+			permissions = EXCLUDED.permissions, description = EXCLUDED.description, tenant_id = EXCLUDED.tenant_id, updated = now()`
 	}
-	_, err := q.Exec(ctx, sql, a.Title, a.Host, a.Port, a.Permissions, a.Description)
+	_, err := q.Exec(ctx, sql, a.Title, a.Host, a.Port, a.Permissions, a.Description, a.TenantID)
 	if postgres.IsUniqueViolation(err) {
 		return fmt.Errorf("%w: AE %s is registered already", ErrExists, a.Title)
 	}
@@ -134,8 +137,8 @@ func AddAE(ctx context.Context, q Querier, a AE, replace bool) error {
 // GetAE returns the AE with title, or ErrNotFound.
 func GetAE(ctx context.Context, q Querier, title string) (AE, error) {
 	var a AE
-	err := q.QueryRow(ctx, `SELECT title, host, port, permissions, description, created FROM dicom.ae WHERE title = $1`, title).
-		Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.Created)
+	err := q.QueryRow(ctx, `SELECT title, host, port, permissions, description, coalesce(tenant_id, 0), created FROM dicom.ae WHERE title = $1`, title).
+		Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TenantID, &a.Created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return AE{}, fmt.Errorf("%w: AE %s", ErrNotFound, title)
 	}
@@ -147,13 +150,13 @@ func GetAE(ctx context.Context, q Querier, title string) (AE, error) {
 
 // ListAEs lists every AE by title.
 func ListAEs(ctx context.Context, q Querier) ([]AE, error) {
-	rows, err := q.Query(ctx, `SELECT title, host, port, permissions, description, created FROM dicom.ae ORDER BY title`)
+	rows, err := q.Query(ctx, `SELECT title, host, port, permissions, description, coalesce(tenant_id, 0), created FROM dicom.ae ORDER BY title`)
 	if err != nil {
 		return nil, fmt.Errorf("dicom: list AEs: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AE, error) {
 		var a AE
-		err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.Created)
+		err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TenantID, &a.Created)
 		return a, err
 	})
 }
@@ -168,4 +171,33 @@ func RemoveAE(ctx context.Context, q Querier, title string) error {
 		return fmt.Errorf("%w: AE %s", ErrNotFound, title)
 	}
 	return nil
+}
+
+// ErrNoDefaultTenant: an AE without a tenant called, and the installation
+// has several tenants (or none), so there is no default.
+var ErrNoDefaultTenant = errors.New("dicom: no default tenant (several municipalities: give the AE a tenant)")
+
+// DefaultTenant is the tenant of AEs without one (and of unknown AEs when
+// they are accepted): the only tenant of the installation.
+func DefaultTenant(ctx context.Context, q Querier) (int64, error) {
+	rows, err := q.Query(ctx, `SELECT id FROM auth.tenant ORDER BY id LIMIT 2`)
+	if err != nil {
+		return 0, fmt.Errorf("dicom: default tenant: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("dicom: default tenant: %w", err)
+	}
+	if len(ids) != 1 {
+		return 0, ErrNoDefaultTenant
+	}
+	return ids[0], nil
+}
+
+// TenantOf returns the tenant an AE's instances and queries belong to.
+func TenantOf(ctx context.Context, q Querier, a AE) (int64, error) {
+	if a.TenantID != 0 {
+		return a.TenantID, nil
+	}
+	return DefaultTenant(ctx, q)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
@@ -13,7 +14,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestAERegistry(t *testing.T) {
-	db := pgtest.Open(t, index.Migrations())
+	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
 	ctx := context.Background()
 	perms, err := index.ParsePermissions("store, find,move")
 	require.NoError(t, err)
