@@ -282,6 +282,15 @@ func (s *Service) Access(ctx context.Context, tx pgx.Tx, p *Principal, personID 
 	return accessAt(ctx, tx, p, personID, s.now())
 }
 
+// RequireAccess is Access that returns ErrForbidden (wrapped) when refused.
+func (s *Service) RequireAccess(ctx context.Context, tx pgx.Tx, p *Principal, personID int64) (Decision, error) {
+	d, err := s.Access(ctx, tx, p, personID)
+	if err == nil && !d.Allowed {
+		err = fmt.Errorf("auth: access to person %d: %w", personID, ErrForbidden)
+	}
+	return d, err
+}
+
 // BreakGlass is the package's BreakGlass with the service's clock and duration.
 func (s *Service) BreakGlass(ctx context.Context, tx pgx.Tx, p *Principal, personID int64, reason string) (Decision, error) {
 	return breakGlassAt(ctx, tx, p, personID, reason, s.now(), s.cfg.BreakGlassDuration)

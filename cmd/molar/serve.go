@@ -22,6 +22,7 @@ import (
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/journal/portal"
 	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/jobs"
@@ -43,11 +44,15 @@ type server struct {
 	parts []corePart
 	// dicom is the DICOM SCP; dicomHooks let parts set its handlers
 	// (Store, Find, Move, Get) before it serves.
-	dicom      *dimse.Server
-	dicomHooks []func(*dimse.Server)
-	router     chi.Router
-	http       *http.Server
-	draining   atomic.Bool
+	// portalJournal and portalBooking feed the parent portal; set by the
+	// journal and booking wiring (nil: the portal shows what it has).
+	portalJournal portal.Journal
+	portalBooking portal.Booking
+	dicom         *dimse.Server
+	dicomHooks    []func(*dimse.Server)
+	router        chi.Router
+	http          *http.Server
+	draining      atomic.Bool
 	// background work started by start(); stopped by shutdown().
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup

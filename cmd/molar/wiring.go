@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io/fs"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,7 +64,7 @@ func (a unitsAdapter) Units(ctx context.Context, tenantID int64) ([]directory.Un
 }
 
 // coreNamespaces are the core's migration namespaces; modules may not take them.
-var coreNamespaces = []string{"audit", "auth", "dicom", "journal", "river", "molar_migrations", "public"}
+var coreNamespaces = []string{"audit", "auth", "dicom", "journal", "portal", "river", "molar_migrations", "public"}
 
 // sources lists every migration source in the order they apply.
 func sources(mods []modules.Module) []postgres.Source {
@@ -100,15 +101,18 @@ type corePart struct {
 	runners []runner
 	// housekeeping are periodic chores of the part.
 	housekeeping []jobs.Task
+	// static files served at content-hash URLs under /static ({{asset}}).
+	static fs.FS
 	// demo adds the part's demo data (idempotent; runs at every demo start
 	// after the core's demo and before the modules').
 	demo func(ctx context.Context, d modules.Demo) error
 }
 
 // coreParts lists the core parts in wiring order. s is nil when only
-// migrations are needed.
+// migrations are needed. Building a part must not use s.shell or s.queue:
+// they exist only when prepare runs.
 func coreParts(s *server) []corePart {
-	return []corePart{journalPart(s), bookingPart(s), imagingPart(s), dicomPart(s), viewerPart(s)}
+	return []corePart{journalPart(s), bookingPart(s), portalPart(s), imagingPart(s), dicomPart(s), viewerPart(s)}
 }
 
 // migrateAll applies the core's and every module's migrations, then River's.
@@ -129,7 +133,14 @@ func (s *server) wire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	assets, err := web.NewAssets("/static", web.CoreStatic())
+	s.parts = coreParts(s)
+	statics := []fs.FS{web.CoreStatic()}
+	for _, p := range s.parts {
+		if p.static != nil {
+			statics = append(statics, p.static)
+		}
+	}
+	assets, err := web.NewAssets("/static", statics...)
 	if err != nil {
 		return err
 	}
@@ -165,7 +176,6 @@ func (s *server) wire(ctx context.Context) error {
 	registerErrors()
 
 	workers := river.NewWorkers()
-	s.parts = coreParts(s)
 	for _, p := range s.parts {
 		if p.prepare != nil {
 			if err := p.prepare(ctx, workers); err != nil {

@@ -91,6 +91,19 @@ func (s *Shell) funcs(lang string) template.FuncMap {
 // defines "title" and "content" (and optionally "head") and is rendered
 // inside the layout under its base file name without extension.
 func (s *Shell) AddPages(fsys fs.FS, pattern string) error {
+	return s.AddPagesWith(fsys, pattern, "")
+}
+
+// AddPagesWith is AddPages where every page also gets the templates of the
+// files matching partials (shared blocks such as a tab bar), e.g. "*.tmpl".
+func (s *Shell) AddPagesWith(fsys fs.FS, pattern, partials string) error {
+	var partialFiles []string
+	if partials != "" {
+		var err error
+		if partialFiles, err = fs.Glob(fsys, partials); err != nil {
+			return fmt.Errorf("web: %w", err)
+		}
+	}
 	files, err := fs.Glob(fsys, pattern)
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
@@ -105,6 +118,11 @@ func (s *Shell) AddPages(fsys fs.FS, pattern string) error {
 		base := template.New("layout.html").Funcs(s.funcs(Danish))
 		if _, err := base.ParseFS(coreTemplates, "templates/layout.html"); err != nil {
 			return fmt.Errorf("web: layout: %w", err)
+		}
+		if len(partialFiles) > 0 {
+			if _, err := base.ParseFS(fsys, partialFiles...); err != nil {
+				return fmt.Errorf("web: parse partials: %w", err)
+			}
 		}
 		t, err := base.ParseFS(fsys, f)
 		if err != nil {

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/journal/portal"
+)
+
+func init() {
+	for k, v := range map[string]string{
+		"GET /portal/":                                    auth.PermPortalUse,
+		"GET /portal/c/{ref}/":                            auth.PermPortalUse,
+		"GET /portal/c/{ref}/journal":                     auth.PermPortalUse,
+		"GET /portal/c/{ref}/appointments":                auth.PermPortalUse,
+		"GET /portal/c/{ref}/appointments/{appt}/move":    auth.PermPortalUse,
+		"POST /portal/c/{ref}/appointments/{appt}/move":   auth.PermPortalUse,
+		"POST /portal/c/{ref}/appointments/{appt}/cancel": auth.PermPortalUse,
+		"POST /portal/c/{ref}/invitations/{appt}/accept":  auth.PermPortalUse,
+		"GET /portal/c/{ref}/messages":                    auth.PermPortalUse,
+		"POST /portal/c/{ref}/messages":                   auth.PermPortalUse,
+		"GET /portal/c/{ref}/health":                      auth.PermPortalUse,
+		"POST /portal/c/{ref}/health":                     auth.PermPortalUse,
+		"GET /portal/c/{ref}/log":                         auth.PermPortalUse,
+		"GET /portal/clinic/":                             auth.PermJournalRead,
+		"GET /portal/clinic/c/{person}":                   auth.PermJournalRead,
+		"POST /portal/clinic/c/{person}/messages":         auth.PermJournalRead,
+		"POST /portal/clinic/updates/{id}/ack":            auth.PermJournalRead,
+	} {
+		routePermissions[k] = v
+	}
+}
+
+var childLink = regexp.MustCompile(`href="/portal/c/([A-Za-z0-9_-]+)/"`)
+
+// get fetches a page as a browser would (HTML) and returns status and body.
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func post(t *testing.T, c *http.Client, base, u, csrf string, form url.Values) (int, string) {
+	t.Helper()
+	form.Set("csrf_token", csrf)
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestPortalAuthorization enumerates every portal route and, for parent A,
+// the references of every child that is not A's to see (other families'
+// children, young people over 15, A's own older child): all refused, and
+// nothing of that child in any response body.
+func TestPortalAuthorization(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	parentA := ts.demo.Children[0].Parents[0] // foraelder1
+	c, csrf := ts.login(t, "foraelder1")
+	var userA auth.User
+	userA, err := auth.UserByUsername(ctx, ts.db.pool, "foraelder1")
+	require.NoError(t, err)
+	require.Equal(t, parentA, userA.PersonID)
+
+	// A sees exactly their own child.
+	status, body := get(t, c, ts.URL+"/portal/")
+	require.Equal(t, http.StatusOK, status)
+	refs := childLink.FindAllStringSubmatch(body, -1)
+	require.Len(t, refs, 1, "foraelder1 has one child under 15")
+	ownRef := refs[0][1]
+	require.Contains(t, body, ts.demo.Children[0].Name)
+
+	// References A must not resolve: every other child and young person,
+	// made with the real key (as if leaked), plus raw database ids.
+	var key []byte
+	require.NoError(t, ts.db.pool.QueryRow(ctx, `SELECT key FROM portal.secret`).Scan(&key))
+	type target struct{ ref, name string }
+	var targets []target
+	for _, ch := range append(ts.demo.Children[1:], ts.demo.Youths...) {
+		targets = append(targets,
+			target{portal.Ref(key, userA.ID, ch.PersonID), ch.Name},
+			target{fmt.Sprint(ch.PersonID), ch.Name})
+	}
+	// Another parent's reference for their own child is useless to A too.
+	other, err := auth.UserByUsername(ctx, ts.db.pool, "foraelder2")
+	require.NoError(t, err)
+	targets = append(targets, target{portal.Ref(key, other.ID, ts.demo.Children[1].PersonID), ts.demo.Children[1].Name})
+
+	routes := walkRoutes(t, ts.router)
+	checked := 0
+	for _, rt := range routes {
+		if !strings.HasPrefix(rt.pattern, "/portal/c/{ref}") {
+			continue
+		}
+		for _, tg := range targets {
+			u := ts.URL + concrete(rt.pattern, map[string]string{"ref": tg.ref, "appt": "x"})
+			var st int
+			var b string
+			if rt.method == http.MethodPost {
+				st, b = post(t, c, ts.URL, u, csrf, url.Values{"body": {"hej"}, "kind": {"allergy"}, "slot": {"x"}})
+			} else {
+				st, b = get(t, c, u)
+			}
+			require.Equal(t, http.StatusNotFound, st, "%s %s for %s", rt.method, rt.pattern, tg.name)
+			require.NotContains(t, b, tg.name, "%s %s leaks the child's name", rt.method, rt.pattern)
+			given := strings.Fields(tg.name)[0]
+			require.NotContains(t, b, given)
+			checked++
+		}
+	}
+	require.Greater(t, checked, 100)
+
+	// A's own child: every page answers, never cached.
+	for _, page := range []string{"", "journal", "appointments", "messages", "health", "log"} {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/portal/c/"+ownRef+"/"+page, nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, page)
+		require.Equal(t, "no-store", resp.Header.Get("Cache-Control"), page)
+	}
+	// Nothing was written for the refused children (no messages, no updates).
+	var n int
+	require.NoError(t, ts.db.pool.QueryRow(ctx, `SELECT count(*) FROM portal.message`).Scan(&n))
+	require.Zero(t, n)
+}
+
+// TestPortalYouthAndOlderChildren: a 15-year-old sees their own record; a
+// parent of a 15–17-year-old is informed but cannot open it.
+func TestPortalYouthAndOlderChildren(t *testing.T) {
+	ts := newTestServer(t, nil)
+	c, _ := ts.login(t, "ung15")
+	status, body := get(t, c, ts.URL+"/portal/")
+	require.Equal(t, http.StatusOK, status)
+	refs := childLink.FindAllStringSubmatch(body, -1)
+	require.Len(t, refs, 1)
+	require.Contains(t, body, ts.demo.Youths[0].Name)
+	status, _ = get(t, c, ts.URL+"/portal/c/"+refs[0][1]+"/")
+	require.Equal(t, http.StatusOK, status)
+}
+
+// TestPortalMessagesUpdatesAndAccessLog: a parent writes to the clinic and
+// sends an allergy; the dentist reads and answers; the parent's access log
+// names the dentist.
+func TestPortalMessagesUpdatesAndAccessLog(t *testing.T) {
+	ts := newTestServer(t, nil)
+	parent, pcsrf := ts.login(t, "foraelder1")
+	_, body := get(t, parent, ts.URL+"/portal/")
+	ref := childLink.FindStringSubmatch(body)[1]
+	child := ts.demo.Children[0]
+
+	st, _ := post(t, parent, ts.URL, ts.URL+"/portal/c/"+ref+"/messages", pcsrf, url.Values{"body": {"Hun har ondt i en tand."}})
+	require.Equal(t, http.StatusSeeOther, st)
+	st, _ = post(t, parent, ts.URL, ts.URL+"/portal/c/"+ref+"/health", pcsrf, url.Values{"kind": {"allergy"}, "body": {"Allergisk over for latex"}})
+	require.Equal(t, http.StatusSeeOther, st)
+
+	dentist, dcsrf := ts.login(t, "tandlaege")
+	st, body = get(t, dentist, ts.URL+"/portal/clinic/")
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, child.Name)
+	thread := fmt.Sprintf("%s/portal/clinic/c/%d", ts.URL, child.PersonID)
+	st, body = get(t, dentist, thread)
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, "ondt i en tand")
+	require.Contains(t, body, "latex")
+	st, _ = post(t, dentist, ts.URL, thread+"/messages", dcsrf, url.Values{"body": {"Ring til os i morgen kl. 8."}})
+	require.Equal(t, http.StatusSeeOther, st)
+
+	// A home carer (no care relation with the child, no journal.read) is refused.
+	carer, _ := ts.login(t, "hjemmehjaelper")
+	st, _ = get(t, carer, thread)
+	require.Equal(t, http.StatusForbidden, st)
+
+	_, body = get(t, parent, ts.URL+"/portal/c/"+ref+"/messages")
+	require.Contains(t, body, "Ring til os i morgen")
+	_, body = get(t, parent, ts.URL+"/portal/c/"+ref+"/log")
+	require.Contains(t, body, "Tove Tandlæge", "the access log names the dentist who opened the record")
+	require.Contains(t, body, "Tandlæge")
+}
