@@ -1,0 +1,91 @@
+package pixel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	stdjpeg "image/jpeg"
+
+	"github.com/molar-health/molar/dicom/pixel/jpeg"
+)
+
+// decodeJPEG decodes a JPEG baseline, extended or lossless frame with the
+// package's own decoder (progressive 8-bit JPEG falls back to image/jpeg).
+func decodeJPEG(in Info, data []byte) (*Frame, error) {
+	img, err := jpeg.Decode(data, jpeg.Limits{Width: in.Columns, Height: in.Rows, MaxSamples: in.FrameSamples()})
+	if errors.Is(err, jpeg.ErrUnsupported) && in.Container() == 8 {
+		if img2, err2 := decodeStdJPEG(in, data); err2 == nil {
+			img, err = img2, nil
+		}
+	}
+	switch {
+	case errors.Is(err, jpeg.ErrUnsupported):
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	case img.Components != in.SamplesPerPixel:
+		return nil, fmt.Errorf("%w: JPEG has %d components, header says %d samples per pixel", ErrMalformed, img.Components, in.SamplesPerPixel)
+	case img.Precision > in.Container():
+		return nil, fmt.Errorf("%w: %d-bit JPEG in %d bits allocated", ErrMalformed, img.Precision, in.BitsAllocated)
+	}
+	f := newFrame(in, 0)
+	switch {
+	case f.Pix8 != nil:
+		for i, v := range img.Pix {
+			f.Pix8[i] = uint8(v)
+		}
+	case f.Pix16 != nil:
+		copy(f.Pix16, img.Pix)
+	default:
+		for i, v := range img.Pix {
+			f.Pix32[i] = uint32(v)
+		}
+	}
+	if in.SamplesPerPixel == 3 {
+		switch {
+		case img.ColorConverted:
+			f.Photometric = RGB
+		case f.Photometric == YBRFull422 || f.Photometric == YBRPartial:
+			f.Photometric = YBRFull
+		}
+	}
+	f.normalise(0)
+	return f, nil
+}
+
+// decodeStdJPEG decodes what Go's image/jpeg handles (8-bit progressive).
+func decodeStdJPEG(in Info, data []byte) (*jpeg.Image, error) {
+	m, err := stdjpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	b := m.Bounds()
+	if b.Dx() != in.Columns || b.Dy() != in.Rows {
+		return nil, fmt.Errorf("%w: size", ErrMalformed)
+	}
+	img := &jpeg.Image{Width: b.Dx(), Height: b.Dy(), Precision: 8, Process: 'P'}
+	switch m := m.(type) {
+	case *image.Gray:
+		img.Components = 1
+		img.Pix = make([]uint16, b.Dx()*b.Dy())
+		for y := range b.Dy() {
+			for x := range b.Dx() {
+				img.Pix[y*b.Dx()+x] = uint16(m.GrayAt(b.Min.X+x, b.Min.Y+y).Y)
+			}
+		}
+	default:
+		img.Components = 3
+		img.ColorConverted = true
+		img.Pix = make([]uint16, 3*b.Dx()*b.Dy())
+		for y := range b.Dy() {
+			for x := range b.Dx() {
+				c := color.RGBAModel.Convert(m.At(b.Min.X+x, b.Min.Y+y)).(color.RGBA)
+				i := 3 * (y*b.Dx() + x)
+				img.Pix[i], img.Pix[i+1], img.Pix[i+2] = uint16(c.R), uint16(c.G), uint16(c.B)
+			}
+		}
+	}
+	return img, nil
+}
