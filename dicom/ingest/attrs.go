@@ -1,0 +1,190 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/molar-health/molar/dicom/header"
+)
+
+// maxAttrValue caps a text value copied into the JSON attributes; longer
+// values (and every binary value) stay only in the object.
+const maxAttrValue = 4096
+
+// attrsJSON renders a data set in the DICOM JSON model (PS3.18 F.2): tag
+// "GGGGEEEE" → {"vr", "Value"}; no file meta, no pixel data, no binary
+// (bulk) values; PN as {"Alphabetic": …}; IS/DS as numbers when they parse.
+func attrsJSON(d *header.Dataset) ([]byte, error) {
+	return json.Marshal(jsonDataset(d))
+}
+
+func jsonDataset(d *header.Dataset) map[string]any {
+	out := make(map[string]any, len(d.Elements))
+	for _, e := range d.Elements {
+		if e.Tag.Group() == 0x0002 || e.Tag.Group() == 0x7FE0 || e.Tag.Element() == 0 {
+			continue
+		}
+		v := jsonElement(d, e)
+		if v != nil {
+			out[fmt.Sprintf("%08X", uint32(e.Tag))] = v
+		}
+	}
+	return out
+}
+
+func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
+	vr := e.VR
+	if e.IsSequence() {
+		items := make([]any, 0, len(e.Items))
+		for _, it := range e.Items {
+			items = append(items, jsonDataset(it))
+		}
+		m := map[string]any{"vr": "SQ"}
+		if len(items) > 0 {
+			m["Value"] = items
+		}
+		return m
+	}
+	switch vr {
+	case "OB", "OW", "OF", "OD", "OL", "OV", "UN":
+		return nil // bulk data: not in the index
+	}
+	m := map[string]any{"vr": vr}
+	if len(e.Value) == 0 {
+		return m
+	}
+	switch vr {
+	case "US", "SS", "UL", "SL", "UV", "SV":
+		vals := d.Ints(e.Tag)
+		if len(vals) > 64 {
+			return m
+		}
+		arr := make([]any, len(vals))
+		for i, v := range vals {
+			arr[i] = v
+		}
+		m["Value"] = arr
+		return m
+	case "FL", "FD":
+		vals := d.Floats(e.Tag)
+		if len(vals) > 64 {
+			return m
+		}
+		arr := make([]any, len(vals))
+		for i, v := range vals {
+			arr[i] = v
+		}
+		m["Value"] = arr
+		return m
+	case "AT":
+		return m
+	}
+	if len(e.Value) > maxAttrValue {
+		return m
+	}
+	var parts []string
+	switch vr {
+	case "LT", "ST", "UT", "UR":
+		parts = []string{d.Get(e.Tag)}
+	default:
+		parts = d.Strings(e.Tag)
+	}
+	arr := make([]any, 0, len(parts))
+	for _, p := range parts {
+		switch vr {
+		case "PN":
+			if p == "" {
+				arr = append(arr, nil)
+			} else {
+				arr = append(arr, map[string]string{"Alphabetic": p})
+			}
+		case "IS":
+			if n, err := strconv.ParseInt(p, 10, 64); err == nil {
+				arr = append(arr, n)
+			} else {
+				arr = append(arr, nil)
+			}
+		case "DS":
+			if f, err := strconv.ParseFloat(p, 64); err == nil {
+				arr = append(arr, f)
+			} else {
+				arr = append(arr, nil)
+			}
+		default:
+			if p == "" {
+				arr = append(arr, nil)
+			} else {
+				arr = append(arr, p)
+			}
+		}
+	}
+	if len(arr) > 0 {
+		m["Value"] = arr
+	}
+	return m
+}
+
+// Code sequence item tags.
+var (
+	tagCodeValue     = header.NewTag(0x0008, 0x0100)
+	tagCodingScheme  = header.NewTag(0x0008, 0x0102)
+	tagCodeMeaning   = header.NewTag(0x0008, 0x0104)
+	tagLongCodeValue = header.NewTag(0x0008, 0x0119)
+)
+
+// sctTeeth maps SNOMED CT tooth concepts (CID 4018/4019 use SCT codes) to
+// ISO 3950 numbers, for the codes we have checked (HL7 Dental Data Exchange
+// crosswalk of all teeth). Other codes fall back to the code meaning.
+var sctTeeth = map[string]string{
+	"68085002": "18", "7121006": "17", "5140004": "16", "36492000": "15",
+	"57826002": "14", "80647007": "13", "11712009": "12",
+}
+
+var meaningTooth = regexp.MustCompile(`(?i)(?:^|\b(?:tooth|iso(?:\s*3950)?(?:\s*designation)?|fdi)\s*(?:no\.?|number|#)?\s*)([1-8][1-8])\b`)
+
+// ValidFDI reports whether s is an ISO 3950 (FDI) tooth number: permanent
+// 11–18 … 41–48, deciduous 51–55 … 81–85 (DOMAIN.md "Dental care").
+func ValidFDI(s string) bool {
+	if len(s) != 2 || s[0] < '1' || s[0] > '8' || s[1] < '1' {
+		return false
+	}
+	if s[0] <= '4' {
+		return s[1] <= '8'
+	}
+	return s[1] <= '5'
+}
+
+// ToothCodes returns the ISO 3950 numbers of the Primary Anatomic Structure
+// Sequence (0008,2228): one item per tooth (PS3.3 C.8.11.9, CID 4018/4019).
+// It reads ISO 3950 coded items, known SNOMED CT codes, and falls back to a
+// tooth number in the code meaning ("Tooth 16", "ISO designation 16").
+func ToothCodes(d *header.Dataset) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, it := range d.Sequence(header.TagPrimaryAnatomicStructSeq) {
+		value := it.Get(tagCodeValue)
+		if value == "" {
+			value = it.Get(tagLongCodeValue)
+		}
+		scheme := strings.ToUpper(it.Get(tagCodingScheme))
+		var n string
+		switch {
+		case (strings.Contains(scheme, "3950") || scheme == "FDI") && ValidFDI(value):
+			n = value
+		case sctTeeth[value] != "" && (scheme == "SCT" || scheme == "SNM3" || scheme == "SRT" || scheme == ""):
+			n = sctTeeth[value]
+		default:
+			if m := meaningTooth.FindStringSubmatch(it.Get(tagCodeMeaning)); m != nil && ValidFDI(m[1]) {
+				n = m[1]
+			}
+		}
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -1,0 +1,322 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/internal/dicomtest"
+	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/storage"
+	fsstore "github.com/molar-health/molar/storage/fs"
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type env struct {
+	db     *pgtest.DB
+	store  *fsstore.Store
+	tenant int64
+	in     *Ingester
+}
+
+func newEnv(t *testing.T) *env {
+	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	ten, err := auth.CreateTenant(context.Background(), db.Admin, "0101", "Test")
+	require.NoError(t, err)
+	st, err := fsstore.New(t.TempDir())
+	require.NoError(t, err)
+	return &env{db: db, store: st, tenant: ten.ID, in: &Ingester{DB: db.App, Store: st, Policy: index.KeepFirst}}
+}
+
+func (e *env) objects(t *testing.T) []string {
+	var keys []string
+	require.NoError(t, e.store.List(context.Background(), "instances/", func(o storage.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	}))
+	return keys
+}
+
+func (e *env) get(t *testing.T, key string) []byte {
+	rc, _, err := e.store.Get(context.Background(), key, nil)
+	require.NoError(t, err)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	return b
+}
+
+func (e *env) instance(t *testing.T, sop string) (index.Instance, error) {
+	var in index.Instance
+	err := postgres.InTenant(context.Background(), e.db.App, e.tenant, func(tx pgx.Tx) error {
+		var err error
+		in, err = index.GetInstance(context.Background(), tx, sop)
+		return err
+	})
+	return in, err
+}
+
+func sample(sop string) dicomtest.Instance {
+	return dicomtest.Instance{PatientID: "1234", PatientName: "Ørsted^Åse", StudyUID: dicomtest.Root + ".1", SeriesUID: dicomtest.Root + ".1.1",
+		SOPUID: sop, StudyDate: "20240115", StudyTime: "101112", Teeth: []string{"16", "46"}, Latin1: true, InstanceNumber: 1}
+}
+
+func cstore(in dicomtest.Instance, tenant int64, ts string) Source {
+	return Source{TenantID: tenant, AE: "PANO1", SOPClassUID: uid.DigitalIntraOralXRayForPresentation, SOPInstanceUID: in.SOPUID, TransferSyntax: ts, Size: -1}
+}
+
+func TestIngestBareDataSetAllUncompressedSyntaxes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i, ts := range []string{uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.ExplicitVRBigEndian, uid.DeflatedExplicitVRLittleEndian} {
+		inst := sample(dicomtest.Root + ".1.1." + string(rune('1'+i)))
+		body := inst.DataSet(t, ts)
+		res, err := e.in.Ingest(ctx, cstore(inst, e.tenant, ts), bytes.NewReader(body))
+		require.NoError(t, err, ts)
+		require.Equal(t, index.OutcomeStored, res.Outcome)
+		stored := e.get(t, res.ObjectKey)
+		// A Part-10 file whose data set is exactly what was sent.
+		got, gotTS := dicomtest.DataSetBody(t, stored)
+		require.Equal(t, ts, gotTS)
+		require.True(t, bytes.Equal(body, got), ts)
+		sum := sha256.Sum256(stored)
+		row, err := e.instance(t, inst.SOPUID)
+		require.NoError(t, err)
+		require.Equal(t, sum[:], row.SHA256)
+		require.Equal(t, int64(len(stored)), row.Size)
+		require.Equal(t, ts, row.TransferSyntax)
+		require.Equal(t, []string{"16", "46"}, row.ToothCodes)
+		require.Equal(t, "PANO1", row.SourceAE)
+	}
+	require.Len(t, e.objects(t), 4)
+}
+
+func TestIngestPart10StoredAsIs(t *testing.T) {
+	e := newEnv(t)
+	inst := sample(dicomtest.Root + ".2.1")
+	file := inst.File(t)
+	res, err := e.in.Ingest(context.Background(), Source{TenantID: e.tenant, AE: "import", Part10: true, Size: int64(len(file))}, bytes.NewReader(file))
+	require.NoError(t, err)
+	require.Equal(t, file, e.get(t, res.ObjectKey))
+	require.Equal(t, index.ReconUnmatched, res.ReconState)
+}
+
+func TestIngestDuplicates(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	inst := sample(dicomtest.Root + ".3.1")
+	body := inst.DataSet(t, uid.ExplicitVRLittleEndian)
+	first, err := e.in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(body))
+	require.NoError(t, err)
+	// Identical resend: success, the copy is removed.
+	res, err := e.in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(body))
+	require.NoError(t, err)
+	require.Equal(t, index.OutcomeIdentical, res.Outcome)
+	require.Equal(t, []string{first.ObjectKey}, e.objects(t))
+	// Different content, keep-first: success, the stored object stays.
+	inst2 := inst
+	inst2.StudyDescription = "changed"
+	body2 := inst2.DataSet(t, uid.ExplicitVRLittleEndian)
+	res, err = e.in.Ingest(ctx, cstore(inst2, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(body2))
+	require.NoError(t, err)
+	require.Equal(t, index.OutcomeKeptFirst, res.Outcome)
+	require.Equal(t, []string{first.ObjectKey}, e.objects(t))
+	// Overwrite: the new object replaces the old one.
+	e.in.Policy = index.Overwrite
+	res, err = e.in.Ingest(ctx, cstore(inst2, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(body2))
+	require.NoError(t, err)
+	require.Equal(t, index.OutcomeOverwritten, res.Outcome)
+	require.Equal(t, []string{res.ObjectKey}, e.objects(t))
+	row, err := e.instance(t, inst.SOPUID)
+	require.NoError(t, err)
+	require.Equal(t, res.ObjectKey, row.ObjectKey)
+}
+
+type failingReader struct {
+	r   io.Reader
+	n   int
+	err error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, f.err
+	}
+	if len(p) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+type brokenStore struct {
+	storage.ObjectStore
+	putErr error
+}
+
+func (b *brokenStore) Put(ctx context.Context, key string, r io.Reader, o storage.PutOptions) (storage.ObjectInfo, error) {
+	_, _ = io.CopyN(io.Discard, r, 100)
+	return storage.ObjectInfo{}, b.putErr
+}
+
+type brokenDB struct{}
+
+func (brokenDB) Begin(ctx context.Context) (pgx.Tx, error) { return nil, errors.New("connection refused") }
+
+func TestIngestFailuresStoreNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	inst := sample(dicomtest.Root + ".4.1")
+	inst.Rows, inst.Cols = 512, 512
+	body := inst.DataSet(t, uid.ExplicitVRLittleEndian)
+	src := cstore(inst, e.tenant, uid.ExplicitVRLittleEndian)
+
+	for _, tc := range []struct {
+		name   string
+		src    Source
+		r      io.Reader
+		in     *Ingester
+		want   error
+		status uint16
+	}{
+		{"not DICOM", src, bytes.NewReader(bytes.Repeat([]byte("garbage!"), 1000)), nil, ErrUnparseable, 0xC000},
+		{"empty", src, bytes.NewReader(nil), nil, ErrUnparseable, 0xC000},
+		{"SOP class differs", func() Source { s := src; s.SOPClassUID = uid.CTImage; return s }(), bytes.NewReader(body), nil, ErrMismatch, 0xA900},
+		{"SOP instance differs", func() Source { s := src; s.SOPInstanceUID = "1.2.3"; return s }(), bytes.NewReader(body), nil, ErrMismatch, 0xA900},
+		{"truncated header", src, bytes.NewReader(body[:300]), nil, ErrUnparseable, 0xC000},
+		{"connection lost in pixel data", src, &failingReader{r: bytes.NewReader(body), n: len(body) - 1000, err: errors.New("connection reset")}, nil, ErrSource, 0x0110},
+		{"object store down", src, bytes.NewReader(body), &Ingester{DB: e.db.App, Store: &brokenStore{e.store, errors.New("s3: connection refused")}}, ErrObjectStore, 0xA700},
+		{"database down", src, bytes.NewReader(body), &Ingester{DB: brokenDB{}, Store: e.store}, ErrDatabase, 0xA710},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in
+			if in == nil {
+				in = e.in
+			}
+			_, err := in.Ingest(ctx, tc.src, tc.r)
+			require.ErrorIs(t, err, tc.want)
+			st, _ := Status(err)
+			require.Equal(t, tc.status, uint16(st))
+			require.Empty(t, e.objects(t))
+			_, err = e.instance(t, inst.SOPUID)
+			require.ErrorIs(t, err, index.ErrNotFound)
+		})
+	}
+	// Missing Study Instance UID.
+	bad := inst.Dataset()
+	bad.Remove(header.TagStudyInstanceUID)
+	b, err := bad.Encode(uid.ExplicitVRLittleEndian)
+	require.NoError(t, err)
+	_, err = e.in.Ingest(ctx, src, bytes.NewReader(b))
+	require.ErrorIs(t, err, ErrMismatch)
+	require.Empty(t, e.objects(t))
+}
+
+// TestCrashBeforeCommitIsSwept: an object made durable but never indexed
+// (the process died between the two) is removed by the sweep after the
+// grace period, indexed ones never.
+func TestCrashBeforeCommitIsSwept(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ok := sample(dicomtest.Root + ".5.1")
+	_, err := e.in.Ingest(ctx, cstore(ok, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(ok.DataSet(t, uid.ExplicitVRLittleEndian)))
+	require.NoError(t, err)
+
+	crash := sample(dicomtest.Root + ".5.2")
+	in := *e.in
+	in.afterPut = func() { panic("crash") }
+	func() {
+		defer func() { require.Equal(t, "crash", recover()) }()
+		_, _ = in.Ingest(ctx, cstore(crash, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(crash.DataSet(t, uid.ExplicitVRLittleEndian)))
+	}()
+	require.Len(t, e.objects(t), 2)
+	// Within the grace period nothing goes.
+	n, err := Sweep(ctx, e.db.App, e.store, time.Now(), time.Hour, 1)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	n, err = Sweep(ctx, e.db.App, e.store, time.Now().Add(2*time.Hour), time.Hour, 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	keys := e.objects(t)
+	require.Len(t, keys, 1)
+	row, err := e.instance(t, ok.SOPUID)
+	require.NoError(t, err)
+	require.Equal(t, row.ObjectKey, keys[0])
+}
+
+type zeros struct{ n int64 }
+
+func (z *zeros) Read(p []byte) (int, error) {
+	if z.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > z.n {
+		p = p[:z.n]
+	}
+	clear(p)
+	z.n -= int64(len(p))
+	return len(p), nil
+}
+
+// TestIngestStreamsLargeInstance: a 256 MiB instance passes with a small,
+// constant heap (the pixel data is never held).
+func TestIngestStreamsLargeInstance(t *testing.T) {
+	e := newEnv(t)
+	inst := sample(dicomtest.Root + ".6.1")
+	d := inst.Dataset()
+	d.Remove(header.TagPixelData)
+	var px int64 = 256 << 20
+	head, err := d.Encode(uid.ExplicitVRLittleEndian)
+	require.NoError(t, err)
+	// Pixel data element header (OW, 32-bit length), then zeros.
+	pxHeader := []byte{0xE0, 0x7F, 0x10, 0x00, 'O', 'W', 0, 0, 0, 0, 0, 0}
+	binary.LittleEndian.PutUint32(pxHeader[8:], uint32(px))
+	r := io.MultiReader(bytes.NewReader(head), bytes.NewReader(pxHeader), &zeros{n: px})
+	runtime.GC()
+	var before, peak runtime.MemStats
+	runtime.ReadMemStats(&before)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.HeapInuse {
+					peak = m
+				}
+			}
+		}
+	}()
+	res, err := e.in.Ingest(context.Background(), cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), r)
+	close(stop)
+	<-done
+	require.NoError(t, err)
+	row, err := e.instance(t, inst.SOPUID)
+	require.NoError(t, err)
+	require.Greater(t, row.Size, px)
+	require.Equal(t, res.ObjectKey, row.ObjectKey)
+	growth := int64(peak.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("heap growth %d KiB for a %d MiB instance", growth>>10, px>>20)
+	require.Less(t, growth, int64(16<<20))
+}
