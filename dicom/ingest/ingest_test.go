@@ -177,7 +177,9 @@ func (b *brokenStore) Put(ctx context.Context, key string, r io.Reader, o storag
 
 type brokenDB struct{}
 
-func (brokenDB) Begin(ctx context.Context) (pgx.Tx, error) { return nil, errors.New("connection refused") }
+func (brokenDB) Begin(ctx context.Context) (pgx.Tx, error) {
+	return nil, errors.New("connection refused")
+}
 
 func TestIngestFailuresStoreNothing(t *testing.T) {
 	e := newEnv(t)
