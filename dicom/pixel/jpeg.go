@@ -14,7 +14,17 @@ import (
 // decodeJPEG decodes a JPEG baseline, extended or lossless frame with the
 // package's own decoder (progressive 8-bit JPEG falls back to image/jpeg).
 func decodeJPEG(in Info, data []byte) (*Frame, error) {
-	img, err := jpeg.Decode(data, jpeg.Limits{Width: in.Columns, Height: in.Rows, MaxSamples: in.FrameSamples()})
+	// Colour follows the header, as DCMTK does by default: YBR_* is
+	// converted to RGB, RGB is left alone unless a JFIF marker declares
+	// YCbCr (a common vendor error that would otherwise show false colours).
+	color := jpeg.ColorRGB
+	switch in.Photometric {
+	case YBRFull, YBRFull422, YBRPartial, "YBR_PARTIAL_422":
+		color = jpeg.ColorYCbCr
+	case RGB:
+		color = jpeg.ColorJFIF
+	}
+	img, err := jpeg.Decode(data, jpeg.Options{Width: in.Columns, Height: in.Rows, MaxSamples: in.FrameSamples(), Color: color})
 	if errors.Is(err, jpeg.ErrUnsupported) && in.Container() == 8 {
 		if img2, err2 := decodeStdJPEG(in, data); err2 == nil {
 			img, err = img2, nil

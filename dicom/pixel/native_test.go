@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/molar-health/molar/dicom/pixel/pixeltest"
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 // synthetic returns the synthetic dental test images.
@@ -18,7 +19,7 @@ func synthetic() []pixeltest.Spec {
 		{Name: "mono1_8", Rows: 50, Columns: 61, BitsAllocated: 8, BitsStored: 8, Photometric: "MONOCHROME1", Seed: 5},
 		{Name: "rgb8", Rows: 48, Columns: 64, Samples: 3, BitsAllocated: 8, Seed: 6},
 		{Name: "rgb8_planar", Rows: 35, Columns: 29, Samples: 3, BitsAllocated: 8, Planar: 1, Seed: 7},
-		{Name: "ct_frames", Rows: 32, Columns: 40, Frames: 4, BitsAllocated: 16, BitsStored: 12, Signed: true, Modality: "CT", Seed: 8},
+		{Name: "ct_frames", Rows: 32, Columns: 40, Frames: 4, BitsAllocated: 16, BitsStored: 12, Signed: true, Modality: "CT", SOPClass: uid.CTImage, Seed: 8},
 	}
 }
 

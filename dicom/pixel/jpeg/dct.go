@@ -205,6 +205,14 @@ func (d *decoder) finishDCT() (*Image, error) {
 // isYCbCr applies the usual rules (JFIF, Adobe APP14, component ids) to
 // decide whether three components are YCbCr.
 func (d *decoder) isYCbCr() bool {
+	switch d.lim.Color {
+	case ColorYCbCr:
+		return true
+	case ColorRGB:
+		return false
+	case ColorJFIF:
+		return d.jfif
+	}
 	switch {
 	case d.jfif:
 		return true

@@ -10,9 +10,9 @@
 // data yields ErrMalformed or ErrUnsupported, never a panic or unbounded
 // work (decoding is linear in the number of samples).
 //
-// Colour: a 3-component DCT image is converted from YCbCr to RGB unless its
-// markers say it is RGB already (Adobe APP14 transform 0, or component ids
-// 'R','G','B'), with chroma upsampled by triangle filtering for 2:1
+// Colour: a 3-component DCT image is converted from YCbCr to RGB as
+// Options.Color says (by default unless its markers say it is RGB already:
+// Adobe APP14 transform 0, or component ids 'R','G','B'), with chroma upsampled by triangle filtering for 2:1
 // horizontal and 2:1×2:1 subsampling, matching what the IJG library (used by
 // DCMTK and GDCM) produces within ±1. Lossless images are never converted.
 package jpeg
@@ -32,8 +32,25 @@ var (
 	ErrLimit = errors.New("jpeg: limit exceeded")
 )
 
-// Limits bound what Decode allocates.
-type Limits struct {
+// ColorMode decides whether three DCT components are converted from YCbCr
+// to RGB.
+type ColorMode int
+
+const (
+	// ColorAuto follows the markers: JFIF or an Adobe APP14 transform
+	// flag say YCbCr; component ids 'R','G','B' say RGB; otherwise YCbCr.
+	ColorAuto ColorMode = iota
+	// ColorYCbCr always converts.
+	ColorYCbCr
+	// ColorRGB never converts.
+	ColorRGB
+	// ColorJFIF converts only when a JFIF marker declares YCbCr.
+	ColorJFIF
+)
+
+// Options bound what Decode allocates and choose the colour conversion.
+type Options struct {
+	Color ColorMode
 	// MaxSamples caps width × height × components (0 = 1<<28).
 	MaxSamples int64
 	// Width and Height, when not zero, must match the SOF marker (the size
@@ -68,31 +85,31 @@ type component struct {
 }
 
 type decoder struct {
-	data        []byte
-	pos         int
-	lim         Limits
-	width       int
-	height      int
-	precision   int
-	process     byte
-	comps       []*component
-	hmax, vmax  int
-	quant       [4][64]int32
-	quantSet    [4]bool
-	dc, ac      [4]*huffman
-	restart     int
-	adobe       bool
-	adobeXform  int
-	jfif        bool
-	frameSeen   bool
-	scans       int
-	eoi         bool
-	lossDone    []bool // lossless: components decoded
-	lossPlanes  [][]uint16
+	data       []byte
+	pos        int
+	lim        Options
+	width      int
+	height     int
+	precision  int
+	process    byte
+	comps      []*component
+	hmax, vmax int
+	quant      [4][64]int32
+	quantSet   [4]bool
+	dc, ac     [4]*huffman
+	restart    int
+	adobe      bool
+	adobeXform int
+	jfif       bool
+	frameSeen  bool
+	scans      int
+	eoi        bool
+	lossDone   []bool // lossless: components decoded
+	lossPlanes [][]uint16
 }
 
 // Decode decodes one JPEG bitstream (SOI … EOI).
-func Decode(data []byte, lim Limits) (img *Image, err error) {
+func Decode(data []byte, lim Options) (img *Image, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			img, err = nil, fmt.Errorf("%w: internal error: %v", ErrMalformed, p)
@@ -426,9 +443,8 @@ func (d *decoder) sos() error {
 	if d.process == 'L' {
 		return d.losslessScan(sc)
 	}
-	if sc.ss != 0 || sc.se != 63 || sc.ah != 0 || sc.al != 0 {
-		return fmt.Errorf("%w: sequential scan with Ss=%d Se=%d", ErrMalformed, sc.ss, sc.se)
-	}
+	// Ss, Se, Ah and Al are fixed in sequential scans; some encoders write
+	// other values, which decoders ignore.
 	if ns > 1 {
 		blocks := 0
 		for _, c := range sc.comps {
