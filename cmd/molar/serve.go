@@ -22,6 +22,8 @@ import (
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/ingest"
+	dweb "github.com/molar-health/molar/dicom/web"
 	"github.com/molar-health/molar/journal/portal"
 	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/storage"
@@ -50,9 +52,13 @@ type server struct {
 	portalBooking portal.Booking
 	dicom         *dimse.Server
 	dicomHooks    []func(*dimse.Server)
-	router        chi.Router
-	http          *http.Server
-	draining      atomic.Bool
+	// ingester is the one ingest path (C-STORE, STOW-RS, import); set by
+	// the DICOM part. dicomweb is the DICOMweb service.
+	ingester *ingest.Ingester
+	dicomweb *dweb.Service
+	router   chi.Router
+	http     *http.Server
+	draining atomic.Bool
 	// background work started by start(); stopped by shutdown().
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	b64 "encoding/base64"
+	"encoding/json"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
+)
+
+func init() {
+	for k, v := range map[string]string{
+		"GET /dicomweb/studies/{study}":                                                      auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/metadata":                                             auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/series/{series}":                                      auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/series/{series}/metadata":                             auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}":                 auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata":        auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}": auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}":  auth.PermDICOMRead,
+		"GET /dicomweb/wado":     auth.PermDICOMRead,
+		"POST /dicomweb/studies": auth.PermDICOMWrite,
+	} {
+		routePermissions[k] = v
+	}
+}
+
+const pydicomFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
+
+// testFile reads one of pydicom's test files (Debian python3-pydicom).
+func testFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(pydicomFiles + name)
+	if err != nil {
+		pgtest.Unavailable(t, "python3-pydicom test files", err)
+	}
+	return b
+}
+
+// withIngester gives the test server an ingester when the DICOM part has
+// not built one.
+func withIngester(t *testing.T, ts *testServer) {
+	if ts.ingester == nil {
+		ts.ingester = &ingest.Ingester{DB: ts.db.pool, Store: ts.store, Policy: index.KeepFirst, Logger: ts.log}
+	}
+}
+
+func ingestFile(t *testing.T, ts *testServer, data []byte) ingest.Result {
+	t.Helper()
+	withIngester(t, ts)
+	res, err := ts.ingester.Ingest(context.Background(), ingest.Source{TenantID: ts.demo.TenantID, AE: "TEST", Part10: true, Size: int64(len(data))}, bytes.NewReader(data))
+	require.NoError(t, err)
+	return res
+}
+
+func doReq(t *testing.T, c *http.Client, method, url, accept string, body io.Reader, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, b
+}
+
+func multipartParts(t *testing.T, resp *http.Response, body []byte) [][]byte {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	require.NoError(t, err)
+	require.Equal(t, "multipart/related", mt)
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	var out [][]byte
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return out
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(p)
+		require.NoError(t, err)
+		out = append(out, b)
+	}
+}
+
+func TestDICOMwebRetrieveMetadataFramesAndSTOW(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ct := testFile(t, "CT_small.dcm")
+	res := ingestFile(t, ts, ct)
+	c, _ := ts.login(t, "tandlaege")
+	base := ts.URL + "/dicomweb/studies/" + res.StudyInstanceUID
+	inst := base + "/series/" + res.SeriesInstanceUID + "/instances/" + res.SOPInstanceUID
+
+	// Metadata: DICOM JSON with the pixel data as a BulkDataURI.
+	resp, body := doReq(t, c, "GET", base+"/metadata", "application/dicom+json", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	var meta []map[string]map[string]any
+	require.NoError(t, json.Unmarshal(body, &meta))
+	require.Len(t, meta, 1)
+	require.Equal(t, []any{res.SOPInstanceUID}, meta[0]["00080018"]["Value"])
+	require.Equal(t, []any{float64(128)}, meta[0]["00280010"]["Value"], "Rows")
+	require.Contains(t, meta[0]["7FE00010"]["BulkDataURI"], "/bulkdata/7FE00010")
+
+	// Instance retrieval: the stored Part-10 file, byte for byte.
+	resp, body = doReq(t, c, "GET", inst, `multipart/related; type="application/dicom"; transfer-syntax=*`, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	parts := multipartParts(t, resp, body)
+	require.Len(t, parts, 1)
+	require.Equal(t, ct, parts[0])
+	// Study level gives the same.
+	resp, body = doReq(t, c, "GET", base, "", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, multipartParts(t, resp, body), 1)
+	// A transcoding request we cannot honour is 406, not a wrong answer.
+	resp, _ = doReq(t, c, "GET", inst, `multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50`, nil, nil)
+	require.Equal(t, http.StatusNotAcceptable, resp.StatusCode)
+
+	// Frames: native 16-bit samples, 128×128.
+	resp, body = doReq(t, c, "GET", inst+"/frames/1", `multipart/related; type="application/octet-stream"`, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	frames := multipartParts(t, resp, body)
+	require.Len(t, frames, 1)
+	require.Len(t, frames[0], 128*128*2)
+	resp, _ = doReq(t, c, "GET", inst+"/frames/2", `multipart/related; type="application/octet-stream"`, nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "CT_small has one frame")
+
+	// WADO-URI.
+	resp, body = doReq(t, c, "GET", ts.URL+"/dicomweb/wado?requestType=WADO&studyUID="+res.StudyInstanceUID+"&seriesUID="+res.SeriesInstanceUID+"&objectUID="+res.SOPInstanceUID+"&contentType=application/dicom", "", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, ct, body)
+
+	// STOW-RS of an RLE instance, then its frame decodes.
+	rle := testFile(t, "MR_small_RLE.dcm")
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	part, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+	_, _ = part.Write(rle)
+	part, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+	_, _ = part.Write([]byte("not dicom at all"))
+	_ = mw.Close()
+	resp, body = doReq(t, c, "POST", ts.URL+"/dicomweb/studies", "application/dicom+json", &buf, map[string]string{
+		"Content-Type": `multipart/related; type="application/dicom"; boundary=` + mw.Boundary(),
+		"X-CSRF-Token": csrfOf(t, ts, c), "Origin": ts.URL,
+	})
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "one stored, one failed: %s", body)
+	var stow map[string]map[string]any
+	require.NoError(t, json.Unmarshal(body, &stow))
+	require.Len(t, stow["00081199"]["Value"], 1)
+	require.Len(t, stow["00081198"]["Value"], 1)
+	retrieveURL := stow["00081199"]["Value"].([]any)[0].(map[string]any)["00081190"].(map[string]any)["Value"].([]any)[0].(string)
+	resp, body = doReq(t, c, "GET", retrieveURL+"/frames/1", "", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Len(t, multipartParts(t, resp, body)[0], 64*64*2)
+	resp, body = doReq(t, c, "GET", retrieveURL+"/frames/1", `multipart/related; type="application/octet-stream"; transfer-syntax=*`, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Content-Type"), "image/dicom-rle")
+
+	// HTTP Basic, as Weasis and Orthanc's DICOMweb client send it.
+	basic := &http.Client{}
+	resp, _ = doReq(t, basic, "GET", base+"/metadata", "", nil, map[string]string{"Authorization": "Basic " + basicAuth("tandlaege", demo.Password)})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	// A home carer has no dicom.read; anonymous gets 401.
+	carer, _ := ts.login(t, "hjemmehjaelper")
+	resp, _ = doReq(t, carer, "GET", base+"/metadata", "", nil, nil)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp, _ = doReq(t, &http.Client{}, "GET", base+"/metadata", "", nil, nil)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	// Unknown study: 404.
+	resp, _ = doReq(t, c, "GET", ts.URL+"/dicomweb/studies/1.2.3.4/metadata", "", nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	// Reads are audit-logged.
+	var n int
+	require.NoError(t, postgres.InTenant(context.Background(), ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(context.Background(), `SELECT count(*) FROM audit.event WHERE object LIKE 'dicom.%'`).Scan(&n)
+	}))
+	require.GreaterOrEqual(t, n, 8)
+	_ = strings.TrimSpace
+}
+
+// csrfOf reads the session's CSRF token from the home page.
+func csrfOf(t *testing.T, ts *testServer, c *http.Client) string {
+	_, body := get(t, c, ts.URL+"/")
+	m := csrfField.FindStringSubmatch(body)
+	require.NotNil(t, m)
+	return m[1]
+}
+
+func basicAuth(u, p string) string {
+	return base64Std(u + ":" + p)
+}
+
+func base64Std(s string) string { return b64.StdEncoding.EncodeToString([]byte(s)) }

@@ -1,0 +1,391 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molar-health/molar/auth/audit"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/pixel"
+	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/storage"
+	"github.com/molar-health/molar/storage/postgres"
+)
+
+// acceptable is one media range of an Accept header.
+type acceptable struct {
+	mediaType string            // "multipart/related", "application/dicom", "*/*" …
+	params    map[string]string // type, transfer-syntax …
+}
+
+func parseAccept(h string) []acceptable {
+	var out []acceptable
+	if strings.TrimSpace(h) == "" {
+		return []acceptable{{mediaType: "*/*", params: map[string]string{}}}
+	}
+	for _, part := range splitAccept(h) {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		out = append(out, acceptable{mediaType: mt, params: params})
+	}
+	return out
+}
+
+// splitAccept splits on commas outside quotes (type="multipart/related; …").
+func splitAccept(h string) []string {
+	var out []string
+	depth, start := false, 0
+	for i := 0; i < len(h); i++ {
+		switch h[i] {
+		case '"':
+			depth = !depth
+		case ',':
+			if !depth {
+				out = append(out, h[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, h[start:])
+}
+
+// wantsPart reports whether the client accepts multipart/related parts of
+// partType, and the transfer syntax asked for ("" = default, "*" = as stored).
+func wantsPart(r *http.Request, partType string) (bool, string) {
+	for _, a := range parseAccept(r.Header.Get("Accept")) {
+		switch a.mediaType {
+		case "*/*", "multipart/*":
+			return true, a.params["transfer-syntax"]
+		case "multipart/related":
+			t := a.params["type"]
+			if t == "" || t == partType || (partType != "application/dicom" && strings.HasPrefix(t, "image/")) || t == "*/*" {
+				return true, a.params["transfer-syntax"]
+			}
+		case partType:
+			return true, a.params["transfer-syntax"]
+		}
+	}
+	return false, ""
+}
+
+func boundary() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "molar-" + hex.EncodeToString(b)
+}
+
+// handleRetrieve: WADO-RS study, series or instance as multipart/related
+// application/dicom parts, each a Part-10 file as stored.
+func (s *Service) handleRetrieve(w http.ResponseWriter, r *http.Request) {
+	ok, ts := wantsPart(r, "application/dicom")
+	if !ok {
+		s.fail(w, r, fmt.Errorf("%w: this resource is multipart/related; type=\"application/dicom\"", ErrNotAcceptable))
+		return
+	}
+	sc, err := s.resolve(r.Context(), r, audit.ActionRead, "retrieve")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, in := range sc.instances {
+		if ts != "" && ts != "*" && ts != in.TransferSyntax {
+			s.fail(w, r, fmt.Errorf("%w: instances are served in their stored transfer syntax (%s); ask for transfer-syntax=*", ErrNotAcceptable, in.TransferSyntax))
+			return
+		}
+	}
+	b := boundary()
+	w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="application/dicom"; boundary=%s`, b))
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(b)
+	for _, in := range sc.instances {
+		rc, _, err := s.Store.Get(r.Context(), in.ObjectKey, nil)
+		if err != nil {
+			s.Log.ErrorContext(r.Context(), "dicomweb: object missing", "instance_id", in.ID, "err", err)
+			break // headers are sent: end the multipart body early
+		}
+		part, err := mw.CreatePart(textproto.MIMEHeader{
+			"Content-Type":   {fmt.Sprintf("application/dicom; transfer-syntax=%s", in.TransferSyntax)},
+			"Content-Length": {strconv.FormatInt(in.Size, 10)},
+		})
+		if err == nil {
+			_, err = io.Copy(part, rc)
+		}
+		rc.Close()
+		if err != nil {
+			return // client went away
+		}
+	}
+	_ = mw.Close()
+}
+
+// handleMetadata: WADO-RS metadata as a DICOM JSON array, pixel data by
+// BulkDataURI.
+func (s *Service) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	sc, err := s.resolve(r.Context(), r, audit.ActionRead, "metadata")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	base := s.base(r)
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	err = postgres.InTenant(r.Context(), s.Pool, sc.study.TenantID, func(tx pgx.Tx) error {
+		for i, in := range sc.instances {
+			attrs, err := attrs(r.Context(), tx, in, base)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(attrs)
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	buf.WriteByte(']')
+	w.Header().Set("Content-Type", "application/dicom+json")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// attrs returns an instance's JSON attributes with the pixel data (and the
+// meta's transfer syntax) added.
+func attrs(ctx context.Context, q index.Querier, in index.Instance, base string) ([]byte, error) {
+	raw, err := index.InstanceAttrs(ctx, q, in.SOPInstanceUID)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("dicomweb: attributes of instance %d: %w", in.ID, err)
+	}
+	if m == nil {
+		m = map[string]json.RawMessage{}
+	}
+	ts, _ := json.Marshal(map[string]any{"vr": "UI", "Value": []string{in.TransferSyntax}})
+	m["00020010"] = ts
+	if in.Rows > 0 {
+		vr := "OW"
+		if in.TransferSyntax != uid.ImplicitVRLittleEndian && in.TransferSyntax != uid.ExplicitVRLittleEndian && in.TransferSyntax != uid.ExplicitVRBigEndian && in.TransferSyntax != uid.DeflatedExplicitVRLittleEndian {
+			vr = "OB"
+		}
+		pd, _ := json.Marshal(map[string]any{"vr": vr, "BulkDataURI": fmt.Sprintf("%s/studies/%s/series/%s/instances/%s/bulkdata/7FE00010", base, in.StudyInstanceUID, in.SeriesInstanceUID, in.SOPInstanceUID)})
+		m["7FE00010"] = pd
+	}
+	// Stable key order (json.Marshal sorts map keys).
+	return json.Marshal(m)
+}
+
+// openFrames reads an instance's header from the object store and prepares
+// its frames.
+func (s *Service) openFrames(ctx context.Context, in index.Instance) (*pixel.Frames, error) {
+	ra := storage.NewReaderAt(ctx, s.Store, in.ObjectKey, in.Size, 0, 0)
+	h, err := header.Read(io.NewSectionReader(ra, 0, in.Size), header.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("dicomweb: header of instance %d: %w", in.ID, err)
+	}
+	if h.PixelData == nil {
+		return nil, fmt.Errorf("%w: instance has no pixel data", errNoMatch)
+	}
+	return pixel.Open(ra, in.Size, h, pixel.Options{})
+}
+
+// parseFrames parses "1,3,5" (1-based) into 0-based indexes.
+func parseFrames(s string, n int) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		i, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || i < 1 {
+			return nil, fmt.Errorf("%w: frame numbers are 1, 2, …", errBadRequest)
+		}
+		if i > n {
+			return nil, fmt.Errorf("%w: frame %d of %d", errNoMatch, i, n)
+		}
+		out = append(out, i-1)
+	}
+	return out, nil
+}
+
+// frameMediaType is the media type of a stored (compressed) frame.
+func frameMediaType(ts string) string {
+	switch ts {
+	case uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1:
+		return "image/jpeg"
+	case uid.JPEGLSLossless, uid.JPEGLSNearLossless:
+		return "image/jls"
+	case uid.JPEG2000Lossless, uid.JPEG2000:
+		return "image/jp2"
+	case uid.RLELossless:
+		return "image/dicom-rle"
+	}
+	return "application/octet-stream"
+}
+
+// handleFrames: WADO-RS frames. With transfer-syntax=* (or the stored one)
+// frames go as stored; otherwise they are decoded to Explicit VR Little
+// Endian native samples (what a browser viewer applies its own window to).
+func (s *Service) handleFrames(w http.ResponseWriter, r *http.Request) {
+	ok, ts := wantsPart(r, "application/octet-stream")
+	if !ok {
+		s.fail(w, r, fmt.Errorf("%w: frames are multipart/related; type=\"application/octet-stream\"", ErrNotAcceptable))
+		return
+	}
+	sc, err := s.resolve(r.Context(), r, audit.ActionRead, "frames")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in := sc.instances[0]
+	frames, err := s.openFrames(r.Context(), in)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	idx, err := parseFrames(chi.URLParam(r, "frames"), frames.Len())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	asStored := ts == "*" || ts == in.TransferSyntax || (!frames.Encapsulated() && (ts == "" || ts == uid.ExplicitVRLittleEndian) && in.TransferSyntax != uid.ExplicitVRBigEndian)
+	if ts != "" && ts != "*" && ts != in.TransferSyntax && ts != uid.ExplicitVRLittleEndian {
+		s.fail(w, r, fmt.Errorf("%w: frames are available as stored (transfer-syntax=*) or as %s", ErrNotAcceptable, uid.ExplicitVRLittleEndian))
+		return
+	}
+	parts := make([][]byte, len(idx))
+	ctype := "application/octet-stream; transfer-syntax=" + uid.ExplicitVRLittleEndian
+	if asStored && frames.Encapsulated() {
+		ctype = frameMediaType(in.TransferSyntax) + "; transfer-syntax=" + in.TransferSyntax
+	}
+	for k, i := range idx {
+		if asStored {
+			parts[k], err = frames.Raw(i)
+		} else {
+			var f *pixel.Frame
+			if f, err = frames.Frame(r.Context(), i); err == nil {
+				parts[k] = f.Bytes()
+			}
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	b := boundary()
+	mt := strings.SplitN(ctype, ";", 2)[0]
+	w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="%s"; boundary=%s`, mt, b))
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(b)
+	for _, p := range parts {
+		part, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {ctype}, "Content-Length": {strconv.Itoa(len(p))}})
+		if err != nil {
+			return
+		}
+		if _, err := part.Write(p); err != nil {
+			return
+		}
+	}
+	_ = mw.Close()
+}
+
+// handleBulk: the pixel data bulk value (7FE00010): every frame, as stored.
+func (s *Service) handleBulk(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(chi.URLParam(r, "tag"), "7FE00010") {
+		s.fail(w, r, errNoMatch)
+		return
+	}
+	sc, err := s.resolve(r.Context(), r, audit.ActionRead, "bulkdata")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in := sc.instances[0]
+	frames, err := s.openFrames(r.Context(), in)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b := boundary()
+	ctype := "application/octet-stream; transfer-syntax=" + in.TransferSyntax
+	if frames.Encapsulated() {
+		ctype = frameMediaType(in.TransferSyntax) + "; transfer-syntax=" + in.TransferSyntax
+	}
+	w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="%s"; boundary=%s`, strings.SplitN(ctype, ";", 2)[0], b))
+	mw := multipart.NewWriter(w)
+	_ = mw.SetBoundary(b)
+	for i := 0; i < frames.Len(); i++ {
+		data, err := frames.Raw(i)
+		if err != nil {
+			break
+		}
+		part, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {ctype}})
+		if err != nil {
+			return
+		}
+		if _, err := part.Write(data); err != nil {
+			return
+		}
+	}
+	_ = mw.Close()
+}
+
+// handleWADOURI: WADO-URI (PS3.18 chapter 9) for application/dicom; rendered
+// images (image/jpeg) are answered by the rendering extension when present.
+func (s *Service) handleWADOURI(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("requestType") != "WADO" || q.Get("studyUID") == "" || q.Get("seriesUID") == "" || q.Get("objectUID") == "" {
+		s.fail(w, r, fmt.Errorf("%w: requestType=WADO, studyUID, seriesUID and objectUID are required", errBadRequest))
+		return
+	}
+	ct := q.Get("contentType")
+	if ct != "" && ct != "application/dicom" {
+		s.fail(w, r, fmt.Errorf("%w: contentType %s is served by /rendered", ErrNotAcceptable, ct))
+		return
+	}
+	sc, err := s.resolve(r.Context(), r, audit.ActionRead, "wado")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in := sc.instances[0]
+	rc, info, err := s.Store.Get(r.Context(), in.ObjectKey, nil)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/dicom")
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.dcm"`, in.SOPInstanceUID))
+	_, _ = io.Copy(w, rc)
+}
+
+// sortedKeys is used by tests.
+func sortedKeys(m map[string]json.RawMessage) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
