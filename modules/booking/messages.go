@@ -1,0 +1,4 @@
+package booking
+
+// Messages implements modules.Messager.
+func (m *Module) Messages() map[string]map[string]string { return nil }
