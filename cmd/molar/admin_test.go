@@ -61,6 +61,7 @@ func TestAdminCommands(t *testing.T) {
 
 	code, out, errs = runCmd(t, env, "ae", "add", "--title", "CBCT1", "--host", "10.1.2.3", "--port", "104", "--permissions", "store,find")
 	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "added AE CBCT1")
 	code, out, _ = runCmd(t, env, "ae", "list")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "CBCT1")

@@ -177,6 +177,7 @@ func TestDICOMwebRetrieveMetadataFramesAndSTOW(t *testing.T) {
 	resp, body = doReq(t, c, "GET", retrieveURL+"/frames/1", `multipart/related; type="application/octet-stream"; transfer-syntax=*`, nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, resp.Header.Get("Content-Type"), "image/dicom-rle")
+	require.NotEmpty(t, multipartParts(t, resp, body)[0], "the RLE bitstream as stored")
 
 	// HTTP Basic, as Weasis and Orthanc's DICOMweb client send it.
 	basic := &http.Client{}
