@@ -243,7 +243,10 @@ func (m *Module) fillProposals(ctx context.Context, tx pgx.Tx, tenantID int64, i
 
 // lockInvitation reads an open invitation and its proposed appointment for update.
 func lockInvitation(ctx context.Context, tx pgx.Tx, id int64) (Invitation, Appointment, error) {
-	invs, err := invitations(ctx, tx, `WHERE i.id = $1 FOR UPDATE`, id)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM booking.invitation WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return Invitation{}, Appointment{}, fmt.Errorf("booking: invitation: %w", err)
+	}
+	invs, err := invitations(ctx, tx, `WHERE i.id = $1`, id)
 	if err != nil {
 		return Invitation{}, Appointment{}, err
 	}

@@ -112,7 +112,11 @@ func (m *Module) followUp(ctx context.Context, tenantID int64) error {
 		if err != nil {
 			return fmt.Errorf("booking: follow-ups: %w", err)
 		}
-		type inv struct{ id, unit, person int64; n int; appt int64 }
+		type inv struct {
+			id, unit, person int64
+			n                int
+			appt             int64
+		}
 		var list []inv
 		var x inv
 		if _, err := pgx.ForEachRow(rows, []any{&x.id, &x.unit, &x.person, &x.n, &x.appt}, func() error { list = append(list, x); return nil }); err != nil {

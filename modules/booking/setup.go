@@ -76,9 +76,9 @@ type Rules struct {
 	ReminderHours int
 	// AnswerDays: an invitation should be answered within this; FollowupDays
 	// between follow-ups, at most MaxFollowups before it is marked unanswered.
-	AnswerDays    int
-	FollowupDays  int
-	MaxFollowups  int
+	AnswerDays   int
+	FollowupDays int
+	MaxFollowups int
 }
 
 // DefaultRules apply where a unit has none.
