@@ -4,9 +4,24 @@ import (
 	"context"
 	"errors"
 	"net"
+	"time"
+
+	"github.com/riverqueue/river"
 
 	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/dicom/query"
 	"github.com/molar-health/molar/dicom/scp"
+	"github.com/molar-health/molar/dicom/worklist"
+	"github.com/molar-health/molar/modules"
+	"github.com/molar-health/molar/storage/jobs"
+)
+
+// Orphan objects (written, never indexed) are swept after this long.
+const (
+	orphanGrace = time.Hour
+	orphanDays  = 2
 )
 
 // serveDICOM builds the DICOM SCP and serves it on ln until shutdown, when
@@ -20,12 +35,21 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 		Logger:  s.log,
 		Hooks:   metrics.Hooks(),
 	}
+	if s.ingester == nil { // servers built without the dicom part (tests)
+		s.ingester = newIngester(s)
+	}
+	srv.Store = s.ingester.StoreHandler(func(_ context.Context, a *dimse.AssociationInfo) (int64, error) { return callerTenant(a) })
+	q := newQueryService(s)
+	srv.Find, srv.Move, srv.Get = q, q, q
+	srv.Transcode = query.Transcode
+	// Hooks may replace handlers or feed the worklist, e.g. booking:
+	//	srv.Find.(*query.Service).Worklist = func() worklist.Source { return src }
 	for _, hook := range s.dicomHooks {
 		hook(srv)
 	}
 	s.dicom = srv
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, dimse.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && ctx.Err() == nil && !errors.Is(err, dimse.ErrServerClosed) {
 			s.log.Error("dicom server", "err", err)
 		}
 	}()
@@ -37,5 +61,57 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// dicomPart wires DICOM ingest, the index and query (dicom/).
-func dicomPart(s *server) corePart { return corePart{name: "dicom"} }
+// callerTenant is the tenant the association's AE belongs to (scp.Policy).
+func callerTenant(a *dimse.AssociationInfo) (int64, error) {
+	if c, ok := a.Value.(scp.Caller); ok && c.TenantID != 0 {
+		return c.TenantID, nil
+	}
+	return 0, index.ErrNoDefaultTenant
+}
+
+// newIngester builds the one ingest path.
+func newIngester(s *server) *ingest.Ingester {
+	policy, _ := index.ParseDuplicatePolicy(s.cfg.DuplicatePolicy) // validated with the configuration
+	in := &ingest.Ingester{DB: s.db.pool, Store: s.store, Policy: policy, Logger: s.log}
+	for _, m := range s.mods {
+		if h, ok := m.(modules.InstanceHook); ok {
+			in.After = append(in.After, func(ctx context.Context, st ingest.Stored) error {
+				return h.InstanceStored(ctx, modules.StoredInstance{TenantID: st.TenantID, PersonID: st.PersonID,
+					StudyInstanceUID: st.StudyInstanceUID, SeriesInstanceUID: st.SeriesInstanceUID, SOPInstanceUID: st.SOPInstanceUID,
+					SOPClassUID: st.SOPClassUID, Modality: st.Modality, ToothCodes: st.ToothCodes})
+			})
+		}
+	}
+	return in
+}
+
+// newQueryService builds C-FIND (patient root, study root, worklist),
+// C-MOVE and C-GET over the index. The worklist stays empty until a
+// dicomHook sets Service.Worklist (booking).
+func newQueryService(s *server) *query.Service {
+	return &query.Service{DB: s.db.pool, Store: s.store, AETitle: s.cfg.AETitle, Logger: s.log, Tenant: callerTenant,
+		Worklist: func() worklist.Source { return nil }}
+}
+
+// dicomPart wires DICOM ingest, the index and query (dicom/): the ingest
+// path shared by C-STORE, STOW-RS (s.ingester) and `molar import`, the
+// query/retrieve service, the orphan sweep, and reconciliation pages.
+func dicomPart(s *server) corePart {
+	p := corePart{name: "dicom"}
+	if s == nil {
+		return p
+	}
+	p.prepare = func(ctx context.Context, workers *river.Workers) error {
+		s.ingester = newIngester(s)
+		return nil
+	}
+	p.housekeeping = []jobs.Task{{Name: "sweep unindexed DICOM objects", Run: func(ctx context.Context) error {
+		n, err := ingest.Sweep(ctx, s.db.pool, s.store, time.Now(), orphanGrace, orphanDays)
+		if n > 0 {
+			s.log.Info("removed unindexed DICOM objects", "count", n)
+		}
+		return err
+	}}}
+	p.routes = s.reconciliationRoutes
+	return p
+}

@@ -17,7 +17,7 @@ import (
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
-	"github.com/molar-health/molar/dicom/internal/dicomtest"
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
 	fsstore "github.com/molar-health/molar/storage/fs"

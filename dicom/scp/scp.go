@@ -45,6 +45,10 @@ func ServicesOf(perms []string) dimse.Services {
 type Caller struct {
 	AE    index.AE // zero Title for an unknown AE
 	Known bool
+	// TenantID is the municipality the association stores into and queries:
+	// the AE's, else the default tenant (index.TenantOf); 0 when there is
+	// none (several tenants and an AE without one): storing then fails.
+	TenantID int64
 }
 
 // Policy decides associations: the called AE must be ours (the server checks
@@ -58,9 +62,17 @@ func Policy(q index.Querier, acceptUnknown bool, log *slog.Logger) dimse.Policy 
 		ae, err := index.GetAE(ctx, q, strings.TrimSpace(req.CallingAE))
 		switch {
 		case err == nil:
-			return dimse.Decision{Services: ServicesOf(ae.Permissions), Value: Caller{AE: ae, Known: true}}
+			tenant, terr := index.TenantOf(ctx, q, ae)
+			if terr != nil {
+				log.Warn("association: no tenant for AE", "association", req.ID, "calling_ae", req.CallingAE, "err", terr)
+			}
+			return dimse.Decision{Services: ServicesOf(ae.Permissions), Value: Caller{AE: ae, Known: true, TenantID: tenant}}
 		case errors.Is(err, index.ErrNotFound) && acceptUnknown:
-			return dimse.Decision{Services: UnknownServices, Value: Caller{}}
+			tenant, terr := index.DefaultTenant(ctx, q)
+			if terr != nil {
+				log.Warn("association: no default tenant for an unknown AE", "association", req.ID, "calling_ae", req.CallingAE, "err", terr)
+			}
+			return dimse.Decision{Services: UnknownServices, Value: Caller{TenantID: tenant}}
 		case errors.Is(err, index.ErrNotFound):
 			log.Info("association rejected: unknown calling AE", "association", req.ID, "calling_ae", req.CallingAE, "remote", req.RemoteAddr.String())
 			return dimse.RejectCallingAE()

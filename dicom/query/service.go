@@ -1,0 +1,215 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/dicom/worklist"
+	"github.com/molar-health/molar/storage"
+	"github.com/molar-health/molar/storage/postgres"
+)
+
+// Service answers C-FIND (patient root, study root, modality worklist),
+// C-MOVE and C-GET from the index and the object store. It implements
+// dimse.FindHandler, dimse.MoveHandler and dimse.RetrieveHandler.
+type Service struct {
+	DB    postgres.Beginner
+	Store storage.ObjectStore
+	// AETitle is returned as Retrieve AE Title.
+	AETitle string
+	// Tenant says which tenant an association queries (its AE's).
+	Tenant func(a *dimse.AssociationInfo) (int64, error)
+	// Worklist feeds Modality Worklist queries (nil: no items). Called per
+	// query, so it may be wired after the server starts.
+	Worklist func() worklist.Source
+	// MaxMatches caps C-FIND responses and C-MOVE/C-GET instances (0 = 10000).
+	MaxMatches int
+	Logger     *slog.Logger
+}
+
+func (s *Service) max() int {
+	if s.MaxMatches > 0 {
+		return s.MaxMatches
+	}
+	return 10000
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func failQuery(err error) (dimse.Status, error) {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return dimse.StatusDataSetDoesNotMatchSOP, dimse.Fail(dimse.StatusDataSetDoesNotMatchSOP, "identifier does not match SOP class", err)
+	case errors.Is(err, context.Canceled):
+		return dimse.StatusCancel, err
+	}
+	return dimse.StatusOutOfResourcesMatches, dimse.Fail(dimse.StatusOutOfResourcesMatches, "unable to process", err)
+}
+
+// Find implements dimse.FindHandler.
+func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*header.Dataset) error) (dimse.Status, error) {
+	id, err := req.Dataset()
+	if err != nil {
+		return dimse.StatusCannotUnderstand, dimse.Fail(dimse.StatusCannotUnderstand, "identifier cannot be read", err)
+	}
+	tenant, err := s.Tenant(req.Assoc)
+	if err != nil {
+		return failQuery(err)
+	}
+	if req.SOPClassUID == uid.ModalityWorklistFind {
+		return s.findWorklist(ctx, tenant, id, emit)
+	}
+	q, err := FromDataset(id)
+	if err != nil {
+		return failQuery(err)
+	}
+	if req.SOPClassUID == uid.PatientRootQueryRetrieveFind {
+		q.PatientRoot = true
+	} else if q.Level == Patient {
+		return failQuery(fmt.Errorf("%w: PATIENT level in the study root model", ErrInvalid))
+	}
+	q.Limit = s.max()
+	cs := CharsetOf(id)
+	var unsupported bool
+	for _, k := range q.Keys {
+		if _, ok := attrs[k.Tag]; !ok && k.Value != "" && q.Level != Image {
+			unsupported = true
+		}
+	}
+	if unsupported {
+		req.PendingStatus = dimse.StatusPendingOptionalKeysMissing
+	}
+	n := 0
+	err = postgres.InTenant(ctx, s.DB, tenant, func(tx pgx.Tx) error {
+		return q.Run(ctx, tx, func(m *Match) error {
+			n++
+			return emit(q.Response(m, cs, s.AETitle))
+		})
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return dimse.StatusCancel, nil
+		}
+		return failQuery(err)
+	}
+	s.log().Debug("C-FIND", "level", q.Level.String(), "matches", n)
+	return dimse.StatusSuccess, nil
+}
+
+// Retrieve implements dimse.RetrieveHandler (C-GET) and the first half of
+// dimse.MoveHandler: the identifier's level and keys select instances.
+func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dimse.Instance, error) {
+	id, err := req.Dataset()
+	if err != nil {
+		return nil, dimse.Fail(dimse.StatusCannotUnderstand, "identifier cannot be read", err)
+	}
+	tenant, err := s.Tenant(req.Assoc)
+	if err != nil {
+		_, ferr := failQuery(err)
+		return nil, ferr
+	}
+	q, err := FromDataset(id)
+	if err != nil {
+		_, ferr := failQuery(err)
+		return nil, ferr
+	}
+	// The unique key of the level must be given (PS3.4 C.4.2.2.1).
+	var hasUnique bool
+	for _, k := range q.Keys {
+		if k.Value != "" && k.Tag == uniqueKeys(q.Level)[len(uniqueKeys(q.Level))-1] {
+			hasUnique = true
+		}
+	}
+	if !hasUnique {
+		return nil, dimse.Fail(dimse.StatusDataSetDoesNotMatchSOP, "the unique key of the level is missing", nil)
+	}
+	q.Level = Image
+	q.Limit = s.max() + 1
+	var ids []int64
+	var out []index.Instance
+	err = postgres.InTenant(ctx, s.DB, tenant, func(tx pgx.Tx) error {
+		if err := q.Run(ctx, tx, func(m *Match) error { ids = append(ids, m.InstanceID); return nil }); err != nil {
+			return err
+		}
+		if len(ids) > s.max() {
+			return fmt.Errorf("more than %d instances", s.max())
+		}
+		var err error
+		out, err = index.InstancesByIDs(ctx, tx, ids)
+		return err
+	})
+	if err != nil {
+		_, ferr := failQuery(err)
+		return nil, ferr
+	}
+	insts := make([]dimse.Instance, len(out))
+	for i, in := range out {
+		insts[i] = s.instance(in)
+	}
+	return insts, nil
+}
+
+// Instance serves a stored instance for a sub-operation: its data set bytes
+// without the file meta, from the object store.
+func (s *Service) instance(in index.Instance) dimse.Instance {
+	return StoredInstance(s.Store, in)
+}
+
+// StoredInstance adapts an index row to a dimse.Instance reading the object.
+func StoredInstance(store storage.ObjectStore, in index.Instance) dimse.Instance {
+	key := in.ObjectKey
+	return dimse.Instance{SOPClassUID: in.SOPClassUID, SOPInstanceUID: in.SOPInstanceUID, TransferSyntax: in.TransferSyntax,
+		Open: func(ctx context.Context) (io.ReadCloser, error) { return OpenDataSet(ctx, store, key) }}
+}
+
+// OpenDataSet opens a stored Part-10 object positioned at its data set
+// (as stored: deflated data sets stay deflated).
+func OpenDataSet(ctx context.Context, store storage.ObjectStore, key string) (io.ReadCloser, error) {
+	rc, _, err := store.Get(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	_, rest, err := header.ReadFileMeta(rc, header.Options{MaxHeaderBytes: 1 << 20})
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("query: stored object %s: %w", key, err)
+	}
+	return readCloser{rest, rc}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// Destination implements dimse.MoveHandler: the move destination must be a
+// registered AE; sub-operations go to its host and port.
+func (s *Service) Destination(ctx context.Context, req *dimse.QueryRequest, aeTitle string) (dimse.Destination, error) {
+	q, ok := s.DB.(index.Querier)
+	if !ok {
+		return dimse.Destination{}, dimse.Fail(dimse.StatusOutOfResourcesSubOps, "no AE registry", nil)
+	}
+	ae, err := index.GetAE(ctx, q, strings.TrimSpace(aeTitle))
+	if errors.Is(err, index.ErrNotFound) {
+		return dimse.Destination{}, dimse.ErrUnknownDestination
+	}
+	if err != nil {
+		return dimse.Destination{}, dimse.Fail(dimse.StatusOutOfResourcesSubOps, "AE registry unavailable", err)
+	}
+	return dimse.Destination{Addr: ae.Addr(), AE: ae.Title}, nil
+}
