@@ -11,10 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
-	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage/postgres"
 )

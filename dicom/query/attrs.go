@@ -6,17 +6,17 @@ import "github.com/molar-health/molar/dicom/header"
 type kind int
 
 const (
-	kString   kind = iota // exact or wildcard, case-sensitive
-	kCI                   // exact or wildcard, case-insensitive (descriptions)
-	kPN                   // person name: case-insensitive, fuzzy when asked
-	kUID                  // single UID or a list
-	kDate                 // single date or range
-	kTime                 // single time or range
-	kInt                  // integer
-	kArray                // text[] column (modalities, SOP classes): any value in the list
-	kCount                // computed, return only
-	kTeeth                // Primary Anatomic Structure Sequence: tooth codes
-	kTS                   // available transfer syntax, return only + exact
+	kString kind = iota // exact or wildcard, case-sensitive
+	kCI                 // exact or wildcard, case-insensitive (descriptions)
+	kPN                 // person name: case-insensitive, fuzzy when asked
+	kUID                // single UID or a list
+	kDate               // single date or range
+	kTime               // single time or range
+	kInt                // integer
+	kArray              // text[] column (modalities, SOP classes): any value in the list
+	kCount              // computed, return only
+	kTeeth              // Primary Anatomic Structure Sequence: tooth codes
+	kTS                 // available transfer syntax, return only + exact
 )
 
 // attr is a key the index holds as a column.
