@@ -56,10 +56,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdUser(ctx, args[1:], getenv, stdout, stderr)
 	case "ae":
 		err = cmdAE(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		err = cmdImport(ctx, args[1:], getenv, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		err = cmdAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "codec":
+		err = cmdCodec(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "molar", version)
 	case "help", "-h", "--help":
