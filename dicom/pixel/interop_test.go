@@ -22,10 +22,11 @@ type codecCase struct {
 type srcInfo struct {
 	bitsStored, bitsAllocated, samples int
 	signed                             bool
-	frames                             int
+	frames, rows, columns              int
 }
 
 func grey(s srcInfo) bool      { return s.samples == 1 }
+func notTiny(s srcInfo) bool   { return s.rows >= 8 && s.columns >= 8 }
 func upTo8(s srcInfo) bool     { return s.bitsAllocated == 8 }
 func upTo12(s srcInfo) bool    { return s.bitsStored <= 12 && s.bitsAllocated <= 16 }
 func upTo16(s srcInfo) bool    { return s.bitsAllocated <= 16 }
@@ -50,14 +51,14 @@ var codecCases = []codecCase{
 	{name: "jpeg-baseline", encode: []string{"dcmcjpeg", "+eb", "IN", "OUT"}, decode: dcmtkJPEG, applies: unsigned8, lossy: true},
 	{name: "jpeg-baseline-q50-fragments", encode: []string{"dcmcjpeg", "+eb", "+q", "50", "+fs", "1", "IN", "OUT"}, decode: dcmtkJPEG, applies: unsigned8, lossy: true},
 	{name: "jpeg-extended", encode: []string{"dcmcjpeg", "+ee", "IN", "OUT"}, decode: dcmtkJPEG, applies: func(s srcInfo) bool { return upTo12(s) && !s.signed }, lossy: true},
-	{name: "jpeg-baseline-gdcm", encode: []string{"gdcmconv", "--jpeg", "--lossy", "-q", "85", "IN", "OUT"}, decode: dcmtkJPEG, applies: unsigned8, lossy: true},
+	{name: "jpeg-baseline-gdcm", encode: []string{"gdcmconv", "--jpeg", "--lossy", "-q", "85", "IN", "OUT"}, decode: dcmtkJPEG, applies: func(s srcInfo) bool { return unsigned8(s) && notTiny(s) }, lossy: true},
 	{name: "jpegls", encode: []string{"dcmcjpls", "IN", "OUT"}, decode: []string{"dcmdjpls", "IN", "OUT"}, applies: upTo16},
 	{name: "jpegls-sample-interleaved", encode: []string{"dcmcjpls", "+is", "IN", "OUT"}, decode: []string{"dcmdjpls", "IN", "OUT"}, applies: func(s srcInfo) bool { return upTo16(s) && s.samples == 3 }},
 	{name: "jpegls-none-interleaved", encode: []string{"dcmcjpls", "+in", "IN", "OUT"}, decode: []string{"dcmdjpls", "IN", "OUT"}, applies: func(s srcInfo) bool { return upTo16(s) && s.samples == 3 }},
-	{name: "jpegls-near", encode: []string{"dcmcjpls", "+en", "IN", "OUT"}, decode: []string{"dcmdjpls", "IN", "OUT"}, applies: upTo16, lossy: true},
+	{name: "jpegls-near", encode: []string{"dcmcjpls", "+en", "IN", "OUT"}, decode: []string{"dcmdjpls", "IN", "OUT"}, applies: func(s srcInfo) bool { return upTo16(s) && !s.signed && notTiny(s) }, lossy: true}, // DCMTK: unsigned only
 	{name: "jpegls-gdcm", encode: []string{"gdcmconv", "--jpegls", "IN", "OUT"}, decode: []string{"dcmdjpls", "IN", "OUT"}, applies: upTo16},
-	{name: "j2k", encode: []string{"gdcmconv", "--j2k", "IN", "OUT"}, decode: []string{"gdcmconv", "--raw", "IN", "OUT"}, applies: upTo16},
-	{name: "j2k-lossy", encode: []string{"gdcmconv", "--j2k", "--lossy", "-q", "40", "IN", "OUT"}, decode: []string{"gdcmconv", "--raw", "IN", "OUT"}, applies: upTo16, lossy: true},
+	{name: "j2k", encode: []string{"gdcmconv", "--j2k", "IN", "OUT"}, decode: []string{"gdcmconv", "--raw", "IN", "OUT"}, applies: func(s srcInfo) bool { return upTo16(s) && notTiny(s) }}, // GDCM 3.0.21 crashes on 3×3
+	{name: "j2k-lossy", encode: []string{"gdcmconv", "--j2k", "--lossy", "-q", "40", "IN", "OUT"}, decode: []string{"gdcmconv", "--raw", "IN", "OUT"}, applies: func(s srcInfo) bool { return upTo16(s) && notTiny(s) }, lossy: true},
 }
 
 // TestCompressedAgainstTools encodes every uncompressed source with DCMTK
@@ -82,7 +83,7 @@ func TestCompressedAgainstTools(t *testing.T) {
 				t.Fatal(err)
 			}
 			in := fs.Info
-			si := srcInfo{bitsStored: in.BitsStored, bitsAllocated: in.BitsAllocated, samples: in.SamplesPerPixel, signed: in.Signed, frames: in.Frames}
+			si := srcInfo{bitsStored: in.BitsStored, bitsAllocated: in.BitsAllocated, samples: in.SamplesPerPixel, signed: in.Signed, frames: in.Frames, rows: in.Rows, columns: in.Columns}
 			orig := decodeAll(t, base)
 			for _, c := range codecCases {
 				if !c.applies(si) {
@@ -104,8 +105,13 @@ func checkCodec(t *testing.T, c codecCase, src string, orig []*Frame) {
 	got := decodeAll(t, enc)
 	want := decodeAll(t, ref)
 	if c.lossy {
+		// Lossy codecs may overshoot the sample range; we clamp to Bits
+		// Stored, GDCM widens Bits Stored instead.
+		for _, f := range want {
+			clampFrame(f, orig[0].BitsStored, orig[0].Signed)
+		}
 		tol := int64(1)
-		if got[0].Samples == 3 && strings.HasPrefix(c.name, "jpeg") {
+		if got[0].Samples == 3 && strings.HasPrefix(c.name, "jpeg-") {
 			// Colour conversion amplifies the IDCT's ±1 (by up to 1.772),
 			// so RGB is checked within ±3 and the decoded YCbCr within ±1.
 			tol = 3
@@ -204,6 +210,24 @@ func checkYCbCr(t *testing.T, enc string) {
 		got = append(got, f)
 	}
 	compareFrames(t, got, want, 1)
+}
+
+func clampFrame(f *Frame, bits int, signed bool) {
+	lo, hi := int64(0), int64(1)<<bits-1
+	if signed {
+		lo, hi = -(int64(1) << (bits - 1)), int64(1)<<(bits-1)-1
+	}
+	for i := range f.Len() {
+		v := max(lo, min(hi, f.Value(i)))
+		switch {
+		case f.Pix8 != nil:
+			f.Pix8[i] = uint8(v)
+		case f.Pix16 != nil:
+			f.Pix16[i] = uint16(v)
+		default:
+			f.Pix32[i] = uint32(v)
+		}
+	}
 }
 
 var _ = fmt.Sprint
