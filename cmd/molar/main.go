@@ -64,8 +64,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "codec":
 		err = cmdCodec(ctx, args[1:], getenv, stdout, stderr)
-	case "codec":
-		err = cmdCodec(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "molar", version)
 	case "help", "-h", "--help":
