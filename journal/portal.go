@@ -1,0 +1,133 @@
+package journal
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
+)
+
+// PlainEntry is a signed journal entry in plain language, for the parent
+// portal (issue 8) and the young person's own access.
+type PlainEntry struct {
+	ID       int64     `json:"id"`
+	Date     time.Time `json:"date"`
+	Kind     Kind      `json:"kind"`
+	Title    string    `json:"title"`
+	Lines    []string  `json:"lines"`
+	Author   string    `json:"author"`
+	Replaces int64     `json:"replaces,omitempty"` // a correction of an earlier entry
+}
+
+// SignedEntries returns a person's signed, current entries in plain
+// language (lang "da" or "en"), newest first. Citizens (portal.use) reach
+// their own record and, under 15, their children's (auth.Access decides);
+// staff need journal.read. Unsigned drafts and replaced versions are never
+// shown. The read is audit-logged, so it appears in the person's access log.
+func (s *Service) SignedEntries(ctx context.Context, p *auth.Principal, personID int64, lang string) ([]PlainEntry, error) {
+	perm := auth.PermJournalRead
+	if p.IsCitizen() {
+		perm = auth.PermPortalUse
+	}
+	var out []PlainEntry
+	err := s.access(ctx, p, perm, personID, audit.ActionRead, func(ctx context.Context, tx pgx.Tx) (string, map[string]any, error) {
+		entries, err := loadEntries(ctx, tx, personID)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, e := range entries {
+			if !e.Signed() || !e.Current() {
+				continue
+			}
+			out = append(out, s.Plain(e, lang))
+		}
+		return fmt.Sprintf("journal.signed_entries/%d", personID), map[string]any{"count": len(out)}, nil
+	})
+	return out, err
+}
+
+// Plain writes an entry in plain language.
+func (s *Service) Plain(e Entry, lang string) PlainEntry {
+	if lang != "en" {
+		lang = "da"
+	}
+	m := messages[lang]
+	pe := PlainEntry{ID: e.ID, Date: e.CareTime, Kind: e.Kind, Title: m["journal.kind."+string(e.Kind)], Author: e.AuthorName, Replaces: e.Supersedes}
+	if e.Text != "" {
+		pe.Lines = append(pe.Lines, e.Text)
+	}
+	for _, f := range e.Findings {
+		pe.Lines = append(pe.Lines, plainFinding(f, lang))
+	}
+	for _, d := range e.Diagnoses {
+		line := d.Text
+		if d.Tooth != 0 {
+			line += ": " + ToothName(d.Tooth, lang)
+		}
+		pe.Lines = append(pe.Lines, line)
+	}
+	for _, tr := range e.Treatments {
+		name := tr.Procedure
+		if p, ok := s.Catalogue.Get(tr.Procedure); ok {
+			name = p.Name(lang)
+		}
+		line := name
+		if tr.Tooth != 0 {
+			line += ": " + ToothName(tr.Tooth, lang)
+			if tr.Surfaces != "" {
+				line += ", " + plainSurfaces(tr.Surfaces, lang)
+			}
+		}
+		pe.Lines = append(pe.Lines, line)
+	}
+	if e.Consent != nil {
+		given := map[string]map[bool]string{"da": {true: "givet", false: "ikke givet"}, "en": {true: "given", false: "not given"}}[lang][e.Consent.Given]
+		pe.Lines = append(pe.Lines, fmt.Sprintf("%s: %s", e.Consent.Topic, given))
+	}
+	if e.RecallMonths > 0 {
+		if lang == "da" {
+			pe.Lines = append(pe.Lines, fmt.Sprintf("Næste undersøgelse om %d måneder.", e.RecallMonths))
+		} else {
+			pe.Lines = append(pe.Lines, fmt.Sprintf("Next examination in %d months.", e.RecallMonths))
+		}
+	}
+	return pe
+}
+
+var plainSurfaceNames = map[string]map[byte]string{
+	"da": {'M': "fladen mod midten", 'O': "tyggefladen", 'I': "skærekanten", 'D': "fladen væk fra midten", 'B': "fladen mod kind eller læbe", 'L': "fladen mod tunge eller gane"},
+	"en": {'M': "the side towards the middle", 'O': "the biting surface", 'I': "the biting edge", 'D': "the side away from the middle", 'B': "the cheek or lip side", 'L': "the tongue or palate side"},
+}
+
+func plainSurfaces(surfaces, lang string) string {
+	var parts []string
+	for i := 0; i < len(surfaces); i++ {
+		parts = append(parts, plainSurfaceNames[lang][surfaces[i]])
+	}
+	and := map[string]string{"da": " og ", "en": " and "}[lang]
+	if len(parts) <= 1 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + and + parts[len(parts)-1]
+}
+
+func plainFinding(f Finding, lang string) string {
+	m := messages[lang]
+	line := ToothName(f.Tooth, lang) + ": " + strings.ToLower(m["journal.cond."+string(f.Condition)])
+	switch {
+	case f.Depth != "":
+		line += " " + m["journal.depth."+f.Depth]
+	case f.Reason != "":
+		line += " " + m["journal.reason."+f.Reason]
+	}
+	if f.Surfaces != "" {
+		on := map[string]string{"da": " på ", "en": " on "}[lang]
+		line += on + plainSurfaces(f.Surfaces, lang)
+	}
+	return line
+}
