@@ -1,0 +1,124 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/dicom/query"
+	"github.com/molar-health/molar/dicom/scp"
+	"github.com/molar-health/molar/storage"
+	fsstore "github.com/molar-health/molar/storage/fs"
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
+	s3store "github.com/molar-health/molar/storage/s3"
+	"github.com/molar-health/molar/storage/storagetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// molar is an SCP wired like `molar serve` (policy, ingest, query,
+// transcoding) on a fresh database and object store.
+type molar struct {
+	db     *pgtest.DB
+	store  storage.ObjectStore
+	tenant int64
+	srv    *dimse.Server
+	in     *ingest.Ingester
+	addr   string
+}
+
+func logger(t testing.TB) *slog.Logger {
+	if os.Getenv("INTEROP_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func startMolar(t testing.TB, s3 bool, policy index.DuplicatePolicy) *molar {
+	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	ctx := context.Background()
+	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
+	require.NoError(t, err)
+	m := &molar{db: db, tenant: ten.ID}
+	if s3 {
+		ep, ak, sk := storagetest.StartVersityGW(t)
+		m.store, err = s3store.New(ctx, s3store.Config{Endpoint: ep, Bucket: storagetest.RandomBucket(), AccessKey: ak, SecretKey: sk})
+		require.NoError(t, err)
+	} else {
+		m.store, err = fsstore.New(t.TempDir())
+		require.NoError(t, err)
+	}
+	log := logger(t)
+	m.in = &ingest.Ingester{DB: db.App, Store: m.store, Policy: policy, Logger: log}
+	tenant := func(a *dimse.AssociationInfo) (int64, error) {
+		if c, ok := a.Value.(scp.Caller); ok && c.TenantID != 0 {
+			return c.TenantID, nil
+		}
+		return 0, index.ErrNoDefaultTenant
+	}
+	q := &query.Service{DB: db.App, Store: m.store, AETitle: "MOLAR", Tenant: tenant, Logger: log}
+	m.srv = &dimse.Server{AETitle: "MOLAR", Policy: scp.Policy(db.App, true, log), Logger: log,
+		Store: m.in.StoreHandler(func(_ context.Context, a *dimse.AssociationInfo) (int64, error) { return tenant(a) }),
+		Find:  q, Move: q, Get: q, Transcode: query.Transcode}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go m.srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = m.srv.Shutdown(ctx)
+	})
+	m.addr = ln.Addr().String()
+	return m
+}
+
+// addAE registers a peer.
+func (m *molar) addAE(t testing.TB, title, addr string, perms ...string) {
+	h, p, _ := net.SplitHostPort(addr)
+	var port int
+	fmt.Sscan(p, &port)
+	require.NoError(t, index.AddAE(context.Background(), m.db.App, index.AE{Title: title, Host: h, Port: port, Permissions: append([]string{"echo"}, perms...)}, true))
+}
+
+func (m *molar) inTenant(t testing.TB, fn func(tx pgx.Tx) error) {
+	require.NoError(t, postgres.InTenant(context.Background(), m.db.App, m.tenant, fn))
+}
+
+func (m *molar) instance(t testing.TB, sop string) (index.Instance, error) {
+	var in index.Instance
+	err := postgres.InTenant(context.Background(), m.db.App, m.tenant, func(tx pgx.Tx) error {
+		var err error
+		in, err = index.GetInstance(context.Background(), tx, sop)
+		return err
+	})
+	return in, err
+}
+
+// object reads a stored object.
+func (m *molar) object(t testing.TB, key string) []byte {
+	rc, _, err := m.store.Get(context.Background(), key, nil)
+	require.NoError(t, err)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	return b
+}
+
+func (m *molar) count(t testing.TB) int {
+	var n int
+	require.NoError(t, m.db.Admin.QueryRow(context.Background(), `SELECT count(*) FROM dicom.instance`).Scan(&n))
+	return n
+}
