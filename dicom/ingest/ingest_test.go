@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
-	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
 	fsstore "github.com/molar-health/molar/storage/fs"
