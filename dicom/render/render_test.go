@@ -118,7 +118,7 @@ func TestGolden(t *testing.T) {
 			}
 			f, _ := in.Frames.Frame(context.Background(), 0)
 			meta, _ := json.MarshalIndent(struct {
-				Used *Window  `json:"used"`
+				Used *Window   `json:"used"`
 				Meta FrameMeta `json:"meta"`
 			}{w, Meta(f, in.Pipeline)}, "", "  ")
 			golden(t, c.name, img, meta)

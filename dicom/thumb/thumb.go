@@ -1,0 +1,270 @@
+// Package thumb makes thumbnails of stored instances in a durable
+// background job (River, storage/jobs), at least two sizes, with
+// disintegration/imaging.
+//
+// Keys: the thumbnails of the instance stored under
+// instances/<path>.dcm are stored beside it as thumbs/<path>/<size>.jpg
+// (JPEG, longest side <size> px; 128 and 512 by default); a key that does
+// not follow the instances/…dcm pattern maps to thumbs/<key>/<size>.jpg.
+// A thumbnail that cannot be made (undecodable or unsupported pixel data,
+// no pixel data, attempts exhausted) leaves thumbs/<path>/failed.json with
+// the reason, so the UI shows a placeholder with it; Lookup reports which.
+//
+// The job: ingest calls EnqueueThumbnail in the transaction that indexes
+// the instance (so the job exists exactly when the instance does). The
+// worker reads the header and only the frame it needs through ranged reads
+// (the middle frame of a multi-frame image), renders it with the header's
+// window or the automatic one, and writes every size. Storage errors are
+// retried with River's backoff (MaxAttempts); errors in the data are final
+// at once (river.JobCancel), recorded on the job and in failed.json.
+package thumb
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"strings"
+	"time"
+
+	"github.com/disintegration/imaging"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/pixel"
+	"github.com/molar-health/molar/dicom/render"
+	"github.com/molar-health/molar/storage"
+	"github.com/molar-health/molar/storage/jobs"
+)
+
+// DefaultSizes are the thumbnail sizes (longest side, px).
+var DefaultSizes = []int{128, 512}
+
+// MaxAttempts of a thumbnail job before it is given up.
+const MaxAttempts = 8
+
+// Args is the thumbnail job: the object key of the instance.
+type Args struct {
+	Key string `json:"key"`
+}
+
+// Kind implements river.JobArgs.
+func (Args) Kind() string { return "imaging.thumbnail" }
+
+// InsertOpts makes repeated enqueues of one instance a single job.
+func (Args) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: MaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// EnqueueThumbnail inserts the thumbnail job for the instance stored under
+// key in the caller's transaction (ingest's index insert).
+func EnqueueThumbnail(ctx context.Context, tx pgx.Tx, q *jobs.Queue, key string) (int64, error) {
+	if err := storage.ValidateKey(key); err != nil {
+		return 0, fmt.Errorf("thumb: %w", err)
+	}
+	return q.InsertTx(ctx, tx, Args{Key: key}, nil)
+}
+
+// Key returns the object key of the size px thumbnail of an instance.
+func Key(instanceKey string, size int) string {
+	return fmt.Sprintf("%s/%d.jpg", base(instanceKey), size)
+}
+
+// FailedKey returns the key of the failure note of an instance.
+func FailedKey(instanceKey string) string { return base(instanceKey) + "/failed.json" }
+
+func base(key string) string {
+	k := strings.TrimSuffix(strings.TrimPrefix(key, "instances/"), ".dcm")
+	return "thumbs/" + k
+}
+
+// Failure is the content of failed.json.
+type Failure struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Status of an instance's thumbnails.
+type Status struct {
+	// Ready lists the sizes that exist.
+	Ready []int `json:"ready,omitempty"`
+	// Failed is set when the thumbnail could not be made.
+	Failed *Failure `json:"failed,omitempty"`
+}
+
+// Pending reports that the job has not finished yet.
+func (s Status) Pending() bool { return len(s.Ready) == 0 && s.Failed == nil }
+
+// Lookup reports which thumbnails of an instance exist, or why they could
+// not be made. It never fails for a missing instance: that is Pending.
+func Lookup(ctx context.Context, store storage.ObjectStore, instanceKey string, sizes []int) (Status, error) {
+	if sizes == nil {
+		sizes = DefaultSizes
+	}
+	var st Status
+	for _, s := range sizes {
+		_, err := store.Stat(ctx, Key(instanceKey, s))
+		switch {
+		case err == nil:
+			st.Ready = append(st.Ready, s)
+		case !errors.Is(err, storage.ErrNotFound):
+			return st, fmt.Errorf("thumb: %w", err)
+		}
+	}
+	if len(st.Ready) > 0 {
+		return st, nil
+	}
+	rc, _, err := store.Get(ctx, FailedKey(instanceKey), nil)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("thumb: %w", err)
+	}
+	defer rc.Close()
+	var f Failure
+	if err := json.NewDecoder(rc).Decode(&f); err != nil {
+		f.Reason = "thumbnail failed"
+	}
+	st.Failed = &f
+	return st, nil
+}
+
+// Worker makes thumbnails; register it with river.AddWorker.
+type Worker struct {
+	river.WorkerDefaults[Args]
+	Store   storage.ObjectStore
+	Sizes   []int // default DefaultSizes
+	Quality int   // JPEG quality (default 85)
+	Pixel   pixel.Options
+}
+
+// Timeout bounds one attempt.
+func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return 2 * time.Minute }
+
+// Work implements river.Worker.
+func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
+	err := w.Make(ctx, job.Args.Key)
+	switch {
+	case err == nil:
+		return nil
+	case IsPermanent(err):
+		w.fail(ctx, job.Args.Key, err)
+		return river.JobCancel(err)
+	case job.Attempt >= job.MaxAttempts:
+		w.fail(ctx, job.Args.Key, err)
+	}
+	return err
+}
+
+// IsPermanent reports errors in the data (retrying cannot help).
+func IsPermanent(err error) bool {
+	for _, e := range []error{pixel.ErrMalformed, pixel.ErrUnsupported, pixel.ErrNoPixelData, pixel.ErrLimit,
+		render.ErrUnsupported, header.ErrMalformed, header.ErrTruncated, header.ErrLimit, storage.ErrNotFound, storage.ErrInvalidKey} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *Worker) fail(ctx context.Context, key string, cause error) {
+	b, _ := json.Marshal(Failure{Reason: cause.Error(), At: time.Now().UTC()})
+	_, _ = w.Store.Put(ctx, FailedKey(key), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json"})
+}
+
+// Make renders and stores the thumbnails of one instance now (the job's
+// work, also usable without the queue).
+func (w *Worker) Make(ctx context.Context, key string) error {
+	imgs, err := Render(ctx, w.Store, key, w.sizes(), w.Pixel)
+	if err != nil {
+		return err
+	}
+	q := w.Quality
+	if q <= 0 {
+		q = 85
+	}
+	for i, s := range w.sizes() {
+		var buf bytes.Buffer
+		if err := render.Encode(&buf, imgs[i], render.JPEG, q); err != nil {
+			return err
+		}
+		if _, err := w.Store.Put(ctx, Key(key, s), &buf, storage.PutOptions{Size: int64(buf.Len()), ContentType: "image/jpeg"}); err != nil {
+			return fmt.Errorf("thumb: store %d px: %w", s, err)
+		}
+	}
+	if err := w.Store.Delete(ctx, FailedKey(key)); err != nil {
+		return fmt.Errorf("thumb: %w", err)
+	}
+	return nil
+}
+
+func (w *Worker) sizes() []int {
+	if len(w.Sizes) > 0 {
+		return w.Sizes
+	}
+	return DefaultSizes
+}
+
+// Render reads an instance from the store and returns its thumbnails, one
+// per size (largest side), without storing them.
+func Render(ctx context.Context, store storage.ObjectStore, key string, sizes []int, opts pixel.Options) ([]image.Image, error) {
+	info, err := store.Stat(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("thumb: %w", err)
+	}
+	ra := storage.NewReaderAt(ctx, store, key, info.Size, 0, 0)
+	in, err := render.Open(ra, info.Size, opts)
+	if err != nil {
+		return nil, fmt.Errorf("thumb: %s: %w", key, err)
+	}
+	full, _, err := in.Render(ctx, in.Frames.Len()/2, render.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("thumb: %s: %w", key, err)
+	}
+	return Resize(full, sizes), nil
+}
+
+// Resize fits a rendering into each size (largest first, each step from
+// the previous one), keeping grey pictures grey.
+func Resize(full image.Image, sizes []int) []image.Image {
+	out := make([]image.Image, len(sizes))
+	order := make([]int, len(sizes))
+	for i := range order {
+		order[i] = i
+	}
+	// largest first
+	for i := 0; i < len(order); i++ {
+		for j := i + 1; j < len(order); j++ {
+			if sizes[order[j]] > sizes[order[i]] {
+				order[i], order[j] = order[j], order[i]
+			}
+		}
+	}
+	src := full
+	for _, i := range order {
+		b := src.Bounds()
+		w, h := render.FitSize(b.Dx(), b.Dy(), sizes[i], sizes[i])
+		var m image.Image = src
+		if w < b.Dx() || h < b.Dy() {
+			m = imaging.Resize(src, w, h, imaging.Linear)
+			if _, grey := full.(*image.Gray); grey {
+				m = toGray(m.(*image.NRGBA))
+			}
+		}
+		out[i] = m
+		src = m
+	}
+	return out
+}
+
+func toGray(m *image.NRGBA) *image.Gray {
+	g := image.NewGray(m.Rect)
+	for i := range g.Pix {
+		g.Pix[i] = m.Pix[4*i]
+	}
+	return g
+}
