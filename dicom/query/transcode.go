@@ -22,8 +22,9 @@ var ErrCannotTranscode = errors.New("query: cannot convert to an accepted transf
 // receiver does not accept the stored transfer syntax: between the
 // uncompressed syntaxes (implicit/explicit VR little endian, explicit VR big
 // endian, deflated as source), streaming (the pixel data is copied, byte
-// swapped when the byte order changes, never held). Compressed sources fail
-// with ErrCannotTranscode until a decoder is wired in.
+// swapped when the byte order changes, never held), and from the
+// compressed syntaxes to little endian through dicom/pixel's decoders (as
+// Orthanc does; getscu accepts only uncompressed syntaxes).
 func Transcode(ctx context.Context, inst dimse.Instance, accepted []string) (dimse.Instance, error) {
 	target := ""
 	for _, pref := range []string{uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.ExplicitVRBigEndian} {
@@ -33,7 +34,10 @@ func Transcode(ctx context.Context, inst dimse.Instance, accepted []string) (dim
 		}
 	}
 	src, _ := uid.LookupTransferSyntax(inst.TransferSyntax)
-	if target == "" || src.Encapsulated {
+	if src.Encapsulated && target == uid.ExplicitVRBigEndian {
+		target = ""
+	}
+	if target == "" {
 		return dimse.Instance{}, fmt.Errorf("%w: stored %s, accepted %v", ErrCannotTranscode, uid.Name(inst.TransferSyntax), accepted)
 	}
 	out := inst
@@ -46,7 +50,12 @@ func Transcode(ctx context.Context, inst dimse.Instance, accepted []string) (dim
 		}
 		pr, pw := io.Pipe()
 		go func() {
-			err := convert(pw, rc, inst.TransferSyntax, target)
+			var err error
+			if src.Encapsulated {
+				err = decompress(ctx, pw, rc, inst.TransferSyntax, target)
+			} else {
+				err = convert(pw, rc, inst.TransferSyntax, target)
+			}
 			rc.Close()
 			pw.CloseWithError(err)
 		}()
