@@ -264,4 +264,3 @@ func binaryUint16(h *header.Header, t header.Tag) uint16 {
 	v, _ := h.Dataset.Int(t)
 	return uint16(v)
 }
-
