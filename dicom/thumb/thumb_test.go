@@ -21,13 +21,17 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func newStore(t *testing.T) storage.ObjectStore {
+func newStore(t *testing.T) storage.ObjectStore { return newStoreB(t) }
+
+func newStoreB(t testing.TB) storage.ObjectStore {
 	s, err := fs.New(t.TempDir())
 	require.NoError(t, err)
 	return s
 }
 
-func put(t *testing.T, s storage.ObjectStore, key string, data []byte) {
+func put(t *testing.T, s storage.ObjectStore, key string, data []byte) { putB(t, s, key, data) }
+
+func putB(t testing.TB, s storage.ObjectStore, key string, data []byte) {
 	_, err := s.Put(context.Background(), key, bytes.NewReader(data), storage.PutOptions{Size: int64(len(data))})
 	require.NoError(t, err)
 }
