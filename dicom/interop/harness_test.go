@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -121,4 +122,14 @@ func (m *molar) count(t testing.TB) int {
 	var n int
 	require.NoError(t, m.db.Admin.QueryRow(context.Background(), `SELECT count(*) FROM dicom.instance`).Scan(&n))
 	return n
+}
+
+func httpGet(t testing.TB, url string) []byte {
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, url)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return b
 }
