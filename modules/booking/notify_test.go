@@ -28,7 +28,11 @@ func (s *smsLog) SendSMS(_ context.Context, to, text string) error {
 	return nil
 }
 
-func (s *smsLog) all() []string { s.mu.Lock(); defer s.mu.Unlock(); return append([]string(nil), s.sent...) }
+func (s *smsLog) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.sent...)
+}
 
 func withNotifier(t *testing.T, f *fixture) (*bookingtest.SMTPSink, *smsLog) {
 	sink := bookingtest.StartSMTP(t)
