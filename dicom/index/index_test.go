@@ -218,3 +218,66 @@ func TestAETenant(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, other.ID, got)
 }
+
+func TestReconciliationLinkCorrectMerge(t *testing.T) {
+	db, ten, pid := setup(t)
+	ctx := context.Background()
+	// An image under a non-CPR Patient ID, and one with a wrong birth date.
+	a := record(ten, "7.1.1.1", "a")
+	a.StudyInstanceUID, a.SeriesInstanceUID, a.PatientID, a.CPR = "7.1", "7.1.1", "LOCAL-17", ""
+	b := record(ten, "7.2.1.1", "b")
+	b.StudyInstanceUID, b.SeriesInstanceUID, b.BirthDate = "7.2", "7.2.1", "2015-02-02"
+	c := record(ten, "7.3.1.1", "c")
+	c.StudyInstanceUID, c.SeriesInstanceUID, c.PatientID, c.CPR = "7.3", "7.3.1", "LOCAL-18", ""
+	ingest(t, db, ten, a, index.KeepFirst)
+	ingest(t, db, ten, b, index.KeepFirst)
+	ingest(t, db, ten, c, index.KeepFirst)
+	require.NoError(t, postgres.InTenant(ctx, db.App, ten, func(tx pgx.Tx) error {
+		list, err := index.ReconciliationList(ctx, tx, 0)
+		require.NoError(t, err)
+		require.Len(t, list, 3)
+		byUID := map[string]index.Study{}
+		for _, s := range list {
+			byUID[s.StudyInstanceUID] = s
+		}
+		require.Equal(t, index.ReconConflict, byUID["7.2"].ReconState)
+		require.Equal(t, "birth date differs", byUID["7.2"].ReconNote)
+
+		// Link the conflicting study: it and its instances follow the person.
+		st, err := index.Link(ctx, tx, byUID["7.2"].ID, pid, "user/1")
+		require.NoError(t, err)
+		require.Equal(t, index.ReconResolved, st.ReconState)
+		require.Equal(t, pid, st.PersonID)
+		in, err := index.GetInstance(ctx, tx, "7.2.1.1")
+		require.NoError(t, err)
+		require.Equal(t, pid, in.PersonID)
+
+		// Correct the local Patient ID to the CPR number: matched again.
+		st, err = index.Correct(ctx, tx, byUID["7.1"].ID, index.Correction{PatientID: "0101154321", CPR: "0101154321", BirthDate: time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)}, "user/1")
+		require.NoError(t, err)
+		require.Equal(t, index.ReconResolved, st.ReconState)
+		require.Equal(t, pid, st.PersonID)
+		require.Equal(t, "0101154321", st.Patient.PatientID)
+
+		// Merge the other local record into the CPR patient.
+		n, err := index.Merge(ctx, tx, byUID["7.3"].PatientRef, st.PatientRef, "user/1")
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		merged, err := index.GetStudy(ctx, tx, "7.3")
+		require.NoError(t, err)
+		require.Equal(t, pid, merged.PersonID)
+		list, err = index.ReconciliationList(ctx, tx, 0)
+		require.NoError(t, err)
+		require.Empty(t, list)
+		studies, err := index.StudiesOfPerson(ctx, tx, pid)
+		require.NoError(t, err)
+		require.Len(t, studies, 3)
+		var logged int
+		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM dicom.reconciliation WHERE actor = 'user/1'`).Scan(&logged))
+		require.Equal(t, 3, logged)
+		return nil
+	}))
+	// The history is append-only for the runtime role.
+	_, err := db.App.Exec(ctx, `DELETE FROM dicom.reconciliation`)
+	require.Error(t, err)
+}
