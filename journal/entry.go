@@ -130,6 +130,8 @@ type Content struct {
 	RecallMonths int `json:"recall_months,omitempty"`
 	// Risk is the caries risk the examiner assessed ("" = unchanged).
 	Risk Risk `json:"risk,omitempty"`
+	// Topic is what information from parents is about (free, short).
+	Topic string `json:"topic,omitempty"`
 }
 
 // Entry is one version of a journal entry. Entries are never changed: a
@@ -141,6 +143,7 @@ type Entry struct {
 	Kind       Kind      `json:"kind"`
 	AuthorID   int64     `json:"author_id"`
 	AuthorName string    `json:"author_name"`
+	AuthorRole string    `json:"author_role,omitempty"`
 	CareTime   time.Time `json:"care_time"`   // when the care happened
 	RecordedAt time.Time `json:"recorded_at"` // when it was written down (set by the database)
 	// Supersedes is the version this one corrects (0 for an original).
@@ -335,6 +338,10 @@ func (n *NewEntry) Validate(p Patient, now time.Time, cat *Catalogue, sks *SKS) 
 		if n.Text == "" {
 			return inputErr("text.missing")
 		}
+	}
+	n.Topic = strings.TrimSpace(n.Topic)
+	if n.Topic != "" && (n.Kind != KindParentInfo || utf8.RuneCountInString(n.Topic) > 100) {
+		return inputErr("kind.content", string(n.Kind))
 	}
 	if n.Kind != KindExamination && (len(n.Findings) > 0 || n.RecallMonths != 0 || n.Risk != "") {
 		return inputErr("kind.content", string(n.Kind))

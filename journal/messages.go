@@ -68,6 +68,8 @@ var messages = map[string]map[string]string{
 		"journal.err.breakglass.reason":       "Angiv en begrundelse på mindst 5 tegn.",
 		"journal.err.person.notchild":         "Personen er ikke omfattet af børne- og ungdomstandplejen (under 22 år).",
 		"journal.err.year.invalid":            "Ugyldigt år.",
+		"journal.err.body.empty":              "Forespørgslen har intet indhold.",
+		"journal.err.body.invalid":            "Forespørgslens JSON er ugyldig: %s",
 
 		// Navigation and pages.
 		"journal.nav":                     "Tandjournal",
@@ -288,6 +290,8 @@ var messages = map[string]map[string]string{
 		"journal.err.breakglass.reason":       "Give a reason of at least 5 characters.",
 		"journal.err.person.notchild":         "The person is not covered by child and youth dental care (under 22).",
 		"journal.err.year.invalid":            "Invalid year.",
+		"journal.err.body.empty":              "The request has no body.",
+		"journal.err.body.invalid":            "The request's JSON is invalid: %s",
 
 		"journal.nav":                     "Dental journal",
 		"journal.search.title":            "Find patient",

@@ -131,3 +131,121 @@ func plainFinding(f Finding, lang string) string {
 	}
 	return line
 }
+
+// FamilyRecord is what a family sees of a child's record: signed entries
+// only, in plain language.
+type FamilyRecord struct {
+	LastExam  time.Time    `json:"last_exam,omitzero"`
+	NextExam  time.Time    `json:"next_exam,omitzero"`
+	Findings  []string     `json:"findings"` // open findings and planned treatments, plain language
+	PlanDone  int          `json:"plan_done"`
+	PlanTotal int          `json:"plan_total"`
+	Health    []string     `json:"health"`
+	Entries   []PlainEntry `json:"entries"`
+}
+
+// FamilyRecord builds the family's view of a person's record from signed
+// entries only (drafts never reach families), with the same access rules
+// and audit as SignedEntries.
+func (s *Service) FamilyRecord(ctx context.Context, p *auth.Principal, personID int64, lang string) (FamilyRecord, error) {
+	if lang != "en" {
+		lang = "da"
+	}
+	perm := auth.PermJournalRead
+	if p.IsCitizen() {
+		perm = auth.PermPortalUse
+	}
+	m := messages[lang]
+	var fr FamilyRecord
+	now := s.now()
+	err := s.access(ctx, p, perm, personID, audit.ActionRead, func(ctx context.Context, tx pgx.Tx) (string, map[string]any, error) {
+		person, err := getPerson(ctx, tx, personID)
+		if err != nil {
+			return "", nil, err
+		}
+		all, err := loadEntries(ctx, tx, personID)
+		if err != nil {
+			return "", nil, err
+		}
+		var signed []Entry
+		for _, e := range all {
+			if e.Signed() && e.Current() {
+				signed = append(signed, e)
+				fr.Entries = append(fr.Entries, s.Plain(e, lang))
+			}
+		}
+		prof, err := loadProfile(ctx, tx, personID)
+		if err != nil {
+			return "", nil, err
+		}
+		ri := s.recallOf(person.BirthDate, signed, prof.Risk, now)
+		fr.LastExam, fr.NextExam = ri.LastExam, ri.Due
+		plan, err := loadPlan(ctx, tx, personID)
+		if err != nil {
+			return "", nil, err
+		}
+		var items []PlanItem
+		if plan != nil {
+			pr := plan.Progress()
+			fr.PlanDone, fr.PlanTotal = pr.Done, pr.Total
+			items = plan.Items
+		}
+		chart := BuildChart(person.BirthDate, signed, items, s.Catalogue, now, true)
+		for _, t := range chart.OpenFindings() {
+			var sf []byte
+			for _, l := range surfaceOrder {
+				if t.Surfaces[string(l)].Caries != "" {
+					sf = append(sf, byte(l))
+				}
+			}
+			line := ToothName(t.Tooth, lang) + ": "
+			if len(sf) > 0 {
+				line += strings.ToLower(m["journal.cond.caries"]) + " " + map[string]string{"da": "på", "en": "on"}[lang] + " " + plainSurfaces(string(sf), lang)
+			}
+			for _, pl := range t.Planned {
+				name := pl.Procedure
+				if pr, ok := s.Catalogue.Get(pl.Procedure); ok {
+					name = pr.Name(lang)
+				}
+				line += " (" + strings.ToLower(m["journal.tooth.planned"]) + ": " + strings.ToLower(name) + ")"
+			}
+			fr.Findings = append(fr.Findings, line)
+		}
+		for _, h := range []struct{ key, v string }{{"journal.allergies", prof.Allergies}, {"journal.medicines", prof.Medicines}, {"journal.conditions", prof.Conditions}} {
+			if h.v != "" {
+				fr.Health = append(fr.Health, m[h.key]+": "+h.v)
+			}
+		}
+		return fmt.Sprintf("journal.family_record/%d", personID), map[string]any{"entries": len(fr.Entries)}, nil
+	})
+	return fr, err
+}
+
+// ParentInformation records information from a custody holder (or the
+// young person) as an unsigned "information from parents" entry for the
+// clinic to read. Citizens need portal.use and access to the person
+// (custody under 15, or self); staff writing it down need journal.write.
+func (s *Service) ParentInformation(ctx context.Context, p *auth.Principal, personID int64, topic, text string) (Entry, error) {
+	perm := auth.PermJournalWrite
+	if p.IsCitizen() {
+		perm = auth.PermPortalUse
+	}
+	n := NewEntry{Kind: KindParentInfo, CareTime: s.now(), Content: Content{Text: text, Topic: topic}}
+	var out Entry
+	err := s.access(ctx, p, perm, personID, audit.ActionCreate, func(ctx context.Context, tx pgx.Tx) (string, map[string]any, error) {
+		person, err := getPerson(ctx, tx, personID)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := n.Validate(Patient{PersonID: personID, BirthDate: person.BirthDate}, s.now(), s.Catalogue, s.SKS); err != nil {
+			return "", nil, err
+		}
+		id, err := insertEntry(ctx, tx, p, personID, n, 0, "")
+		if err != nil {
+			return "", nil, err
+		}
+		out, err = loadEntry(ctx, tx, personID, id)
+		return entryObject(id), map[string]any{"kind": string(KindParentInfo)}, err
+	})
+	return out, err
+}

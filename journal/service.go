@@ -170,7 +170,7 @@ func (s *Service) Access(ctx context.Context, p *auth.Principal, personID int64)
 
 // ---- loading ----
 
-const entryColumns = `e.id, e.person_id, e.kind, e.author_id, e.author_name, e.care_time, e.recorded_at,
+const entryColumns = `e.id, e.person_id, e.kind, e.author_id, e.author_name, e.author_role, e.care_time, e.recorded_at,
 	COALESCE(e.supersedes, 0), COALESCE(e.reason, ''), e.body, sg.signed_at, COALESCE(sg.signed_by, 0),
 	COALESCE((SELECT n.id FROM journal.entry n WHERE n.supersedes = e.id), 0)`
 
@@ -180,7 +180,7 @@ func scanEntry(row pgx.Row) (Entry, error) {
 	var e Entry
 	var body []byte
 	var signed *time.Time
-	err := row.Scan(&e.ID, &e.PersonID, &e.Kind, &e.AuthorID, &e.AuthorName, &e.CareTime, &e.RecordedAt,
+	err := row.Scan(&e.ID, &e.PersonID, &e.Kind, &e.AuthorID, &e.AuthorName, &e.AuthorRole, &e.CareTime, &e.RecordedAt,
 		&e.Supersedes, &e.Reason, &body, &signed, &e.SignedBy, &e.SupersededBy)
 	if err != nil {
 		return Entry{}, err

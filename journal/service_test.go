@@ -261,7 +261,6 @@ func TestCreateSignCorrectAndVersions(t *testing.T) {
 	require.Equal(t, "sign.author", keyOf(t, err))
 	require.WithinDuration(t, time.Now(), orig.RecordedAt, time.Minute)
 
-
 	mine, err := e.svc.Create(ctx, e.dentistA, e.child, n)
 	require.NoError(t, err)
 	require.Equal(t, "MO", mine.Findings[1].Surfaces)

@@ -1,6 +1,115 @@
 package main
 
-// journalPart wires the dental journal and the parent portal (journal/).
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/journal"
+	"github.com/molar-health/molar/journal/portal"
+	"github.com/molar-health/molar/modules"
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/viewer/web"
+)
+
+// journalPart wires the dental journal (journal/): its schema, pages,
+// messages and stylesheet, the navigation entry, the HTML pages under
+// /journal and the JSON API under /api/journal, its demo data, and its
+// seams:
+//   - the parent portal gets portal.Journal (s.portalJournal), adapted from
+//     (*journal.Service).FamilyRecord and ParentInformation;
+//   - booking consumes (*journal.Service).RecallDue(ctx, tenantID, clinicID, until)
+//     through an interface of its own, adapted in wire_booking.go;
+//   - the DICOM index will provide journal.Images (journal.NoImages until then).
 func journalPart(s *server) corePart {
-	return corePart{name: "journal"}
+	part := corePart{name: "journal", sources: []postgres.Source{journal.Migrations()}, static: journal.Static()}
+	if s == nil {
+		return part
+	}
+	var svc *journal.Service
+	var h *journal.Handler
+	part.prepare = func(ctx context.Context, workers *river.Workers) error {
+		var err error
+		if svc, err = journal.New(s.db.pool); err != nil {
+			return err
+		}
+		svc.Logger = s.log
+		s.shell.Catalog.Add(journal.Messages())
+		fsys, pattern := journal.Pages()
+		if err := s.shell.AddPages(fsys, pattern); err != nil {
+			return fmt.Errorf("journal pages: %w", err)
+		}
+		s.shell.AddNav(web.NavItem{Label: "journal.nav", Path: "/journal/", Permission: auth.PermJournalRead, Order: 10})
+		h = &journal.Handler{Svc: svc, Shell: s.shell}
+		s.portalJournal = portalJournal{svc: svc, cat: s.shell.Catalog}
+		return nil
+	}
+	part.routes = func(r chi.Router) { h.Routes(r) }
+	part.demo = func(ctx context.Context, d modules.Demo) error {
+		if svc == nil {
+			return nil
+		}
+		var kids, youths []int64
+		for _, c := range d.Children {
+			kids = append(kids, c.PersonID)
+		}
+		for _, c := range d.Youths {
+			youths = append(youths, c.PersonID)
+		}
+		return svc.SeedDemo(ctx, d.TenantID, kids, youths)
+	}
+	return part
 }
+
+// portalJournal adapts the journal to the parent portal. The portal calls
+// it inside a citizen's request: the principal in the context is the
+// parent (or young person), and the journal checks custody and age again
+// and audit-logs the read.
+type portalJournal struct {
+	svc *journal.Service
+	cat *web.Catalog
+}
+
+func (a portalJournal) principal(ctx context.Context, tenantID int64) (*auth.Principal, error) {
+	p := auth.PrincipalFrom(ctx)
+	if p == nil || p.TenantID != tenantID {
+		return nil, fmt.Errorf("journal: portal: %w", auth.ErrForbidden)
+	}
+	return p, nil
+}
+
+func (a portalJournal) Record(ctx context.Context, tenantID, personID int64) (portal.Record, error) {
+	p, err := a.principal(ctx, tenantID)
+	if err != nil {
+		return portal.Record{}, err
+	}
+	fr, err := a.svc.FamilyRecord(ctx, p, personID, "da")
+	if err != nil {
+		return portal.Record{}, err
+	}
+	rec := portal.Record{LastExam: fr.LastExam, NextExam: fr.NextExam, NextCallIn: fr.NextExam, Findings: fr.Findings,
+		PlanDone: fr.PlanDone, PlanTotal: fr.PlanTotal, Health: fr.Health}
+	for _, e := range fr.Entries {
+		author := e.Author
+		rec.Entries = append(rec.Entries, portal.Entry{Date: e.Date, Title: e.Title, Text: strings.Join(e.Lines, "\n"), Author: author})
+	}
+	return rec, nil
+}
+
+func (a portalJournal) ParentInformation(ctx context.Context, tenantID, personID int64, byUserID int64, kind, text string) error {
+	p, err := a.principal(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	if p.UserID != byUserID {
+		return fmt.Errorf("journal: portal: %w", auth.ErrForbidden)
+	}
+	_, err = a.svc.ParentInformation(ctx, p, personID, kind, text)
+	return err
+}
+
+var _ portal.Journal = portalJournal{}
