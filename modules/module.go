@@ -103,6 +103,13 @@ type Seeder interface {
 	SeedDemo(ctx context.Context, d Demo) error
 }
 
+// PublicPather is implemented by modules with routes reachable without
+// login, e.g. a calendar feed behind a secret link. Paths are relative to
+// /m/<name>; one ending in "/" is a prefix. The handler is the only guard.
+type PublicPather interface {
+	PublicPaths() []string
+}
+
 // StoredInstance describes a DICOM instance that was just stored.
 type StoredInstance struct {
 	TenantID          int64

@@ -50,6 +50,14 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	Demo            bool
+	// Booking notifications (modules/booking).
+	SMTPAddr     string
+	SMTPFrom     string
+	SMTPUser     string
+	SMTPPassword string
+	SMTPTLS      string
+	SMSURL       string
+	SMSToken     string
 }
 
 // setting describes one configuration value.
@@ -128,6 +136,13 @@ var settings = []setting{
 	{"log-level", "MOLAR_LOG_LEVEL", "info", "log level: debug | info | warn | error", false, str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-format", "MOLAR_LOG_FORMAT", "json", "log format: json | text", false, str(func(c *Config) *string { return &c.LogFormat })},
 	{"demo", "MOLAR_DEMO", "false", "seed the demo municipality when the database is empty", false, boolean(func(c *Config) *bool { return &c.Demo })},
+	{"smtp-addr", "MOLAR_SMTP_ADDR", "", "SMTP server host:port for booking confirmations and reminders; empty = e-mail off", false, str(func(c *Config) *string { return &c.SMTPAddr })},
+	{"smtp-from", "MOLAR_SMTP_FROM", "Molar <noreply@localhost>", "sender of booking e-mails", false, str(func(c *Config) *string { return &c.SMTPFrom })},
+	{"smtp-user", "MOLAR_SMTP_USER", "", "SMTP user (PLAIN over TLS)", false, str(func(c *Config) *string { return &c.SMTPUser })},
+	{"smtp-password", "MOLAR_SMTP_PASSWORD", "", "SMTP password", true, str(func(c *Config) *string { return &c.SMTPPassword })},
+	{"smtp-tls", "MOLAR_SMTP_TLS", "starttls", "SMTP TLS: starttls (when offered) | require | tls (port 465) | off", false, str(func(c *Config) *string { return &c.SMTPTLS })},
+	{"sms-url", "MOLAR_SMS_URL", "", "SMS gateway URL (POST JSON {to, text}); empty = SMS off", false, str(func(c *Config) *string { return &c.SMSURL })},
+	{"sms-token", "MOLAR_SMS_TOKEN", "", "SMS gateway bearer token", true, str(func(c *Config) *string { return &c.SMSToken })},
 }
 
 // ConfigError names the bad setting.
@@ -298,6 +313,16 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseRoleMap(c.OIDCRoleMap); err != nil {
 		return bad("MOLAR_OIDC_ROLE_MAP", err.Error())
+	}
+	switch c.SMTPTLS {
+	case "starttls", "require", "tls", "off":
+	default:
+		return bad("MOLAR_SMTP_TLS", fmt.Sprintf("want starttls, require, tls or off, got %q", c.SMTPTLS))
+	}
+	if c.SMTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			return bad("MOLAR_SMTP_ADDR", fmt.Sprintf("want host:port, got %q", c.SMTPAddr))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/viewer/web"
 )
 
@@ -66,6 +67,13 @@ func (s *server) mountAuth(ctx context.Context, r chi.Router) error {
 			}
 			s.shell.Render(w, req, status, "login", v)
 		},
+	}
+	for _, m := range s.mods {
+		if pp, ok := m.(modules.PublicPather); ok {
+			for _, p := range pp.PublicPaths() {
+				cfg.PublicPaths = append(cfg.PublicPaths, "/m/"+m.Name()+p)
+			}
+		}
 	}
 	if s.cfg.OIDCIssuer != "" {
 		tenant, err := s.oidcTenant(ctx)
