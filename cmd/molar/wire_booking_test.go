@@ -128,10 +128,16 @@ func TestBookingParentRebooksOnPhone(t *testing.T) {
 	child := personName(t, ts, childID)
 
 	b := browsertest.New(t, 390, 844)
+	// Headless Chromium keeps a minimum window width; emulate the phone's viewport.
+	b.Do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	b.Do(chromedp.Navigate(ts.URL+"/m/booking/my"), chromedp.WaitVisible("#username"))
 	b.Do(chromedp.SendKeys("#username", "foraelder1"), chromedp.SendKeys("#password", demo.Password),
 		chromedp.Click("#login-submit"), chromedp.WaitVisible("#my"))
 	b.Screenshot("1-appointments")
+	width := browsertest.Get(b, chromedp.Evaluate[float64](`window.innerWidth`))
+	require.Equal(t, 390.0, width, "a phone-sized window")
+	right := browsertest.Get(b, chromedp.Evaluate[float64](`document.querySelector('#my').getBoundingClientRect().right`))
+	require.LessOrEqual(t, right, 390.0, "the page fits the phone's width")
 	page := browsertest.Get(b, chromedp.Text("#my"))
 	require.Contains(t, page, child)
 	require.Contains(t, page, "Tandplejen Molarby Skole")

@@ -51,9 +51,9 @@ func (m *Module) SeedDemo(ctx context.Context, d modules.Demo) error {
 	}
 	types := map[string]Type{}
 	for _, t := range []Type{
-		{Code: "exam", Name: "Undersøgelse", NameEN: "Examination", PublicName: "Tandplejen", Minutes: 30, SelfService: true, Kinds: []string{KindChair}},
-		{Code: "treatment", Name: "Behandling", NameEN: "Treatment", PublicName: "Tandplejen", Minutes: 45, Kinds: []string{KindChair, KindStaff}},
-		{Code: "pano", Name: "Røntgen, panorama", NameEN: "Panoramic X-ray", PublicName: "Tandplejen", Minutes: 15, Kinds: []string{KindRoom},
+		{Code: "exam", Name: "Undersøgelse", NameEN: "Examination", PublicName: "Tid i tandplejen", Minutes: 30, SelfService: true, Kinds: []string{KindChair}},
+		{Code: "treatment", Name: "Behandling", NameEN: "Treatment", PublicName: "Tid i tandplejen", Minutes: 45, Kinds: []string{KindChair, KindStaff}},
+		{Code: "pano", Name: "Røntgen, panorama", NameEN: "Panoramic X-ray", PublicName: "Tid i tandplejen", Minutes: 15, Kinds: []string{KindRoom},
 			Imaging: true, StationAE: "PANO1", Modality: "PX", ProcedureCode: "PANO", ProcedureDescription: "Panoramic X-ray"},
 		{Code: "video", Name: "Videosamtale", NameEN: "Video call", PublicName: "Videosamtale", Minutes: 20, SelfService: true, Kinds: []string{KindStaff}, Video: true},
 	} {
