@@ -5,6 +5,9 @@ import (
 	"context"
 	b64 "encoding/base64"
 	"encoding/json"
+	"image"
+	_ "image/jpeg"
+	_ "image/png"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -215,3 +218,59 @@ func basicAuth(u, p string) string {
 }
 
 func base64Std(s string) string { return b64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestDICOMwebRenderedAndThumbnails(t *testing.T) {
+	ts := newTestServer(t, nil)
+	res := ingestFile(t, ts, testFile(t, "CT_small.dcm"))
+	sr := ingestFile(t, ts, testFile(t, "reportsi.dcm")) // a structured report: no pixels
+	c, _ := ts.login(t, "tandlaege")
+	inst := ts.URL + "/dicomweb/studies/" + res.StudyInstanceUID + "/series/" + res.SeriesInstanceUID + "/instances/" + res.SOPInstanceUID
+
+	decode := func(body []byte) image.Image {
+		img, _, err := image.Decode(bytes.NewReader(body))
+		require.NoError(t, err)
+		return img
+	}
+	// Rendered JPEG at full size with the header's window.
+	resp, body := doReq(t, c, "GET", inst+"/rendered", "image/jpeg", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, "image/jpeg", resp.Header.Get("Content-Type"))
+	img := decode(body)
+	require.Equal(t, image.Rect(0, 0, 128, 128), img.Bounds())
+	// A different window gives a different picture; PNG and viewport work.
+	_, narrow := doReq(t, c, "GET", inst+"/rendered?window=40,10&quality=95", "image/png", nil, nil)
+	_, wide := doReq(t, c, "GET", inst+"/rendered?window=40,4000&quality=95", "image/png", nil, nil)
+	require.NotEqual(t, narrow, wide)
+	resp, body = doReq(t, c, "GET", inst+"/frames/1/rendered?viewport=64,64", "image/png", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, image.Rect(0, 0, 64, 64), decode(body).Bounds())
+	resp, _ = doReq(t, c, "GET", inst+"/rendered?window=1", "image/png", nil, nil)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp, _ = doReq(t, c, "GET", inst+"/rendered", "application/pdf", nil, nil)
+	require.Equal(t, http.StatusNotAcceptable, resp.StatusCode)
+	// WADO-URI rendered.
+	resp, body = doReq(t, c, "GET", ts.URL+"/dicomweb/wado?requestType=WADO&studyUID="+res.StudyInstanceUID+"&seriesUID="+res.SeriesInstanceUID+"&objectUID="+res.SOPInstanceUID+"&contentType=image/jpeg&columns=32", "", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, 32, decode(body).Bounds().Dx())
+
+	// Frame meta for a browser's own window/level.
+	resp, body = doReq(t, c, "GET", inst+"/frames/1/meta", "", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var meta map[string]any
+	require.NoError(t, json.Unmarshal(body, &meta))
+	require.NotEmpty(t, meta)
+
+	// Thumbnails at every level; before the job ran they are rendered now.
+	for _, u := range []string{inst + "/thumbnail", ts.URL + "/dicomweb/studies/" + res.StudyInstanceUID + "/thumbnail"} {
+		resp, body = doReq(t, c, "GET", u, "image/jpeg", nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, u)
+		require.Equal(t, "image/jpeg", resp.Header.Get("Content-Type"))
+		require.LessOrEqual(t, decode(body).Bounds().Dx(), 128)
+	}
+	// A study without pixels gets a placeholder image with the reason, not an error.
+	resp, body = doReq(t, c, "GET", ts.URL+"/dicomweb/studies/"+sr.StudyInstanceUID+"/thumbnail", "image/jpeg", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "image/png", resp.Header.Get("Content-Type"))
+	require.Contains(t, resp.Header.Get("X-Molar-Thumbnail"), "failed")
+	decode(body)
+}

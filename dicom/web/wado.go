@@ -357,8 +357,24 @@ func (s *Service) handleWADOURI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct := q.Get("contentType")
-	if ct != "" && ct != "application/dicom" {
-		s.fail(w, r, fmt.Errorf("%w: contentType %s is served by /rendered", ErrNotAcceptable, ct))
+	switch ct {
+	case "", "application/dicom":
+	case "image/jpeg", "image/png":
+		// Rendered, with WADO-URI's windowCenter/windowWidth, rows/columns.
+		r2 := r.Clone(r.Context())
+		r2.Header.Set("Accept", ct)
+		q2 := r2.URL.Query()
+		if c, wd := q.Get("windowCenter"), q.Get("windowWidth"); c != "" && wd != "" {
+			q2.Set("window", c+","+wd)
+		}
+		if rows, cols := q.Get("rows"), q.Get("columns"); rows != "" || cols != "" {
+			q2.Set("viewport", strings.TrimSpace(orZero(cols)+","+orZero(rows)))
+		}
+		r2.URL.RawQuery = q2.Encode()
+		s.handleRendered(w, r2)
+		return
+	default:
+		s.fail(w, r, fmt.Errorf("%w: contentType %s (application/dicom, image/jpeg or image/png)", ErrNotAcceptable, ct))
 		return
 	}
 	sc, err := s.resolve(r.Context(), r, audit.ActionRead, "wado")
@@ -379,3 +395,10 @@ func (s *Service) handleWADOURI(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, rc)
 }
 
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
