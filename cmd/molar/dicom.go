@@ -103,7 +103,7 @@ func dicomPart(s *server) corePart {
 	}
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
 		s.ingester = newIngester(s)
-		return nil
+		return s.prepareReconciliation()
 	}
 	p.housekeeping = []jobs.Task{{Name: "sweep unindexed DICOM objects", Run: func(ctx context.Context) error {
 		n, err := ingest.Sweep(ctx, s.db.pool, s.store, time.Now(), orphanGrace, orphanDays)
