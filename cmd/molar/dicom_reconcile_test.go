@@ -21,7 +21,7 @@ import (
 
 func init() {
 	for k, v := range map[string]string{
-		"GET /dicom/reconciliation/":                reconcile.Perm,
+		"GET /dicom/reconciliation/":                 reconcile.Perm,
 		"POST /dicom/reconciliation/{study}/link":    reconcile.Perm,
 		"POST /dicom/reconciliation/{study}/correct": reconcile.Perm,
 		"POST /dicom/reconciliation/merge":           reconcile.Perm,
