@@ -373,3 +373,19 @@ func TestPlanProgress(t *testing.T) {
 	p := Plan{Items: []PlanItem{{Status: ItemDone}, {Status: ItemPlanned}, {Status: ItemCancelled}, {Status: ItemReferred}}}
 	require.Equal(t, Progress{Done: 2, Total: 3, Percent: 66}, p.Progress())
 }
+
+func TestMessagesDanishAndEnglish(t *testing.T) {
+	m := Messages()
+	for k := range m["da"] {
+		require.Contains(t, m["en"], k, "English text for %s", k)
+	}
+	for k := range m["en"] {
+		require.Contains(t, m["da"], k, "Danish text for %s", k)
+	}
+	for _, k := range Kinds {
+		require.Contains(t, m["da"], "journal.kind."+string(k))
+	}
+	for _, c := range Conditions {
+		require.Contains(t, m["en"], "journal.cond."+string(c))
+	}
+}
