@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/riverqueue/river"
@@ -12,6 +13,7 @@ import (
 	"github.com/molar-health/molar/journal"
 	"github.com/molar-health/molar/journal/portal"
 	"github.com/molar-health/molar/modules"
+	"github.com/molar-health/molar/modules/booking"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/viewer/web"
 )
@@ -113,3 +115,34 @@ func (a portalJournal) ParentInformation(ctx context.Context, tenantID, personID
 }
 
 var _ portal.Journal = portalJournal{}
+
+// journalRecalls adapts (*journal.Service).RecallDue to the booking
+// module's RecallSource. wire_booking.go can set
+// booking.Module.Recalls = journalRecallSource(s).
+type journalRecalls struct{ svc *journal.Service }
+
+// journalRecallSource returns the journal's recall list for the booking
+// module (a service of its own on the server's pool: it holds no state).
+func journalRecallSource(s *server) booking.RecallSource {
+	svc, err := journal.New(s.db.pool)
+	if err != nil {
+		s.log.Error("journal recall source", "err", err)
+		return booking.NoRecalls{}
+	}
+	svc.Logger = s.log
+	return journalRecalls{svc: svc}
+}
+
+func (j journalRecalls) Due(ctx context.Context, tenantID, clinicID int64, until time.Time) ([]booking.Due, error) {
+	rs, err := j.svc.RecallDue(ctx, tenantID, clinicID, until)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]booking.Due, len(rs))
+	for i, r := range rs {
+		out[i] = booking.Due{PersonID: r.PersonID, DueDate: r.DueDate, Reason: "recall"}
+	}
+	return out, nil
+}
+
+var _ booking.RecallSource = journalRecalls{}

@@ -440,3 +440,19 @@ func TestJournalInChromium(t *testing.T) {
 	b.Do(chromedp.Navigate(fmt.Sprintf("%s/journal/clinics/%d/indices", ts.URL, ts.demo.ClinicID)), chromedp.WaitVisible("#indices-plot svg"))
 	b.Screenshot("9-clinic-indices")
 }
+
+// The booking module's recall source is the journal's due list.
+func TestJournalRecallSourceForBooking(t *testing.T) {
+	ts := newTestServer(t, nil)
+	src := journalRecallSource(ts.server)
+	due, err := src.Due(context.Background(), ts.demo.TenantID, ts.demo.ClinicID, time.Now().AddDate(2, 1, 0))
+	require.NoError(t, err)
+	require.Len(t, due, len(ts.demo.Children)+len(ts.demo.Youths), "everyone under 22 is due within 2 years and a month")
+	for i := 1; i < len(due); i++ {
+		require.False(t, due[i].DueDate.Before(due[i-1].DueDate), "earliest first")
+	}
+	soon, err := src.Due(context.Background(), ts.demo.TenantID, ts.demo.ClinicID, time.Now())
+	require.NoError(t, err)
+	require.Less(t, len(soon), len(due), "examined children are not due today")
+	require.GreaterOrEqual(t, len(soon), len(journal.DemoSkip), "never-examined children are overdue")
+}
