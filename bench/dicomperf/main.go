@@ -1,0 +1,445 @@
+// Command dicomperf measures DICOM C-STORE ingest side by side (DESIGN §5):
+// storescu → molar serve (filesystem and S3 via versitygw) vs storescu →
+// Orthanc vs storescu → DCMTK storescp, same files, same machine, same run;
+// small (≈ 40 KB) and large (≈ 2.6 MB intra-oral) instances on 1 and 4
+// associations; and molar's RSS growth while receiving one large
+// multi-frame instance. It prints a Markdown table and writes an SVG chart.
+//
+//	go run ./bench/dicomperf -svg docs/dicom-ingest.svg
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/molar-health/molar/dicom/dicomtest"
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/uid"
+)
+
+var (
+	nSmall  = flag.Int("small", 400, "small instances per run")
+	nLarge  = flag.Int("large", 60, "large instances per run")
+	bigMB   = flag.Int("big-mb", 1024, "size of the multi-frame instance for the RSS measurement (MiB)")
+	useS3   = flag.Bool("s3", true, "also measure molar with the S3 store (versitygw)")
+	svg     = flag.String("svg", "", "write a chart here")
+	jsonOut = flag.String("json", "", "write the results here")
+)
+
+type result struct {
+	Target  string  `json:"target"`
+	Size    string  `json:"size"`
+	Assocs  int     `json:"assocs"`
+	N       int     `json:"n"`
+	OK      int     `json:"ok"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"instances_per_s"`
+	MBps    float64 `json:"mb_per_s"`
+}
+
+func main() {
+	flag.Parse()
+	root, err := os.MkdirTemp("", "molar-bench-")
+	check(err)
+	check(os.Chmod(root, 0o755))
+	defer os.RemoveAll(root)
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+
+	log.Printf("generating files in %s", root)
+	sets := map[string][]string{}
+	var sizes = map[string]int64{}
+	for _, sz := range []struct {
+		name       string
+		n          int
+		rows, cols int
+	}{{"small", *nSmall, 128, 152}, {"large", *nLarge, 1280, 1024}} {
+		for _, k := range []int{1, 4} {
+			key := fmt.Sprintf("%s-%d", sz.name, k)
+			dir := filepath.Join(root, key)
+			check(os.MkdirAll(dir, 0o755))
+			for i := 0; i < sz.n; i++ {
+				in := dicomtest.Instance{PatientID: fmt.Sprintf("P%d", i%50), PatientName: "Bench^Patient", StudyUID: fmt.Sprintf("%s.%d.%d", dicomtest.Root+".7", k, i/10),
+					SeriesUID: fmt.Sprintf("%s.%d.%d.1", dicomtest.Root+".7", k, i/10), SOPUID: fmt.Sprintf("%s.%d.%d.%d.%d", dicomtest.Root+".8", time.Now().Unix()%100000, len(sz.name), k, i),
+					StudyDate: "20240101", InstanceNumber: i, Rows: sz.rows, Cols: sz.cols, Teeth: []string{"16"}}
+				f := filepath.Join(dir, fmt.Sprintf("%05d.dcm", i))
+				check(writeFile(f, in))
+				if i == 0 {
+					st, _ := os.Stat(f)
+					sizes[sz.name] = st.Size()
+				}
+				sets[key] = append(sets[key], f)
+			}
+		}
+	}
+	log.Printf("file sizes: small %d B, large %d B", sizes["small"], sizes["large"])
+
+	bin := filepath.Join(root, "molar")
+	out, err := exec.Command("go", "build", "-o", bin, "./cmd/molar").CombinedOutput()
+	if err != nil {
+		log.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	type target struct{ name, addr, ae string }
+	var targets []target
+	mfs, stop := startMolar(bin, filepath.Join(root, "molar-fs"), nil)
+	stops = append(stops, stop)
+	targets = append(targets, target{"Molar (filesystem)", mfs.addr, "MOLAR"})
+	if *useS3 {
+		ep, stop := startVersity(root)
+		stops = append(stops, stop)
+		ms3, stop := startMolar(bin, filepath.Join(root, "molar-s3"), []string{"MOLAR_S3_ENDPOINT=" + ep, "MOLAR_S3_BUCKET=bench",
+			"MOLAR_S3_ACCESS_KEY=benchkey", "MOLAR_S3_SECRET_KEY=benchsecret123"})
+		stops = append(stops, stop)
+		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR"})
+	}
+	oaddr, stop := startOrthanc(root)
+	stops = append(stops, stop)
+	targets = append(targets, target{"Orthanc 1.10", oaddr, "ORTHANC"})
+	saddr, stop := startStorescp(root)
+	stops = append(stops, stop)
+	targets = append(targets, target{"DCMTK storescp", saddr, "STORESCP"})
+
+	var results []result
+	for _, size := range []string{"small", "large"} {
+		for _, k := range []int{1, 4} {
+			for _, tg := range targets {
+				r := storeRun(tg.addr, tg.ae, sets[fmt.Sprintf("%s-%d", size, k)], k)
+				r.Target, r.Size = tg.name, size
+				r.MBps = float64(sizes[size]) * float64(r.OK) / r.Seconds / 1e6
+				log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s", r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps)
+				results = append(results, r)
+			}
+		}
+	}
+
+	growth, base := rssLargeInstance(mfs, int64(*bigMB)<<20)
+	fmt.Printf("\n| what | Molar fs | Molar S3 | Orthanc | storescp |\n|---|---|---|---|---|\n")
+	for _, size := range []string{"small", "large"} {
+		for _, k := range []int{1, 4} {
+			row := fmt.Sprintf("| %s (%d KB), %d assoc. |", size, sizes[size]/1000, k)
+			for _, tg := range targets {
+				for _, r := range results {
+					if r.Target == tg.name && r.Size == size && r.Assocs == k {
+						if size == "small" {
+							row += fmt.Sprintf(" %.0f inst/s |", r.PerSec)
+						} else {
+							row += fmt.Sprintf(" %.0f MB/s |", r.MBps)
+						}
+					}
+				}
+			}
+			fmt.Println(row)
+		}
+	}
+	fmt.Printf("\nmolar RSS while receiving a %d MiB multi-frame instance: baseline %d MiB, growth %d MiB\n", *bigMB, base>>20, growth>>20)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "rss_growth_bytes": growth, "big_bytes": int64(*bigMB) << 20}, "", " ")
+		check(os.WriteFile(*jsonOut, b, 0o644))
+	}
+	if *svg != "" {
+		var names []string
+		for _, tg := range targets {
+			names = append(names, tg.name)
+		}
+		check(os.WriteFile(*svg, chart(results, names), 0o644))
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func writeFile(path string, in dicomtest.Instance) error {
+	var buf bytes.Buffer
+	if err := header.WriteFileHeader(&buf, uid.DigitalIntraOralXRayForPresentation, in.SOPUID, uid.ExplicitVRLittleEndian); err != nil {
+		return err
+	}
+	if err := in.Dataset().WriteTo(&buf, uid.ExplicitVRLittleEndian); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitTCP(addr string) {
+	for i := 0; i < 600; i++ {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log.Fatalf("%s not listening", addr)
+}
+
+type molarProc struct {
+	addr string
+	pid  int
+}
+
+func startMolar(bin, data string, env []string) (*molarProc, func()) {
+	pw := filepath.Join(filepath.Dir(data), filepath.Base(data)+"-pw")
+	check(os.WriteFile(pw, []byte("bench-password-42\n"), 0o600))
+	base := append(os.Environ(), env...)
+	cmd := exec.Command(bin, "user", "add", "--data-dir", data, "--username", "bench", "--role", "clinic_admin",
+		"--tenant", "0101", "--tenant-name", "Bench", "--password-file", pw)
+	cmd.Env = base
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("molar user add: %v\n%s", err, out)
+	}
+	port := freePort()
+	cmd = exec.Command(bin, "serve", "--data-dir", data, "--http-addr", "127.0.0.1:0", "--dicom-addr", fmt.Sprintf("127.0.0.1:%d", port), "--log-level", "warn")
+	cmd.Env = append(base, "MOLAR_DICOM_ACCEPT_UNKNOWN=true", "MOLAR_DEMO=false")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "Press Ctrl-C") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(3 * time.Minute):
+		log.Fatal("molar not ready")
+	}
+	return &molarProc{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid}, func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			_ = cmd.Process.Kill()
+		}
+	}
+}
+
+func startVersity(root string) (string, func()) {
+	bin := os.Getenv("MOLAR_VERSITYGW")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache/molar/bin/versitygw")
+	}
+	dir := filepath.Join(root, "s3")
+	check(os.MkdirAll(filepath.Join(dir, "bench"), 0o755))
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	cmd := exec.Command(bin, "--access", "benchkey", "--secret", "benchsecret123", "--port", addr, "--quiet", "posix", dir)
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	waitTCP(addr)
+	return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+}
+
+func startOrthanc(root string) (string, func()) {
+	dir := filepath.Join(root, "orthanc")
+	check(os.MkdirAll(dir, 0o755))
+	dport, hport := freePort(), freePort()
+	cfg := map[string]any{"Name": "ORTHANC", "StorageDirectory": filepath.Join(dir, "storage"), "IndexDirectory": filepath.Join(dir, "index"),
+		"DicomAet": "ORTHANC", "DicomPort": dport, "HttpPort": hport, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
+		"DicomCheckCalledAet": false, "StorageCompression": false, "Plugins": []string{}, "DicomAlwaysAllowStore": true, "SaveJobs": false}
+	b, _ := json.Marshal(cfg)
+	conf := filepath.Join(dir, "orthanc.json")
+	check(os.WriteFile(conf, b, 0o644))
+	cmd := exec.Command("/usr/sbin/Orthanc", conf)
+	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+	check(cmd.Start())
+	for i := 0; i < 600; i++ {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/system", hport)); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", dport)
+	waitTCP(addr)
+	return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+}
+
+func startStorescp(root string) (string, func()) {
+	dir := filepath.Join(root, "storescp")
+	check(os.MkdirAll(dir, 0o755))
+	port := freePort()
+	cmd := exec.Command("storescp", "-aet", "STORESCP", "+xa", "-od", dir, strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+	check(cmd.Start())
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitTCP(addr)
+	return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+}
+
+var okLine = regexp.MustCompile(`Received Store Response \(Success\)`)
+
+// storeRun sends files over k concurrent storescu associations.
+func storeRun(addr, ae string, files []string, k int) result {
+	h, p, _ := net.SplitHostPort(addr)
+	groups := make([][]string, k)
+	for i, f := range files {
+		groups[i%k] = append(groups[i%k], f)
+	}
+	var wg sync.WaitGroup
+	oks := make([]int, k)
+	start := time.Now()
+	for i := 0; i < k; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("storescu", append([]string{"-v", "-aet", "BENCH", "-aec", ae, h, p}, groups[i]...)...)
+			cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+			out, _ := cmd.CombinedOutput()
+			oks[i] = len(okLine.FindAll(out, -1))
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start).Seconds()
+	r := result{Assocs: k, N: len(files), Seconds: d}
+	for _, n := range oks {
+		r.OK += n
+	}
+	r.PerSec = float64(r.OK) / d
+	return r
+}
+
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
+// rssLargeInstance streams one multi-frame instance of size bytes to molar
+// and samples its RSS.
+func rssLargeInstance(m *molarProc, size int64) (growth, base int64) {
+	ctx := context.Background()
+	base = rss(m.pid)
+	var peak int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if r := rss(m.pid); r > peak {
+					peak = r
+				}
+			}
+		}
+	}()
+	in := dicomtest.Instance{PatientID: "BIG", StudyUID: dicomtest.Root + ".9.1", SeriesUID: dicomtest.Root + ".9.1.1", SOPUID: dicomtest.Root + ".9.1.1.1",
+		SOPClass: uid.XRay3DCraniofacialImage, Modality: "CT", Rows: 1024, Cols: 1024}
+	d := in.Dataset()
+	d.Remove(header.TagPixelData)
+	frames := size / (1024 * 1024 * 2)
+	d.SetString(header.TagNumberOfFrames, "IS", strconv.FormatInt(frames, 10))
+	head, err := d.Encode(uid.ExplicitVRLittleEndian)
+	check(err)
+	px := frames * 1024 * 1024 * 2
+	pxHeader := []byte{0xE0, 0x7F, 0x10, 0x00, 'O', 'W', 0, 0, 0, 0, 0, 0}
+	binary.LittleEndian.PutUint32(pxHeader[8:], uint32(px))
+	a, err := dimse.Dial(ctx, m.addr, dimse.DialOptions{CallingAE: "BENCH", CalledAE: "MOLAR",
+		Contexts: dimse.StorageContexts([]string{uid.XRay3DCraniofacialImage}, []string{uid.ExplicitVRLittleEndian})})
+	check(err)
+	st, err := a.Store(ctx, dimse.StoreParams{SOPClassUID: uid.XRay3DCraniofacialImage, SOPInstanceUID: in.SOPUID, TransferSyntax: uid.ExplicitVRLittleEndian},
+		io.MultiReader(bytes.NewReader(head), bytes.NewReader(pxHeader), io.LimitReader(zeroReader{}, px)))
+	check(err)
+	_ = a.Release(ctx)
+	close(stop)
+	<-done
+	if st != dimse.StatusSuccess {
+		log.Printf("large instance: status %v", st)
+	}
+	return peak - base, base
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// chart draws grouped bars: small instances/s and large MB/s per target.
+func chart(results []result, targets []string) []byte {
+	colors := []string{"#2a6f97", "#61a5c2", "#e76f51", "#8d99ae"}
+	var b strings.Builder
+	w, h := 760, 360
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, w, h)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`)
+	panels := []struct {
+		size, unit string
+		val        func(result) float64
+	}{{"small", "instances/s (≈40 KB)", func(r result) float64 { return r.PerSec }}, {"large", "MB/s (≈2.6 MB)", func(r result) float64 { return r.MBps }}}
+	for pi, p := range panels {
+		x0 := 40 + pi*370
+		maxV := 1.0
+		for _, r := range results {
+			if r.Size == p.size && p.val(r) > maxV {
+				maxV = p.val(r)
+			}
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="20" font-weight="bold">C-STORE, %s</text>`, x0, p.unit)
+		for gi, k := range []int{1, 4} {
+			gx := x0 + 20 + gi*160
+			fmt.Fprintf(&b, `<text x="%d" y="%d">%d association(s)</text>`, gx, h-40, k)
+			for ti, tn := range targets {
+				for _, r := range results {
+					if r.Size == p.size && r.Assocs == k && r.Target == tn {
+						v := p.val(r)
+						bh := int(v / maxV * float64(h-110))
+						x := gx + ti*32
+						fmt.Fprintf(&b, `<rect x="%d" y="%d" width="28" height="%d" fill="%s"/>`, x, h-60-bh, bh, colors[ti%len(colors)])
+						fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="10">%.0f</text>`, x, h-64-bh, v)
+					}
+				}
+			}
+		}
+	}
+	for ti, tn := range targets {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`, 40+ti*180, h-20, colors[ti%len(colors)], 54+ti*180, h-11, tn)
+	}
+	b.WriteString(`</svg>`)
+	return []byte(b.String())
+}
