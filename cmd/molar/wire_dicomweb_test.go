@@ -22,6 +22,7 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/storage/postgres"
@@ -273,4 +274,106 @@ func TestDICOMwebRenderedAndThumbnails(t *testing.T) {
 	require.Equal(t, "image/png", resp.Header.Get("Content-Type"))
 	require.Contains(t, resp.Header.Get("X-Molar-Thumbnail"), "failed")
 	decode(body)
+}
+
+func init() {
+	for _, p := range []string{"/dicomweb/studies", "/dicomweb/series", "/dicomweb/instances", "/dicomweb/studies/{study}/series",
+		"/dicomweb/studies/{study}/instances", "/dicomweb/studies/{study}/series/{series}/instances"} {
+		routePermissions["GET "+p] = auth.PermDICOMRead
+	}
+}
+
+func qido(t *testing.T, c *http.Client, u string) (int, []map[string]map[string]any, http.Header) {
+	t.Helper()
+	resp, body := doReq(t, c, "GET", u, "application/dicom+json", nil, nil)
+	var out []map[string]map[string]any
+	if resp.StatusCode == http.StatusOK {
+		require.NoError(t, json.Unmarshal(body, &out), string(body))
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+func TestQIDO(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	child := ts.demo.Children[0]
+	var cpr string
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		p, err := auth.GetPerson(ctx, tx, child.PersonID)
+		cpr = p.CPR.Digits()
+		return err
+	}))
+	c, _ := ts.login(t, "tandlaege")
+	q := ts.URL + "/dicomweb"
+	_, before, _ := qido(t, c, q+"/studies")
+	// Two studies of the demo child (matched to the register by CPR), one
+	// of an unknown patient, and the pydicom CT.
+	name := strings.ReplaceAll(child.Name, " ", "^")
+	parts := strings.Fields(child.Name)
+	name = parts[len(parts)-1] + "^" + strings.Join(parts[:len(parts)-1], " ")
+	for i, st := range []dicomtest.Instance{
+		{PatientID: cpr, PatientName: name, StudyUID: dicomtest.Root + ".1", SeriesUID: dicomtest.Root + ".1.1", SOPUID: dicomtest.Root + ".1.1.1", StudyDate: "20260301", Accession: "A1", Teeth: []string{"36"}},
+		{PatientID: cpr, PatientName: name, StudyUID: dicomtest.Root + ".2", SeriesUID: dicomtest.Root + ".2.1", SOPUID: dicomtest.Root + ".2.1.1", StudyDate: "20261101", Accession: "A2", Modality: "PX"},
+		{PatientID: "UKENDT-7", PatientName: "Ærø^Åse", StudyUID: dicomtest.Root + ".3", SeriesUID: dicomtest.Root + ".3.1", SOPUID: dicomtest.Root + ".3.1.1", StudyDate: "20261102", Accession: "A3"},
+	} {
+		st.BirthDate = ""
+		_ = i
+		ingestFile(t, ts, st.File(t))
+	}
+	ingestFile(t, ts, testFile(t, "CT_small.dcm"))
+
+	st, res, _ := qido(t, c, q+"/studies")
+	require.Equal(t, 200, st)
+	require.Len(t, res, len(before)+4)
+	require.Contains(t, res[0], "00100010", "default attributes: PatientName")
+	require.Contains(t, res[0], "00201206", "default attributes: number of series")
+	st, res, _ = qido(t, c, q+"/studies?PatientID="+cpr+"&AccessionNumber=A*")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 2)
+	require.Contains(t, res[0]["00081190"]["Value"].([]any)[0], "/dicomweb/studies/")
+	st, res, _ = qido(t, c, q+"/studies?StudyDate=20261101-20261102&AccessionNumber=A*&includefield=StudyDescription")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 2, "date range")
+	st, res, _ = qido(t, c, q+"/studies?00080050=A?")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 3, "wildcard on accession by hex tag")
+	st, res, _ = qido(t, c, q+"/studies?PatientName=aero*&fuzzymatching=true")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 1, "Danish-aware fuzzy match: æ~ae")
+	require.Equal(t, map[string]any{"Alphabetic": "Ærø^Åse"}, res[0]["00100010"]["Value"].([]any)[0], "UTF-8 person name")
+	st, res, _ = qido(t, c, q+"/studies?limit=1&offset=1")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 1)
+	st, res, _ = qido(t, c, q+"/studies/"+dicomtest.Root+".1/series")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 1)
+	require.Equal(t, []any{"IO"}, res[0]["00080060"]["Value"])
+	st, res, _ = qido(t, c, q+"/instances?SOPInstanceUID="+dicomtest.Root+".2.1.1&includefield=all")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 1)
+	st, _, _ = qido(t, c, q+"/studies?PatientID=nobody")
+	require.Equal(t, http.StatusNoContent, st)
+	st, _, _ = qido(t, c, q+"/studies?NoSuchKeyword=1")
+	require.Equal(t, http.StatusBadRequest, st)
+
+	// A dentist of another clinic does not see the child's studies at all.
+	require.NoError(t, postgres.InTx(ctx, ts.db.pool, func(tx pgx.Tx) error {
+		other, err := auth.CreateOrgUnit(ctx, tx, auth.OrgUnit{TenantID: ts.demo.TenantID, Kind: "dental_clinic", Name: "Anden klinik"})
+		if err != nil {
+			return err
+		}
+		u, err := auth.CreateUser(ctx, tx, auth.NewUser{TenantID: ts.demo.TenantID, Username: "andentandlaege", DisplayName: "Anden Tandlæge", Role: auth.RoleDentist, Password: demo.Password}, nil)
+		if err != nil {
+			return err
+		}
+		return auth.AddUserUnit(ctx, tx, u.ID, other.ID)
+	}))
+	oc, _ := ts.login(t, "andentandlaege")
+	st, res, _ = qido(t, oc, q+"/studies")
+	require.Equal(t, 200, st)
+	for _, r := range res {
+		require.NotEqual(t, []any{cpr}, r["00100020"]["Value"])
+	}
+	resp, _ := doReq(t, oc, "GET", q+"/studies/"+dicomtest.Root+".1/metadata", "", nil, nil)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "retrieval is refused too")
 }

@@ -395,7 +395,6 @@ func (s *Service) handleWADOURI(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, rc)
 }
 
-
 func orZero(s string) string {
 	if s == "" {
 		return "0"

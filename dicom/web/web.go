@@ -75,6 +75,7 @@ func (s *Service) Routes(r chi.Router) {
 			r.Get("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}", s.handleBulk)
 			r.Get("/wado", s.handleWADOURI)
 			s.renderRoutes(r)
+			s.qidoRoutes(r)
 			if s.Extra != nil {
 				s.Extra(r)
 			}

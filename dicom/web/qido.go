@@ -1,0 +1,280 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+	dtag "github.com/suyashkumar/dicom/pkg/tag"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/query"
+	"github.com/molar-health/molar/storage/postgres"
+)
+
+// QIDO-RS limits.
+const (
+	DefaultQIDOLimit = 1000
+	MaxQIDOLimit     = 10000
+)
+
+// Tags of the hierarchy used to scope QIDO requests by their path.
+var (
+	tagStudyUID  = header.Tag(0x0020000D)
+	tagSeriesUID = header.Tag(0x0020000E)
+	tagRetrieve  = header.Tag(0x00081190)
+)
+
+// qidoRoutes mounts QIDO-RS at every path form (PS3.18 10.6).
+func (s *Service) qidoRoutes(r chi.Router) {
+	r.Get("/studies", s.qido(query.Study))
+	r.Get("/series", s.qido(query.Series))
+	r.Get("/instances", s.qido(query.Image))
+	r.Get("/studies/{study}/series", s.qido(query.Series))
+	r.Get("/studies/{study}/instances", s.qido(query.Image))
+	r.Get("/studies/{study}/series/{series}/instances", s.qido(query.Image))
+}
+
+// parseTag reads a QIDO attribute: a keyword (PatientName) or a hex tag
+// (00100010); nested paths (a.b) are not supported.
+func parseTag(s string) (header.Tag, error) {
+	if len(s) == 8 {
+		if n, err := strconv.ParseUint(s, 16, 32); err == nil {
+			return header.Tag(n), nil
+		}
+	}
+	info, err := dtag.FindByName(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: unknown attribute %q", errBadRequest, s)
+	}
+	return header.NewTag(info.Tag.Group, info.Tag.Element), nil
+}
+
+// parseQIDO turns the request into a query.
+func parseQIDO(r *http.Request, level query.Level) (*query.Query, error) {
+	q := &query.Query{Level: level, Limit: DefaultQIDOLimit}
+	seen := map[header.Tag]bool{}
+	add := func(t header.Tag, v string) {
+		if seen[t] {
+			for i := range q.Keys {
+				if q.Keys[i].Tag == t && q.Keys[i].Value == "" {
+					q.Keys[i].Value = v
+				}
+			}
+			return
+		}
+		seen[t] = true
+		q.Keys = append(q.Keys, query.Key{Tag: t, Value: v})
+	}
+	if v := chi.URLParam(r, "study"); v != "" {
+		add(tagStudyUID, v)
+	}
+	if v := chi.URLParam(r, "series"); v != "" {
+		add(tagSeriesUID, v)
+	}
+	for name, values := range r.URL.Query() {
+		switch name {
+		case "limit", "offset":
+			n, err := strconv.Atoi(values[0])
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("%w: %s must be a whole number", errBadRequest, name)
+			}
+			if name == "limit" {
+				q.Limit = min(max(n, 1), MaxQIDOLimit)
+			} else {
+				q.Offset = n
+			}
+		case "fuzzymatching":
+			q.Fuzzy = values[0] == "true"
+		case "includefield":
+			for _, v := range values {
+				for _, f := range strings.Split(v, ",") {
+					if f = strings.TrimSpace(f); f == "all" {
+						q.All = true
+						continue
+					}
+					t, err := parseTag(f)
+					if err != nil {
+						return nil, err
+					}
+					add(t, "")
+				}
+			}
+		default:
+			t, err := parseTag(name)
+			if err != nil {
+				return nil, err
+			}
+			add(t, values[0])
+		}
+	}
+	// The default attributes of the level (PS3.18 Table 6.7.1-2) come back
+	// whether asked for or not.
+	for _, t := range query.DefaultKeys(level) {
+		if !seen[t] {
+			add(t, "")
+		}
+	}
+	return q, nil
+}
+
+// qido answers a QIDO-RS search with DICOM JSON. Results of studies that
+// belong to a person the user may not reach are left out (their existence
+// is not revealed); every returned person's study is audited as read, and
+// the search itself is audited.
+func (s *Service) qido(level query.Level) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, err := parseQIDO(r, level)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		p := auth.PrincipalFrom(r.Context())
+		base := s.base(r)
+		var out []map[string]any
+		truncated := false
+		err = postgres.InTenant(r.Context(), s.Pool, p.TenantID, func(tx pgx.Tx) error {
+			type studyAccess struct {
+				ok     bool
+				person int64
+				reason string
+				uid    string
+			}
+			// Collect first: the matcher streams rows on this connection.
+			var matches []*query.Match
+			if err := q.Run(r.Context(), tx, func(m *query.Match) error {
+				matches = append(matches, m)
+				return nil
+			}); err != nil {
+				return err
+			}
+			studies := map[int64]studyAccess{}
+			for _, m := range matches {
+				sa, ok := studies[m.StudyRef]
+				if !ok && m.StudyRef != 0 {
+					st, err := index.GetStudyByID(r.Context(), tx, m.StudyRef)
+					if err != nil {
+						return err
+					}
+					sa = studyAccess{ok: true, person: st.PersonID, uid: st.StudyInstanceUID}
+					if st.PersonID != 0 {
+						d, err := s.Auth.Access(r.Context(), tx, p, st.PersonID)
+						if err != nil {
+							return err
+						}
+						sa.ok, sa.reason = d.Allowed, d.Reason
+					}
+					if sa.ok {
+						if err := audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionRead, PersonID: sa.person,
+							Object: fmt.Sprintf("dicom.study/%d", m.StudyRef), BreakGlassReason: sa.reason}); err != nil {
+							return err
+						}
+					}
+					studies[m.StudyRef] = sa
+				}
+				if m.StudyRef != 0 && !sa.ok {
+					continue
+				}
+				out = append(out, matchJSON(m, q, base))
+			}
+			truncated = len(out) >= q.Limit
+			return audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionSearch, Object: fmt.Sprintf("dicom.qido/%d", len(out)),
+				Detail: map[string]any{"level": level.String(), "results": len(out)}})
+		})
+		if err != nil {
+			if errors.Is(err, query.ErrInvalid) {
+				err = fmt.Errorf("%w: %w", errBadRequest, err)
+			}
+			s.fail(w, r, err)
+			return
+		}
+		if truncated {
+			w.Header().Set("Warning", `299 molar "There are more results: page with offset and limit."`)
+		}
+		w.Header().Set("Content-Type", "application/dicom+json")
+		if len(out) == 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}
+}
+
+// matchJSON renders a match in the DICOM JSON model with its RetrieveURL.
+func matchJSON(m *query.Match, q *query.Query, base string) map[string]any {
+	obj := map[string]any{}
+	for t, v := range m.Values {
+		obj[fmt.Sprintf("%08X", uint32(t))] = jsonValue(t, v)
+	}
+	for t, items := range m.Sequences {
+		var vs []any
+		for _, it := range items {
+			item := map[string]any{}
+			for _, e := range it.Elements {
+				item[fmt.Sprintf("%08X", uint32(e.Tag))] = jsonValue(e.Tag, it.Get(e.Tag))
+			}
+			vs = append(vs, item)
+		}
+		entry := map[string]any{"vr": "SQ"}
+		if len(vs) > 0 {
+			entry["Value"] = vs
+		}
+		obj[fmt.Sprintf("%08X", uint32(t))] = entry
+	}
+	study, series, inst := m.Values[tagStudyUID], m.Values[tagSeriesUID], m.Values[header.TagSOPInstanceUID]
+	u := ""
+	switch {
+	case m.Level == query.Image && inst != "":
+		u = fmt.Sprintf("%s/studies/%s/series/%s/instances/%s", base, study, series, inst)
+	case m.Level == query.Series && series != "":
+		u = fmt.Sprintf("%s/studies/%s/series/%s", base, study, series)
+	case study != "":
+		u = fmt.Sprintf("%s/studies/%s", base, study)
+	}
+	if u != "" {
+		obj[fmt.Sprintf("%08X", uint32(tagRetrieve))] = map[string]any{"vr": "UR", "Value": []string{u}}
+	}
+	return obj
+}
+
+// jsonValue renders one value (DICOM string syntax) per its VR.
+func jsonValue(t header.Tag, v string) map[string]any {
+	vr := header.DictionaryVR(t)
+	e := map[string]any{"vr": vr}
+	if v == "" {
+		return e
+	}
+	parts := strings.Split(v, `\`)
+	vals := make([]any, 0, len(parts))
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		switch vr {
+		case "PN":
+			vals = append(vals, map[string]string{"Alphabetic": p})
+		case "IS", "SL", "SS", "UL", "US", "SV", "UV":
+			if n, err := strconv.ParseInt(p, 10, 64); err == nil {
+				vals = append(vals, n)
+			} else {
+				vals = append(vals, p)
+			}
+		case "DS", "FL", "FD":
+			if f, err := strconv.ParseFloat(p, 64); err == nil {
+				vals = append(vals, f)
+			} else {
+				vals = append(vals, p)
+			}
+		default:
+			vals = append(vals, p)
+		}
+	}
+	e["Value"] = vals
+	return e
+}
