@@ -139,7 +139,6 @@ func SeedDemo(ctx context.Context, pool postgres.Beginner, tenantID int64, child
 	return nil
 }
 
-
 // demoMount files a study's images into a new mount of the template.
 func demoMount(ctx context.Context, pool postgres.Beginner, tenantID, personID int64, code, studyUID string) error {
 	return postgres.InTenant(ctx, pool, tenantID, func(tx pgx.Tx) error {

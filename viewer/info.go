@@ -34,7 +34,7 @@ type Image struct {
 	Intercept      float64   `json:"intercept"`
 	WindowCenter   *float64  `json:"windowCenter,omitempty"`
 	WindowWidth    *float64  `json:"windowWidth,omitempty"`
-	PixelSpacing   []float64 `json:"pixelSpacing,omitempty"` // row spacing, column spacing (mm)
+	PixelSpacing   []float64 `json:"pixelSpacing,omitempty"`  // row spacing, column spacing (mm)
 	SpacingSource  string    `json:"spacingSource,omitempty"` // "pixel" or "imager"
 	Teeth          []string  `json:"teeth"`
 	Date           string    `json:"date"`

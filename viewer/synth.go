@@ -311,19 +311,26 @@ func (im SynthImage) Pixels() []byte {
 // toothShape is a tooth in image coordinates: a crown (enamel cap over
 // dentin, pulp inside) and roots, crown toward the occlusal side.
 type toothShape struct {
-	cx, crownY     float64 // crown centre
-	halfW, crownH  float64
-	rootLen        float64
-	dir            float64 // +1: roots go up (crown at the bottom), -1: roots go down
-	roots          int
-	filling        bool
+	cx, crownY    float64 // crown centre
+	halfW, crownH float64
+	rootLen       float64
+	dir           float64 // +1: roots go up (crown at the bottom), -1: roots go down
+	roots         int
+	filling       bool
 }
 
 func (t *toothShape) density(x, y float64) float64 {
 	dx := (x - t.cx) / t.halfW
+	if dx > 1.05 || dx < -1.05 {
+		return 0
+	}
 	// Crown: a superellipse.
 	dy := (y - t.crownY) / t.crownH
-	r := math.Pow(math.Abs(dx), 2.4) + math.Pow(math.Abs(dy), 2.4)
+	if dy*t.dir > 1.05 { // beyond the crown's occlusal edge
+		return 0
+	}
+	ax, ay := math.Abs(dx), math.Abs(dy)
+	r := ax*ax*math.Sqrt(ax) + ay*ay*math.Sqrt(ay) // a superellipse (exponent 2.5)
 	if r < 1 {
 		val := 0.62
 		if r > 0.62 && dy*t.dir > -0.2 { // enamel on the occlusal side
