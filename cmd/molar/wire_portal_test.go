@@ -10,10 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/journal/portal"
+	"github.com/molar-health/molar/viewer/browsertest"
 )
 
 func init() {
@@ -196,4 +199,62 @@ func TestPortalMessagesUpdatesAndAccessLog(t *testing.T) {
 	_, body = get(t, parent, ts.URL+"/portal/c/"+ref+"/log")
 	require.Contains(t, body, "Tove Tandlæge", "the access log names the dentist who opened the record")
 	require.Contains(t, body, "Tandlæge")
+}
+
+// TestPortalOnPhoneInChromium is issue 8's end-to-end proof at phone size:
+// the dentist opens the child's record first; then the parent logs in on a
+// 390×844 screen, picks the child, reads the latest examination, rebooks the
+// examination, sends an allergy, and finds the dentist in the access log.
+func TestPortalOnPhoneInChromium(t *testing.T) {
+	ts := newTestServer(t, nil)
+	child := ts.demo.Children[0]
+	dentist, _ := ts.login(t, "tandlaege")
+	st, _ := get(t, dentist, fmt.Sprintf("%s/journal/patients/%d", ts.URL, child.PersonID))
+	require.Equal(t, http.StatusOK, st, "the dentist opens the child's record")
+
+	b := browsertest.New(t, 390, 844)
+	b.Do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(ts.URL+"/portal/"), chromedp.WaitVisible("#username"))
+	b.Do(chromedp.SendKeys("#username", "foraelder1"), chromedp.SendKeys("#password", demo.Password),
+		chromedp.Click("#login-submit"), chromedp.WaitVisible(".child-card"))
+	b.Screenshot("1-children")
+	width := browsertest.Get(b, chromedp.Evaluate[float64](`document.documentElement.scrollWidth`))
+	require.LessOrEqual(t, width, float64(390), "the page fits the phone's width")
+
+	given := strings.Fields(child.Name)[0]
+	b.Do(chromedp.Click(`.child-card a`), chromedp.WaitVisible("#child-name"))
+	require.Equal(t, child.Name, strings.TrimSpace(browsertest.Get(b, chromedp.Text("#child-name"))))
+	b.Screenshot("2-overview")
+
+	// The latest examination in the record.
+	b.Do(chromedp.Click(`nav.tabs a[href$="/journal"]`), chromedp.WaitVisible(".entries"))
+	entries := browsertest.Get(b, chromedp.Text(".entries"))
+	require.Contains(t, strings.ToLower(entries), "undersøgelse", "a signed examination is shown")
+	b.Screenshot("3-journal")
+
+	// Rebook the examination to another free time.
+	b.Do(chromedp.Click(`nav.tabs a[href$="/appointments"]`), chromedp.WaitVisible(".appt .when"))
+	before := browsertest.Get(b, chromedp.Text(".appt .when"))
+	b.Do(chromedp.Click(".appt a.move"), chromedp.WaitVisible(".slots input"))
+	b.Screenshot("4-free-times")
+	b.Do(chromedp.Click(".slots label:nth-child(3) input"), chromedp.Click("#confirm-move"), chromedp.WaitVisible(".notice"))
+	after := browsertest.Get(b, chromedp.Text(".appt .when"))
+	require.NotEqual(t, before, after, "the appointment moved")
+	b.Screenshot("5-moved")
+
+	// Send an allergy.
+	b.Do(chromedp.Click(`nav.tabs a[href$="/health"]`), chromedp.WaitVisible("#update-body"),
+		chromedp.SetValue("#update-kind", "allergy"), chromedp.SendKeys("#update-body", "Allergisk over for penicillin"),
+		chromedp.Click("#send-update"), chromedp.WaitVisible(".updates"))
+	require.Contains(t, browsertest.Get(b, chromedp.Text(".updates")), "penicillin")
+	b.Screenshot("6-allergy")
+
+	// The access log names the dentist.
+	b.Do(chromedp.Click(`nav.tabs a[href$="/log"]`), chromedp.WaitVisible("ol.log"))
+	log := browsertest.Get(b, chromedp.Text("ol.log"))
+	require.Contains(t, log, "Tove Tandlæge")
+	require.NotContains(t, log, "Dig ", "own look-ups are hidden by default")
+	require.Contains(t, log, "Tandlæge")
+	b.Screenshot("7-access-log")
+	_ = given
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/modules"
+	"github.com/molar-health/molar/modules/booking"
 	"github.com/molar-health/molar/modules/directory"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/jobs"
@@ -234,6 +235,13 @@ func registerErrors() {
 		web.RegisterError(index.ErrNotFound, web.NotFound)
 		web.RegisterError(index.ErrInvalid, web.Invalid)
 		web.RegisterError(index.ErrExists, web.Conflict)
+		web.RegisterError(booking.ErrSlotTaken, web.Conflict)
+		web.RegisterError(booking.ErrStatus, web.Conflict)
+		web.RegisterError(booking.ErrRule, web.Invalid)
+		web.RegisterError(booking.ErrClosed, web.Invalid)
+		web.RegisterError(booking.ErrInvalid, web.Invalid)
+		web.RegisterError(booking.ErrForbidden, web.Forbidden)
+		web.RegisterError(booking.ErrNotFound, web.NotFound)
 	})
 }
 

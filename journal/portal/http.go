@@ -283,7 +283,9 @@ func messages(ctx context.Context, tx pgx.Tx, personID int64) ([]Message, error)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) {
 		var m Message
-		return m, r.Scan(&m.Author, &m.FromClinic, &m.Body, &m.Created)
+		err := r.Scan(&m.Author, &m.FromClinic, &m.Body, &m.Created)
+		m.Created = m.Created.In(Local)
+		return m, err
 	})
 }
 
@@ -347,7 +349,9 @@ func (p *Portal) handleHealth(w http.ResponseWriter, r *http.Request, tx pgx.Tx,
 
 func scanUpdate(r pgx.CollectableRow) (UpdateRequest, error) {
 	var u UpdateRequest
-	return u, r.Scan(&u.ID, &u.PersonID, &u.Kind, &u.Body, &u.Created, &u.Acknowledged)
+	err := r.Scan(&u.ID, &u.PersonID, &u.Kind, &u.Body, &u.Created, &u.Acknowledged)
+	u.Created = u.Created.In(Local)
+	return u, err
 }
 
 func (p *Portal) handlePostHealth(w http.ResponseWriter, r *http.Request, tx pgx.Tx, pr *auth.Principal, c Child) (any, error) {
@@ -378,13 +382,46 @@ type LogEntry struct {
 	You    bool
 }
 
+// logPage is the access log: by default only other people's look-ups
+// (the family's own use of the portal is in it too, on request).
+type logPage struct {
+	Entries  []LogEntry
+	ShowMine bool
+	Hidden   int
+}
+
+// whatOf turns an audit object type into a message key for families.
+func whatOf(object string) string {
+	kind := object
+	if i := strings.IndexByte(kind, '/'); i > 0 {
+		kind = kind[:i]
+	}
+	switch {
+	case strings.HasPrefix(kind, "journal."):
+		return "portal.what.journal"
+	case strings.HasPrefix(kind, "booking."):
+		return "portal.what.booking"
+	case strings.HasPrefix(kind, "dicom."), strings.HasPrefix(kind, "viewer."):
+		return "portal.what.images"
+	case strings.HasPrefix(kind, "portal.thread"), strings.HasPrefix(kind, "portal.inbox"), strings.HasPrefix(kind, "portal.message"), strings.HasPrefix(kind, "portal.update"):
+		return "portal.what.messages"
+	case strings.HasPrefix(kind, "portal."):
+		return "portal.what.portal"
+	case strings.HasPrefix(kind, "auth."), strings.HasPrefix(kind, "person"):
+		return "portal.what.person"
+	}
+	return "portal.what.other"
+}
+
 func (p *Portal) handleLog(w http.ResponseWriter, r *http.Request, tx pgx.Tx, pr *auth.Principal, c Child) (any, error) {
-	entries, err := audit.AccessLog(r.Context(), tx, c.PersonID, 200)
+	showMine := r.URL.Query().Get("mine") == "1"
+	entries, err := audit.AccessLog(r.Context(), tx, c.PersonID, 500)
 	if err != nil {
 		return nil, err
 	}
 	names := map[string]string{}
 	var out []LogEntry
+	hidden := 0
 	for _, e := range entries {
 		name, ok := names[e.Username]
 		if !ok {
@@ -395,13 +432,14 @@ func (p *Portal) handleLog(w http.ResponseWriter, r *http.Request, tx pgx.Tx, pr
 			}
 			names[e.Username] = name
 		}
-		what := e.Object
-		if i := strings.IndexByte(what, '/'); i > 0 {
-			what = what[:i]
+		you := e.Username == pr.Username
+		if you && !showMine {
+			hidden++
+			continue
 		}
-		out = append(out, LogEntry{At: e.At, Name: name, Role: e.Role, Action: string(e.Action), What: what, Flag: e.BreakGlass, You: e.Username == pr.Username})
+		out = append(out, LogEntry{At: e.At.In(Local), Name: name, Role: e.Role, Action: string(e.Action), What: whatOf(e.Object), Flag: e.BreakGlass, You: you})
 	}
-	return out, nil
+	return logPage{Entries: out, ShowMine: showMine, Hidden: hidden}, nil
 }
 
 // --- clinic side ---

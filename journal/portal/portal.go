@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"time"
+	_ "time/tzdata" // Europe/Copenhagen without the system's zoneinfo
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -140,6 +141,15 @@ type Portal struct {
 
 	key []byte
 }
+
+// Local is the time zone families see times in.
+var Local = func() *time.Location {
+	l, err := time.LoadLocation("Europe/Copenhagen")
+	if err != nil {
+		return time.UTC
+	}
+	return l
+}()
 
 // Errors.
 var (
