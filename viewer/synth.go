@@ -287,7 +287,7 @@ func (im SynthImage) Pixels() []byte {
 		for x := 0; x < im.Cols; x++ {
 			u := float64(x) / float64(im.Cols)
 			// Trabecular bone: a soft gradient with a fine texture.
-			val := 0.22 + 0.08*math.Sin(u*23+math.Sin(v*17)*2)*math.Sin(v*29+u*5) + 0.05*v
+			val := 0.34 + 0.07*math.Sin(u*23+math.Sin(v*17)*2)*math.Sin(v*29+u*5) + 0.05*v
 			if im.Kind == KindPanoramic {
 				val = panoBackground(u, v)
 			}
@@ -359,18 +359,18 @@ func (t *toothShape) density(x, y float64) float64 {
 		if t.roots == 2 {
 			off = (float64(i)*2 - 1) * 0.45 * (1 - 0.3*k)
 		}
-		w := 0.55 * (1 - 0.8*k)
+		w := 0.6 * (1 - 0.55*k)
 		if t.roots == 2 {
-			w *= 0.6
+			w *= 0.62
 		}
 		ddx := dx - off
 		if math.Abs(ddx) < w {
-			val := 0.58
-			if math.Abs(ddx) < w*0.25 {
+			val := 0.64
+			if math.Abs(ddx) < w*0.2 {
 				val = 0.36 // root canal
 			}
-			if math.Abs(ddx) > w*0.85 {
-				val = 0.3 // periodontal ligament space
+			if math.Abs(ddx) > w*0.9 {
+				val = 0.26 // periodontal ligament space
 			}
 			best = math.Max(best, val)
 		}

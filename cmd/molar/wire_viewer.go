@@ -44,9 +44,11 @@ func viewerPart(s *server) corePart {
 		if in == nil {
 			in = &ingest.Ingester{DB: s.db.pool, Store: s.store, Policy: index.KeepFirst, Logger: s.log}
 		}
+		// The oldest children first: they have the permanent teeth of a
+		// full-mouth series (the demo's children are listed youngest first).
 		children := make([]int64, len(d.Children))
 		for i, c := range d.Children {
-			children[i] = c.PersonID
+			children[len(d.Children)-1-i] = c.PersonID
 		}
 		store := func(ctx context.Context, src ingest.Source, file []byte) (ingest.Result, error) {
 			return in.Ingest(ctx, src, bytes.NewReader(file))

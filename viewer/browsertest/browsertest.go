@@ -139,3 +139,25 @@ func (b *Browser) Screenshot(step string) string {
 	b.t.Logf("screenshot %s", p)
 	return p
 }
+
+// WaitText waits until the element matching sel contains substr, across
+// page navigations (which interrupt a single query), and returns its text.
+func (b *Browser) WaitText(sel, substr string, timeout time.Duration) string {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.Ctx, time.Second)
+		txt, err := chromedp.Run(ctx, chromedp.Text(sel, chromedp.AtLeast(0)))
+		cancel()
+		if err == nil {
+			last = txt
+			if strings.Contains(txt, substr) {
+				return txt
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.t.Fatalf("browser: %s never contained %q (last: %q)", sel, substr, last)
+	return ""
+}

@@ -325,16 +325,20 @@
       m.translateSelf(-im.cols / 2, -im.rows / 2);
       return m;
     }
+    // toImage maps a page point to image pixels through the canvas as it
+    // is shown (its box may differ from its buffer until the next resize).
     toImage(clientX, clientY) {
-      const r = this.canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
-      const p = this.matrix().inverse().transformPoint(new DOMPoint((clientX - r.left) * dpr, (clientY - r.top) * dpr));
+      const r = this.canvas.getBoundingClientRect();
+      const sx = this.canvas.width / Math.max(1, r.width), sy = this.canvas.height / Math.max(1, r.height);
+      const p = this.matrix().inverse().transformPoint(new DOMPoint((clientX - r.left) * sx, (clientY - r.top) * sy));
       return [p.x, p.y];
     }
     // imageToClient is for tests and tools: where an image pixel is on the page.
     imageToClient(x, y) {
-      const r = this.canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+      const r = this.canvas.getBoundingClientRect();
+      const sx = r.width / Math.max(1, this.canvas.width), sy = r.height / Math.max(1, this.canvas.height);
       const p = this.matrix().transformPoint(new DOMPoint(x, y));
-      return { x: r.left + p.x / dpr, y: r.top + p.y / dpr };
+      return { x: r.left + p.x * sx, y: r.top + p.y * sy };
     }
     fit(initial) {
       if (!this.im || !this.view) return;
@@ -448,19 +452,21 @@
     persist() {
       const v = this.view;
       Object.assign(this.state, { window: { c: v.wc, w: v.ww }, rot: v.rot, flipH: v.flipH, invert: v.invert, sharpen: v.sharpen, enhance: v.enhance });
+      this.dirty = true;
       clearTimeout(this.saveTimer);
       this.saveTimer = setTimeout(() => this.save(), 400);
     }
     async save() {
       if (this.saving) { this.saveAgain = true; return; }
       this.saving = true;
+      clearTimeout(this.saveTimer);
       status(T('saving'));
       const r = await api('PUT', `${cfg.api}/images/${encodeURIComponent(this.im.sop)}/state`, { version: this.version, state: this.state });
       this.saving = false;
       if (r.ok) { this.version = r.data.version; status(T('saved')); this.app.savedOnce = true; }
       else if (r.status === 409) status(T('conflict'));
       else status(T('savefailed'));
-      if (this.saveAgain) { this.saveAgain = false; this.save(); }
+      if (this.saveAgain) { this.saveAgain = false; this.save(); } else if (r.ok) this.dirty = false;
     }
     // ---- pointer tools ----
     bindPointer() {
@@ -962,6 +968,18 @@
       else this.moveTo(p.slot, p.sop, p.rotate, !p.flip);
     },
   };
+
+  // Leaving the page: send edits still waiting for their save.
+  window.addEventListener('pagehide', () => {
+    for (const vp of App.viewports) {
+      if (!vp.dirty || vp.saving || !vp.im) continue;
+      fetch(`${cfg.api}/images/${encodeURIComponent(vp.im.sop)}/state`, {
+        method: 'PUT', keepalive: true, credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+        body: JSON.stringify({ version: vp.version, state: vp.state }),
+      });
+    }
+  });
 
   App.init();
 })();
