@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/journal"
 	"github.com/molar-health/molar/journal/portal"
 	"github.com/molar-health/molar/modules"
@@ -26,7 +30,7 @@ import (
 //     (*journal.Service).FamilyRecord and ParentInformation;
 //   - booking consumes (*journal.Service).RecallDue(ctx, tenantID, clinicID, until)
 //     through an interface of its own, adapted in wire_booking.go;
-//   - the DICOM index will provide journal.Images (journal.NoImages until then).
+//   - the DICOM index provides journal.Images (indexImages).
 func journalPart(s *server) corePart {
 	part := corePart{name: "journal", sources: []postgres.Source{journal.Migrations()}, static: journal.Static()}
 	if s == nil {
@@ -40,6 +44,7 @@ func journalPart(s *server) corePart {
 			return err
 		}
 		svc.Logger = s.log
+		svc.Images = indexImages{pool: s.db.pool}
 		s.shell.Catalog.Add(journal.Messages())
 		fsys, pattern := journal.Pages()
 		if err := s.shell.AddPages(fsys, pattern); err != nil {
@@ -146,3 +151,58 @@ func (j journalRecalls) Due(ctx context.Context, tenantID, clinicID int64, until
 }
 
 var _ booking.RecallSource = journalRecalls{}
+
+// indexImages serves journal.Images from the DICOM index: a person's
+// reconciled studies and the instances showing a tooth, with thumbnail and
+// viewer links. The journal has already checked access and audits the read.
+type indexImages struct{ pool *pgxpool.Pool }
+
+var _ journal.Images = indexImages{}
+
+func thumbURL(in index.Instance) string {
+	return fmt.Sprintf("/dicomweb/studies/%s/series/%s/instances/%s/thumbnail", in.StudyInstanceUID, in.SeriesInstanceUID, in.SOPInstanceUID)
+}
+
+func (x indexImages) ImagesForPerson(ctx context.Context, tenantID, personID int64) ([]journal.Image, error) {
+	var out []journal.Image
+	err := postgres.InTenant(ctx, x.pool, tenantID, func(tx pgx.Tx) error {
+		studies, err := index.StudiesOfPerson(ctx, tx, personID)
+		if err != nil {
+			return err
+		}
+		for _, st := range studies {
+			img := journal.Image{StudyUID: st.StudyInstanceUID, Taken: st.StudyDate,
+				ViewerURL: fmt.Sprintf("/viewer/p/%d/studies/%s", personID, st.StudyInstanceUID),
+				ThumbnailURL: fmt.Sprintf("/dicomweb/studies/%s/thumbnail", st.StudyInstanceUID)}
+			if len(st.Modalities) > 0 {
+				img.Modality = st.Modalities[0]
+			}
+			out = append(out, img)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (x indexImages) ImagesForTooth(ctx context.Context, tenantID, personID int64, tooth journal.Tooth) ([]journal.Image, error) {
+	var out []journal.Image
+	err := postgres.InTenant(ctx, x.pool, tenantID, func(tx pgx.Tx) error {
+		ins, err := index.InstancesWithTooth(ctx, tx, personID, strconv.Itoa(int(tooth)))
+		if err != nil {
+			return err
+		}
+		for _, in := range ins {
+			img := journal.Image{StudyUID: in.StudyInstanceUID, SeriesUID: in.SeriesInstanceUID, InstanceUID: in.SOPInstanceUID,
+				Taken: in.Created, ThumbnailURL: thumbURL(in),
+				ViewerURL: fmt.Sprintf("/viewer/p/%d/studies/%s?i=%s", personID, in.StudyInstanceUID, in.SOPInstanceUID)}
+			for _, c := range in.ToothCodes {
+				if n, err := strconv.Atoi(c); err == nil {
+					img.Teeth = append(img.Teeth, journal.Tooth(n))
+				}
+			}
+			out = append(out, img)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -406,7 +406,9 @@ func TestJournalInChromium(t *testing.T) {
 	require.Equal(t, "1", browsertest.Get(b, chromedp.Text("#dmfs")), "the chart counts the unsigned finding")
 
 	// Sign it: locked, and the chart shows the caries and the sealant.
-	b.Do(chromedp.Click("#entries button.sign"), chromedp.WaitVisible("#notice"))
+	b.Do(chromedp.Click("#entries button.sign"))
+	// The previous page had a notice too: wait for the signed one.
+	b.WaitText("#notice", "låst", 20*time.Second)
 	require.Contains(t, browsertest.Get(b, chromedp.Text("#notice")), "underskrevet og låst")
 	require.Contains(t, browsertest.Get(b, chromedp.Text("#entries")), "Underskrevet")
 	n := browsertest.Get(b, chromedp.Evaluate[int](`document.querySelectorAll('#tooth-36 polygon.caries[data-surface="O"]').length + document.querySelectorAll('#tooth-16 polygon.sealant[data-surface="O"]').length`))
