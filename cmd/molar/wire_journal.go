@@ -172,7 +172,7 @@ func (x indexImages) ImagesForPerson(ctx context.Context, tenantID, personID int
 		}
 		for _, st := range studies {
 			img := journal.Image{StudyUID: st.StudyInstanceUID, Taken: st.StudyDate,
-				ViewerURL: fmt.Sprintf("/viewer/p/%d/studies/%s", personID, st.StudyInstanceUID),
+				ViewerURL:    fmt.Sprintf("/viewer/p/%d/studies/%s", personID, st.StudyInstanceUID),
 				ThumbnailURL: fmt.Sprintf("/dicomweb/studies/%s/thumbnail", st.StudyInstanceUID)}
 			if len(st.Modalities) > 0 {
 				img.Modality = st.Modalities[0]
