@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +18,9 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/viewer"
 	"github.com/molar-health/molar/viewer/browsertest"
@@ -258,3 +263,252 @@ func TestViewerInChromium(t *testing.T) {
 }
 
 func upperJaw(tooth string) bool { return strings.ContainsRune("1256", rune(tooth[0])) }
+
+// imagesOfOutsider gives a person outside every care relation (a parent of
+// an imaged demo child) a synthetic intra-oral study, reconciled to them.
+func imagesOfOutsider(t *testing.T, ts *testServer) (auth.Person, ingest.Result) {
+	t.Helper()
+	ctx := context.Background()
+	var per auth.Person
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		var err error
+		per, err = auth.GetPerson(ctx, tx, demoImaged(ts, 0).Parents[0])
+		return err
+	}))
+	p := viewer.Patient{ID: per.CPR.Digits(), Family: per.FamilyName, Given: per.GivenName, BirthDate: per.BirthDate, Sex: "F", UIDSeed: "outsider"}
+	s := viewer.SynthStudy{Key: "pa", Date: time.Now(), Description: "PA", Images: []viewer.SynthImage{{Kind: viewer.KindIntraoral, Teeth: []string{"16"}, Rows: 64, Cols: 48, Spacing: 0.05, Number: 1}}}
+	res := ingestFile(t, ts, s.File(p, 0))
+	require.Equal(t, per.ID, res.PersonID, "the outsider's image is reconciled to them")
+	return per, res
+}
+
+// TestViewerAccessBreakGlassAndAudit: a dentist without a care relation
+// sees nothing of a person (pages, API, frames) until breaking the glass
+// with a reason, which then flags every read in the audit log; a role
+// without dicom.read reaches nothing; every read is audited.
+func TestViewerAccessBreakGlassAndAudit(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	out, res := imagesOfOutsider(t, ts)
+	name, cpr := out.GivenName+" "+out.FamilyName, out.CPR.Formatted()
+	dentist, csrf := ts.login(t, "tandlaege")
+	base := fmt.Sprintf("%s/viewer/p/%d", ts.URL, out.ID)
+	api := fmt.Sprintf("%s/viewer/api/p/%d/images/%s", ts.URL, out.ID, res.SOPInstanceUID)
+	hdr := map[string]string{"X-CSRF-Token": csrf, "Origin": ts.URL, "Content-Type": "application/json"}
+
+	refused := func(c *http.Client, who string) {
+		t.Helper()
+		for _, u := range []string{base + "/", base + "/studies/" + res.StudyInstanceUID, base + "/tooth/16", base + "/compare?i=" + res.SOPInstanceUID} {
+			st, body := get(t, c, u)
+			require.Equal(t, http.StatusForbidden, st, "%s: %s", who, u)
+			require.NotContains(t, body, out.FamilyName, "%s: %s shows nothing of the person", who, u)
+			require.NotContains(t, body, cpr)
+			if !strings.Contains(u, res.SOPInstanceUID) {
+				require.NotContains(t, body, res.SOPInstanceUID, "%s: %s lists no image", who, u)
+			}
+		}
+		for _, m := range []struct{ method, url, body string }{{"GET", api + "/state", ""}, {"GET", api + "/tags", ""},
+			{"PUT", api + "/state", `{"version":0,"state":{}}`}, {"POST", api + "/send", `{"ae":"X"}`}} {
+			resp, body := doReq(t, c, m.method, m.url, "application/json", strings.NewReader(m.body), hdr)
+			require.Equal(t, http.StatusForbidden, resp.StatusCode, "%s: %s %s", who, m.method, m.url)
+			require.NotContains(t, string(body), out.FamilyName)
+		}
+		frames := fmt.Sprintf("%s/dicomweb/studies/%s/series/%s/instances/%s/frames/1", ts.URL, res.StudyInstanceUID, res.SeriesInstanceUID, res.SOPInstanceUID)
+		resp, _ := doReq(t, c, "GET", frames, `multipart/related; type="application/octet-stream"`, nil, nil)
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, "%s: frames", who)
+	}
+	refused(dentist, "dentist outside care")
+	carer, _ := ts.login(t, "hjemmehjaelper") // no dicom.read
+	refused(carer, "home carer")
+	st, _ := get(t, carer, ts.URL+"/viewer/")
+	require.Equal(t, http.StatusForbidden, st)
+	st, _ = get(t, carer, fmt.Sprintf("%s/viewer/p/%d/", ts.URL, demoImaged(ts, 0).PersonID))
+	require.Equal(t, http.StatusForbidden, st, "no dicom.read: not even children in the unit's care")
+
+	// The page offers to break the glass, without naming the person.
+	_, body := get(t, dentist, base+"/")
+	require.Contains(t, body, `action="/viewer/p/`+fmt.Sprint(out.ID)+`/breakglass"`)
+	// Name search finds only persons in care; the CPR number finds them, flagged.
+	_, body = get(t, dentist, ts.URL+"/viewer/?q="+url.QueryEscape(name))
+	require.NotContains(t, body, cpr)
+	_, body = get(t, dentist, ts.URL+"/viewer/?q="+out.CPR.Digits())
+	require.Contains(t, body, name)
+	require.Contains(t, body, "Uden behandlingsrelation")
+
+	// A too short reason is refused; a reason opens the record, flagged.
+	st, _ = post(t, dentist, ts.URL, base+"/breakglass", csrf, url.Values{"reason": {"x"}, "next": {"/viewer/p/" + fmt.Sprint(out.ID) + "/"}})
+	require.Equal(t, http.StatusSeeOther, st)
+	st, _ = get(t, dentist, base+"/")
+	require.Equal(t, http.StatusForbidden, st)
+	reason := "Akut tandpine, patient på vagten"
+	st, _ = post(t, dentist, ts.URL, base+"/breakglass", csrf, url.Values{"reason": {reason}, "next": {"/viewer/p/" + fmt.Sprint(out.ID) + "/"}})
+	require.Equal(t, http.StatusSeeOther, st)
+	st, body = get(t, dentist, base+"/")
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, name)
+	require.Contains(t, body, `id="breakglass-banner"`)
+	st, _ = get(t, dentist, base+"/studies/"+res.StudyInstanceUID)
+	require.Equal(t, http.StatusOK, st)
+	resp, _ := doReq(t, dentist, "GET", api+"/state", "application/json", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// The audit log has every read, flagged with the reason.
+	type row struct {
+		Object, Reason string
+	}
+	var rows []row
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		r, err := tx.Query(ctx, `SELECT object, coalesce(break_glass_reason, '') FROM audit.event WHERE person_id = $1 AND action <> 'break_glass' ORDER BY id`, out.ID)
+		if err != nil {
+			return err
+		}
+		rows, err = pgx.CollectRows(r, pgx.RowToStructByPos[row])
+		return err
+	}))
+	objects := map[string]bool{}
+	for _, r := range rows {
+		require.Equal(t, reason, r.Reason, "read %s is flagged", r.Object)
+		objects[strings.SplitN(r.Object, "/", 2)[0]] = true
+	}
+	require.True(t, objects["viewer.timeline"] && objects["viewer.study"] && objects["viewer.image_state"], "%v", objects)
+	// The search was audited without the query text.
+	var searches int
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'search' AND object = 'viewer.search/1' AND detail::text NOT LIKE '%'||$1||'%'`, out.CPR.Digits()).Scan(&searches)
+	}))
+	require.GreaterOrEqual(t, searches, 2)
+}
+
+// TestViewerAPI: image state versions and conflicts, the tag browser, the
+// tooth page across studies, compare, mounts (create, move with swap),
+// template administration, and sending an image to a registered AE.
+func TestViewerAPI(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	child := demoImaged(ts, 0)
+	studies := demoStudiesOf(t, ts, child.PersonID)
+	var fmxSOPs, bwSOPs []string
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		for key, dst := range map[string]*[]string{"fmx": &fmxSOPs, "bw": &bwSOPs} {
+			ins, err := index.InstancesOfStudy(ctx, tx, studies[key].StudyInstanceUID)
+			if err != nil {
+				return err
+			}
+			for _, in := range ins {
+				*dst = append(*dst, in.SOPInstanceUID)
+			}
+		}
+		return nil
+	}))
+	c, csrf := ts.login(t, "tandlaege")
+	hdr := map[string]string{"X-CSRF-Token": csrf, "Origin": ts.URL, "Content-Type": "application/json"}
+	api := fmt.Sprintf("%s/viewer/api/p/%d", ts.URL, child.PersonID)
+	img := api + "/images/" + fmxSOPs[0]
+
+	// State: append-only versions with optimistic concurrency.
+	resp, body := doReq(t, c, "GET", img+"/state", "application/json", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.JSONEq(t, `{"version":0,"state":{}}`, string(body))
+	put := func(v int, state string) (*http.Response, []byte) {
+		return doReq(t, c, "PUT", img+"/state", "application/json", strings.NewReader(fmt.Sprintf(`{"version":%d,"state":%s}`, v, state)), hdr)
+	}
+	resp, body = put(0, `{"annotations":[{"type":"text","pts":[[1,2]],"text":"karies?"}]}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	resp, body = put(0, `{"annotations":[]}`)
+	require.Equal(t, http.StatusConflict, resp.StatusCode, "a stale version does not overwrite")
+	resp, _ = put(1, `[1,2]`)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp, body = doReq(t, c, "GET", img+"/state", "application/json", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "karies?")
+	require.Contains(t, string(body), `"version":1`)
+	// Another person's image under this child's path is not found.
+	_, other := imagesOfOutsider(t, ts)
+	resp, _ = doReq(t, c, "GET", api+"/images/"+other.SOPInstanceUID+"/state", "application/json", nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	// Tags.
+	resp, body = doReq(t, c, "GET", img+"/tags", "application/json", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), `"name":"PrimaryAnatomicStructureSequence"`)
+	require.Contains(t, string(body), `"name":"PixelSpacing"`)
+
+	// Tooth 16 over time: the full-mouth series and the later bitewings.
+	st, page := get(t, c, fmt.Sprintf("%s/viewer/p/%d/tooth/16", ts.URL, child.PersonID))
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, page, fmxSOPs[0], "periapical 18-17-16")
+	require.Contains(t, page, bwSOPs[0], "the later bitewing of 16")
+	st, _ = get(t, c, fmt.Sprintf("%s/viewer/p/%d/tooth/19", ts.URL, child.PersonID))
+	require.Equal(t, http.StatusNotFound, st)
+	st, _ = get(t, c, fmt.Sprintf("%s/viewer/p/%d/compare?i=%s&i=%s", ts.URL, child.PersonID, fmxSOPs[0], bwSOPs[0]))
+	require.Equal(t, http.StatusOK, st)
+	st, _ = get(t, c, fmt.Sprintf("%s/viewer/p/%d/compare?i=%s&i=%s", ts.URL, child.PersonID, fmxSOPs[0], other.SOPInstanceUID))
+	require.Equal(t, http.StatusNotFound, st)
+
+	// A 4-bitewing mount of the bitewing study; moving slot 1's image to
+	// slot 2 swaps the two.
+	st, _ = post(t, c, ts.URL, fmt.Sprintf("%s/viewer/p/%d/mounts", ts.URL, child.PersonID), csrf, url.Values{"template": {"bw4"}, "study": {studies["bw"].StudyInstanceUID}})
+	require.Equal(t, http.StatusSeeOther, st)
+	var mountID int64
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT m.id FROM viewer.mount m JOIN viewer.mount_template t ON t.id = m.template_id WHERE t.code = 'bw4' AND m.person_id = $1`, child.PersonID).Scan(&mountID)
+	}))
+	st, page = get(t, c, fmt.Sprintf("%s/viewer/p/%d/mounts/%d", ts.URL, child.PersonID, mountID))
+	require.Equal(t, http.StatusOK, st)
+	require.Equal(t, 4, strings.Count(page, "&#34;auto&#34;:true"), "four images placed automatically")
+	resp, body = doReq(t, c, "POST", fmt.Sprintf("%s/mounts/%d/slots", api, mountID), "application/json",
+		strings.NewReader(fmt.Sprintf(`{"slot":2,"sop":%q,"rotate":90,"flip":true}`, bwSOPs[0])), hdr)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var moved struct{ Placements []viewer.Placement }
+	require.NoError(t, json.Unmarshal(body, &moved))
+	require.Contains(t, moved.Placements, viewer.Placement{Slot: 2, SOP: bwSOPs[0], Rotate: 90, Flip: true})
+	require.Contains(t, moved.Placements, viewer.Placement{Slot: 1, SOP: bwSOPs[1]}, "the image of slot 2 took slot 1")
+	resp, _ = doReq(t, c, "POST", fmt.Sprintf("%s/mounts/%d/slots", api, mountID), "application/json",
+		strings.NewReader(fmt.Sprintf(`{"slot":9,"sop":%q}`, bwSOPs[0])), hdr)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	// Templates are data: the clinic administrator adds one; dentists cannot.
+	admin, acsrf := ts.login(t, "klinikadmin")
+	tpl := `{"code":"pa2","name_da":"2 periapikale","name_en":"2 periapicals","width":400,"height":200,"slots":[{"n":1,"x":0,"y":0,"w":200,"h":200,"teeth":["11"]},{"n":2,"x":200,"y":0,"w":200,"h":200,"teeth":["21"]}]}`
+	st, _ = post(t, admin, ts.URL, ts.URL+"/viewer/admin/templates", acsrf, url.Values{"template": {tpl}})
+	require.Equal(t, http.StatusSeeOther, st)
+	st, page = post(t, admin, ts.URL, ts.URL+"/viewer/admin/templates", acsrf, url.Values{"template": {strings.Replace(tpl, `"11"`, `"19"`, 1)}})
+	require.Equal(t, http.StatusBadRequest, st)
+	require.Contains(t, page, "ISO 3950")
+	_, page = get(t, admin, ts.URL+"/viewer/admin/templates")
+	require.Contains(t, page, `data-code="pa2"`)
+	st, _ = get(t, c, ts.URL+"/viewer/admin/templates")
+	require.Equal(t, http.StatusForbidden, st)
+	_, page = get(t, c, fmt.Sprintf("%s/viewer/p/%d/", ts.URL, child.PersonID))
+	require.Contains(t, page, `<option value="pa2">`, "the new template is offered for mounts")
+
+	// Send to a registered AE (a C-STORE SCP in the test); audited as an export.
+	got := make(chan string, 1)
+	srv := &dimse.Server{AETitle: "PACS2", Store: dimse.StoreFunc(func(ctx context.Context, req *dimse.StoreRequest, data io.Reader) (dimse.Status, error) {
+		if _, err := io.Copy(io.Discard, data); err != nil {
+			return 0, err
+		}
+		got <- req.SOPInstanceUID
+		return dimse.StatusSuccess, nil
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "PACS2", Host: "127.0.0.1", Port: port, Permissions: []string{"echo", "store", "move"}}, false))
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "MODALITY", Host: "127.0.0.1", Port: port, Permissions: []string{"echo", "store"}}, false))
+	resp, body = doReq(t, c, "POST", img+"/send", "application/json", strings.NewReader(`{"ae":"PACS2"}`), hdr)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, fmxSOPs[0], <-got)
+	resp, _ = doReq(t, c, "POST", img+"/send", "application/json", strings.NewReader(`{"ae":"MODALITY"}`), hdr)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "only move destinations receive images")
+	_, page = get(t, c, fmt.Sprintf("%s/viewer/p/%d/studies/%s", ts.URL, child.PersonID, studies["fmx"].StudyInstanceUID))
+	require.Contains(t, page, "PACS2")
+	require.NotContains(t, page, "MODALITY")
+	var exports int
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'export' AND person_id = $1 AND detail->>'ae' = 'PACS2'`, child.PersonID).Scan(&exports)
+	}))
+	require.Equal(t, 1, exports)
+}
