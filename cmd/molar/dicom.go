@@ -1,6 +1,9 @@
 package main
 
 import (
+	"github.com/jackc/pgx/v5"
+	"github.com/molar-health/molar/dicom/thumb"
+
 	"context"
 	"errors"
 	"net"
@@ -73,6 +76,14 @@ func callerTenant(a *dimse.AssociationInfo) (int64, error) {
 func newIngester(s *server) *ingest.Ingester {
 	policy, _ := index.ParseDuplicatePolicy(s.cfg.DuplicatePolicy) // validated with the configuration
 	in := &ingest.Ingester{DB: s.db.pool, Store: s.store, Policy: policy, Logger: s.log}
+	// Thumbnails are made by a durable job enqueued with the index rows.
+	in.EnqueueTx = append(in.EnqueueTx, func(ctx context.Context, tx pgx.Tx, st ingest.Stored) error {
+		if s.queue == nil {
+			return nil // built before the queue: only during wiring
+		}
+		_, err := thumb.EnqueueThumbnail(ctx, tx, s.queue, st.ObjectKey)
+		return err
+	})
 	for _, m := range s.mods {
 		if h, ok := m.(modules.InstanceHook); ok {
 			in.After = append(in.After, func(ctx context.Context, st ingest.Stored) error {

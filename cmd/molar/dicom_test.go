@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"image"
 	"io"
 	"net"
 	"net/http"
@@ -10,10 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/thumb"
+	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/storage/postgres"
 )
 
 // startDICOM serves the test server's DICOM SCP on a loopback port.
@@ -106,4 +113,52 @@ func TestDICOMShutdownWaitsForAssociations(t *testing.T) {
 	}
 	require.Zero(t, ts.dicom.ActiveAssociations())
 	_ = strings.TrimSpace
+}
+
+// TestThumbnailAfterCStore: a C-STORE Success leads to stored thumbnails by
+// the durable job; an instance without pixels gets a recorded reason.
+func TestThumbnailAfterCStore(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_DICOM_ACCEPT_UNKNOWN": "true"})
+	addr := startDICOM(t, ts)
+	ctx := context.Background()
+	require.NoError(t, ts.queue.Start(ctx))
+	t.Cleanup(func() { _ = ts.queue.Stop(context.Background()) })
+
+	in := dicomtest.Instance{PatientID: "THUMB-1", PatientName: "Test^Thumb", StudyUID: dicomtest.Root + ".90",
+		SeriesUID: dicomtest.Root + ".90.1", SOPUID: dicomtest.Root + ".90.1.1", Rows: 400, Cols: 300, Teeth: []string{"46"}}
+	data := in.DataSet(t, uid.ExplicitVRLittleEndian)
+	a, err := dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: "SENSOR", CalledAE: "MOLAR",
+		Contexts: dimse.StorageContexts([]string{uid.DigitalIntraOralXRayForPresentation}, []string{uid.ExplicitVRLittleEndian})})
+	require.NoError(t, err)
+	stored := time.Now()
+	st, err := a.Store(ctx, dimse.StoreParams{SOPClassUID: uid.DigitalIntraOralXRayForPresentation, SOPInstanceUID: in.SOPUID, TransferSyntax: uid.ExplicitVRLittleEndian}, bytes.NewReader(data))
+	require.NoError(t, err)
+	require.Equal(t, dimse.StatusSuccess, st)
+	require.NoError(t, a.Release(ctx))
+
+	var key string
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		i, err := index.GetInstance(ctx, tx, in.SOPUID)
+		key = i.ObjectKey
+		return err
+	}))
+	var ready thumb.Status
+	require.Eventually(t, func() bool {
+		ready, err = thumb.Lookup(ctx, ts.store, key, nil)
+		return err == nil && len(ready.Ready) == len(thumb.DefaultSizes)
+	}, 30*time.Second, 20*time.Millisecond, "thumbnails made by the job")
+	t.Logf("thumbnails ready %s after C-STORE Success", time.Since(stored).Round(time.Millisecond))
+	rc, _, err := ts.store.Get(ctx, thumb.Key(key, 128), nil)
+	require.NoError(t, err)
+	img, _, err := image.Decode(rc)
+	rc.Close()
+	require.NoError(t, err)
+	require.Equal(t, 128, max(img.Bounds().Dx(), img.Bounds().Dy()))
+
+	// An instance the renderer cannot draw: the failure and its reason are kept.
+	sr := ingestFile(t, ts, testFile(t, "reportsi.dcm"))
+	require.Eventually(t, func() bool {
+		st, err := thumb.Lookup(ctx, ts.store, sr.ObjectKey, nil)
+		return err == nil && st.Failed != nil && st.Failed.Reason != ""
+	}, 30*time.Second, 20*time.Millisecond, "the failure is recorded with a reason")
 }

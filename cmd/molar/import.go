@@ -1,6 +1,10 @@
 package main
 
 import (
+	"github.com/jackc/pgx/v5"
+	"github.com/molar-health/molar/dicom/thumb"
+	"github.com/molar-health/molar/storage/jobs"
+
 	"context"
 	"errors"
 	"fmt"
@@ -78,6 +82,15 @@ func cmdImport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	policy, _ := index.ParseDuplicatePolicy(cfg.DuplicatePolicy)
 	in := &ingest.Ingester{DB: db.pool, Store: store, Policy: policy, Logger: log}
+	// The server's workers make the thumbnails; the import only enqueues.
+	queue, err := jobs.New(db.pool, jobs.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	in.EnqueueTx = append(in.EnqueueTx, func(ctx context.Context, tx pgx.Tx, st ingest.Stored) error {
+		_, err := thumb.EnqueueThumbnail(ctx, tx, queue, st.ObjectKey)
+		return err
+	})
 
 	var bar *progressbar.ProgressBar
 	if !quiet {
