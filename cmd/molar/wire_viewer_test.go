@@ -211,6 +211,7 @@ func TestViewerInChromium(t *testing.T) {
 	t.Logf("measured: %q", mm)
 	require.Equal(t, "25.0 mm", strings.TrimSpace(mm))
 	// The line is drawn in green on the canvas at its midpoint.
+	b.Do(chromedp.Poll[chromedp.Void](`molarViewer.viewports[0].raf === 0 && !molarViewer.viewports[0].draft`))
 	green := evalJS[[]any](b, `(() => { const vp = molarViewer.viewports[0]; const p = vp.matrix().transformPoint(new DOMPoint(250, 300));
 		return Array.from(vp.ctx.getImageData(Math.round(p.x), Math.round(p.y), 1, 1).data.slice(0, 3)); })()`)
 	require.Greater(t, green[1].(float64), green[0].(float64)+60, "the measurement line is drawn over the image: %v", green)
