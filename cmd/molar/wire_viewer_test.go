@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -512,4 +516,86 @@ func TestViewerAPI(t *testing.T) {
 		return tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'export' AND person_id = $1 AND detail->>'ae' = 'PACS2'`, child.PersonID).Scan(&exports)
 	}))
 	require.Equal(t, 1, exports)
+}
+
+// loginBrowser signs in through the login page.
+func loginBrowser(b *browsertest.Browser, ts *testServer, user string) {
+	b.Do(chromedp.Navigate(ts.URL+"/login"), chromedp.WaitVisible("#username"))
+	b.Do(chromedp.SendKeys("#username", user), chromedp.SendKeys("#password", demo.Password),
+		chromedp.Click("#login-submit"), chromedp.WaitVisible("nav.main"))
+}
+
+// TestViewerPerformanceChromium measures, in Chromium on loopback, how
+// long after the navigation to a study the first image is drawn (median of
+// repeated openings), and the window/level rate on a 1.5-megapixel 12-bit
+// image (LUT, pixels and canvas draw per frame). Figures go to the log and
+// to artifacts/viewer-performance.txt for the README; the test asserts
+// only that the measurements happened (no timing assertions in tests).
+// It also checks the layout on a 4K diagnostic screen.
+func TestViewerPerformanceChromium(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	child := demoImaged(ts, 0)
+	var per auth.Person
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		var err error
+		per, err = auth.GetPerson(ctx, tx, child.PersonID)
+		return err
+	}))
+	// A 1.5-megapixel intra-oral image (1600 × 960, 12-bit), as a size-2 sensor gives.
+	p := viewer.Patient{ID: per.CPR.Digits(), Family: per.FamilyName, Given: per.GivenName, BirthDate: per.BirthDate, Sex: "M", UIDSeed: "perf"}
+	big := viewer.SynthStudy{Key: "perf", Date: time.Now(), Description: "1,5 MP", Images: []viewer.SynthImage{{Kind: viewer.KindIntraoral,
+		Teeth: []string{"14", "15", "16"}, Rows: 1600, Cols: 960, BitsStored: 12, Spacing: 0.02, Number: 1, Seed: 9}}}
+	res := ingestFile(t, ts, big.File(p, 0))
+	fmx := demoStudiesOf(t, ts, child.PersonID)["fmx"]
+
+	b := browsertest.New(t, 1366, 768)
+	loginBrowser(b, ts, "tandlaege")
+	open := func(study string) float64 {
+		b.Do(chromedp.Navigate(fmt.Sprintf("%s/viewer/p/%d/studies/%s", ts.URL, child.PersonID, study)))
+		waitDrawn(b, 1)
+		return evalJS[float64](b, `molarViewer.firstImageMs`)
+	}
+	median := func(study string, n int) (float64, []float64) {
+		var xs []float64
+		for range n {
+			xs = append(xs, open(study))
+		}
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		return s[len(s)/2], xs
+	}
+	open(fmx.StudyInstanceUID) // warm up (template parse, static files)
+	fmxMed, fmxAll := median(fmx.StudyInstanceUID, 7)
+	bigMed, bigAll := median(res.StudyInstanceUID, 7)
+	require.Equal(t, 1600*960, evalJS[int](b, `molarViewer.viewports[0].im.rows * molarViewer.viewports[0].im.cols`))
+	// Window/level: 120 frames of a drag, each a new LUT over the 12-bit
+	// range, 1.5 M pixels through it and the canvas draw.
+	msPerFrame := evalJS[float64](b, `molarViewer.benchmarkWL(120)`)
+	require.Positive(t, msPerFrame)
+	fps := 1000 / msPerFrame
+	b.Screenshot("1-1.5mp")
+	report := fmt.Sprintf("first image drawn after opening a study (FMX periapical 480×640, 12-bit): median %.0f ms of %v\n"+
+		"first image drawn after opening a study (1.5 MP 960×1600, 12-bit): median %.0f ms of %v\n"+
+		"window/level on 1.5 MP: %.1f ms per frame = %.0f frames/s\n", fmxMed, round(fmxAll), bigMed, round(bigAll), msPerFrame, fps)
+	t.Log("\n" + report)
+	require.NoError(t, os.MkdirAll(browsertest.ArtifactsDir(), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(browsertest.ArtifactsDir(), "viewer-performance.txt"), []byte(report), 0o644))
+
+	// A 4K diagnostic screen: the image uses the space.
+	b4 := browsertest.New(t, 3840, 2160)
+	loginBrowser(b4, ts, "tandlaege")
+	b4.Do(chromedp.Navigate(fmt.Sprintf("%s/viewer/p/%d/studies/%s", ts.URL, child.PersonID, res.StudyInstanceUID)))
+	waitDrawn(b4, 1)
+	w := evalJS[float64](b4, `molarViewer.viewports[0].canvas.getBoundingClientRect().height`)
+	require.Greater(t, w, 1700.0, "the viewport fills a 4K screen's height")
+	b4.Screenshot("2-4k")
+}
+
+func round(xs []float64) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(math.Round(x))
+	}
+	return out
 }
