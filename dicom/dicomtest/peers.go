@@ -126,6 +126,12 @@ type Orthanc struct {
 // StartOrthanc runs /usr/sbin/Orthanc with a generated configuration;
 // modalities maps AE titles to "host:port" Orthanc may talk to.
 func StartOrthanc(t testing.TB, modalities map[string]string) *Orthanc {
+	return StartOrthancWith(t, modalities, nil)
+}
+
+// StartOrthancWith is StartOrthanc with extra configuration entries (which
+// replace the generated ones), e.g. "Plugins" and "DicomWeb".
+func StartOrthancWith(t testing.TB, modalities map[string]string, extra map[string]any) *Orthanc {
 	bin := "/usr/sbin/Orthanc"
 	if _, err := os.Stat(bin); err != nil {
 		p, lerr := exec.LookPath("Orthanc")
@@ -156,6 +162,9 @@ func StartOrthanc(t testing.TB, modalities map[string]string) *Orthanc {
 		"DicomModalities": mods, "DicomCheckCalledAet": false, "StorageCompression": false, "Plugins": []string{},
 		"DicomAlwaysAllowStore": true, "DicomAlwaysAllowEcho": true, "DicomAlwaysAllowFind": true, "DicomAlwaysAllowMove": true,
 		"SaveJobs": false, "ConcurrentJobs": 2, "HttpTimeout": 60, "DicomScuTimeout": 30,
+	}
+	for k, v := range extra {
+		cfg[k] = v
 	}
 	b, _ := json.MarshalIndent(cfg, "", " ")
 	conf := filepath.Join(dir, "orthanc.json")
