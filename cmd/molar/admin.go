@@ -228,7 +228,7 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	var title, host, perms, desc string
+	var title, host, perms, desc, tenantCode string
 	var port int
 	var replace bool
 	flags := func(fs flagSet) {
@@ -241,6 +241,7 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			fs.StringVar(&perms, "permissions", "store", "comma-separated: store,find,move,get (echo always)")
 			fs.StringVar(&desc, "description", "", "free text, e.g. the device")
 			fs.BoolVar(&replace, "replace", false, "update the AE if it exists")
+			fs.StringVar(&tenantCode, "tenant", "", "municipality code the AE's images belong to (default: the only one)")
 		}
 	}
 	switch verb {
@@ -262,7 +263,15 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err != nil {
 			return err
 		}
-		if err := index.AddAE(ctx, db.pool, index.AE{Title: title, Host: host, Port: port, Permissions: p, Description: desc}, replace); err != nil {
+		var tenant int64
+		if tenantCode != "" {
+			t, err := auth.TenantByCode(ctx, db.pool, tenantCode)
+			if err != nil {
+				return fmt.Errorf("municipality %q: %w", tenantCode, err)
+			}
+			tenant = t.ID
+		}
+		if err := index.AddAE(ctx, db.pool, index.AE{Title: title, Host: host, Port: port, Permissions: p, Description: desc, TenantID: tenant}, replace); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "added AE %s at %s:%d (%s)\n", title, host, port, strings.Join(p, ","))

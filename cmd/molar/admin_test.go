@@ -59,7 +59,10 @@ func TestAdminCommands(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "kim")
 
-	code, out, errs = runCmd(t, env, "ae", "add", "--title", "CBCT1", "--host", "10.1.2.3", "--port", "104", "--permissions", "store,find")
+	code, _, errs = runCmd(t, env, "ae", "add", "--title", "CBCT2", "--host", "10.1.2.4", "--tenant", "9999")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "9999")
+	code, out, errs = runCmd(t, env, "ae", "add", "--title", "CBCT1", "--host", "10.1.2.3", "--port", "104", "--permissions", "store,find", "--tenant", "0751")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "added AE CBCT1")
 	code, out, _ = runCmd(t, env, "ae", "list")
