@@ -599,3 +599,90 @@ func round(xs []float64) []int {
 	}
 	return out
 }
+
+func clientOf(b *browsertest.Browser, vp int, x, y float64) point {
+	return evalJS[point](b, fmt.Sprintf(`(() => { const p = molarViewer.viewports[%d].imageToClient(%f, %f); return {X: p.x, Y: p.y}; })()`, vp, x, y))
+}
+
+// wheel turns the mouse wheel over a viewport's canvas.
+func wheel(b *browsertest.Browser, vp int, at point, dy float64) {
+	evalJS[any](b, fmt.Sprintf(`molarViewer.viewports[%d].canvas.dispatchEvent(new WheelEvent('wheel', {deltaY: %f, clientX: %f, clientY: %f, bubbles: true, cancelable: true}))`, vp, dy, at.X, at.Y))
+}
+
+func click(b *browsertest.Browser, p point) {
+	b.Do(chromedp.MouseClickXY(p.X, p.Y))
+}
+
+// TestViewerToolsInChromium: a tooth's images side by side with linked
+// zoom, angle measurement, invert and rotate, the panoramic without a
+// header window drawn with an automatic window, CBCT slices loading
+// progressively and scrolling, and the tag browser.
+func TestViewerToolsInChromium(t *testing.T) {
+	ts := newTestServer(t, nil)
+	child := demoImaged(ts, 0)
+	studies := demoStudiesOf(t, ts, child.PersonID)
+	b := browsertest.New(t, 1366, 768)
+	loginBrowser(b, ts, "tandlaege")
+
+	// Tooth 16 over time (the journal's tooth chart links here): the two
+	// newest images side by side; zoom in one, the other follows.
+	b.Do(chromedp.Navigate(fmt.Sprintf("%s/viewer/p/%d/tooth/16", ts.URL, child.PersonID)))
+	waitDrawn(b, 2)
+	require.Equal(t, 2, evalJS[int](b, `molarViewer.viewports.length`))
+	require.Equal(t, []any{"16", "17", "46", "47"}, evalJS[[]any](b, `molarViewer.viewports[0].im.teeth`), "the newest: the later bitewing")
+	z0 := evalJS[float64](b, `molarViewer.viewports[1].view.zoom`)
+	c := clientOf(b, 0, 320, 240)
+	wheel(b, 0, c, -400)
+	b.Do(chromedp.Poll[chromedp.Void](fmt.Sprintf(`molarViewer.viewports[1].view.zoom > %f * 1.5`, z0), chromedp.WithPollingTimeout(5*time.Second)))
+	require.InDelta(t, evalJS[float64](b, `molarViewer.viewports[0].view.zoom`), evalJS[float64](b, `molarViewer.viewports[1].view.zoom`), 1e-9, "zoom is linked")
+	b.Screenshot("1-tooth-16-compare")
+
+	// Angle: arms to (100, 300) and (300, 100) around the vertex (300, 300): 90°.
+	b.Do(chromedp.Click(`[data-tool="angle"]`))
+	b.Do(chromedp.Click(`[data-cmd="fit"]`))
+	b.Do(chromedp.Poll[chromedp.Void](`molarViewer.viewports[0].raf === 0`))
+	click(b, clientOf(b, 0, 100, 300))
+	click(b, clientOf(b, 0, 300, 300))
+	click(b, clientOf(b, 0, 300, 100))
+	b.Do(chromedp.WaitVisible(`#measurements li[data-type="angle"]`))
+	require.Equal(t, "90.0°", strings.TrimSpace(browsertest.Get(b, chromedp.Text(`#measurements li[data-type="angle"] .vw-mark`))))
+	// Invert (I) and rotate (R) with the keyboard.
+	b.Do(chromedp.Poll[chromedp.Void](`molarViewer.viewports[0].raf === 0`))
+	v0 := canvasAt(b, 0, 320, 100)
+	b.Do(chromedp.KeyEvent("i"))
+	b.Do(chromedp.Poll[chromedp.Void](`molarViewer.viewports[0].view.invert && molarViewer.viewports[0].raf === 0`))
+	require.InDelta(t, 255-v0, canvasAt(b, 0, 320, 100), 2, "inverted")
+	b.Do(chromedp.KeyEvent("r"))
+	require.Equal(t, 90, evalJS[int](b, `molarViewer.viewports[0].view.rot`))
+	b.Screenshot("2-angle-invert-rotate")
+
+	// The panoramic carries no window: the automatic window spreads it.
+	b.Do(chromedp.Navigate(fmt.Sprintf("%s/viewer/p/%d/studies/%s", ts.URL, child.PersonID, studies["pano"].StudyInstanceUID)))
+	waitDrawn(b, 1)
+	require.False(t, evalJS[bool](b, `!!molarViewer.viewports[0].im.windowWidth`))
+	pano := statsOf(b, 0)
+	require.Greater(t, pano.Distinct, 60, "a spread of grays, not a white image: %+v", pano)
+	white := evalJS[float64](b, `(() => { const vp = molarViewer.viewports[0], c = vp.canvas, d = vp.ctx.getImageData(0, 0, c.width, c.height).data;
+		let n = 0, w = 0; for (let i = 0; i < d.length; i += 4 * 11) { if (d[i] > 8) { n++; if (d[i] > 250) w++; } } return w / n; })()`)
+	require.Less(t, white, 0.2, "not rendered far too bright")
+	// Tag browser.
+	b.Do(chromedp.Click(".vw-tags summary"), chromedp.WaitVisible(`#tag-table tr[data-tag="(0018,1164)"]`))
+	require.Contains(t, browsertest.Get(b, chromedp.Text(`#tag-table tr[data-tag="(0018,1164)"]`)), "ImagerPixelSpacing")
+	b.Screenshot("3-panoramic-tags")
+
+	// CBCT: 40 slices load progressively; the wheel scrolls through them.
+	b.Do(chromedp.Navigate(fmt.Sprintf("%s/viewer/p/%d/studies/%s", ts.URL, child.PersonID, studies["cbct"].StudyInstanceUID)))
+	waitDrawn(b, 1)
+	b.Do(chromedp.Poll[chromedp.Void](`molarViewer.viewports[0].frames.filter(Boolean).length === 40`, chromedp.WithPollingTimeout(30*time.Second)))
+	s0 := evalJS[int](b, `molarViewer.viewports[0].slice`)
+	c = clientOf(b, 0, 80, 80)
+	before := statsOf(b, 0)
+	for range 12 {
+		wheel(b, 0, c, 100)
+	}
+	b.Do(chromedp.Poll[chromedp.Void](fmt.Sprintf(`molarViewer.viewports[0].slice === %d && molarViewer.viewports[0].raf === 0`, min(s0+12, 39)), chromedp.WithPollingTimeout(5*time.Second)))
+	after := statsOf(b, 0)
+	require.NotEqual(t, before, after, "another slice is drawn")
+	require.Contains(t, browsertest.Get(b, chromedp.Text(".vw-info")), fmt.Sprintf("Snit %d af 40", min(s0+12, 39)+1))
+	b.Screenshot("4-cbct")
+}

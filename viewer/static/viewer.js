@@ -483,8 +483,11 @@
         if (tool === 'length' || tool === 'arrow' || tool === 'calibrate') {
           this.draft = { type: tool === 'calibrate' ? 'calibration' : tool, pts: [p, p.slice()] };
         } else if (tool === 'angle') {
-          if (!this.draft || this.draft.type !== 'angle') this.draft = { type: 'angle', pts: [p, p.slice()] };
-          else this.draft.pts[this.draft.pts.length - 1] = p;
+          // Three clicks: first arm, vertex, second arm (or drag the first arm).
+          const d = this.draft && this.draft.type === 'angle' ? this.draft : null;
+          if (!d) this.draft = { type: 'angle', pts: [p, p.slice()] };
+          else if (d.pts.length === 2) { d.pts[1] = p; d.pts.push(p.slice()); }
+          else { d.pts[2] = p; this.draft = null; drag = null; this.addAnnotation(d); return; }
         } else if (tool === 'text') {
           drag = null;
           const text = window.prompt(T('textprompt'));
@@ -526,9 +529,8 @@
         const d = this.draft;
         const p = this.toImage(e.clientX, e.clientY);
         if (d.type === 'angle') {
-          d.pts[d.pts.length - 1] = p;
-          if (d.pts.length < 3) { d.pts.push(p.slice()); this.draw(); return; }
-          this.draft = null; this.addAnnotation(d); return;
+          if (d.pts.length === 2 && Math.hypot(p[0] - d.pts[0][0], p[1] - d.pts[0][1]) > 3) { d.pts[1] = p; d.pts.push(p.slice()); }
+          this.draw(); return;
         }
         d.pts[1] = p;
         this.draft = null;
