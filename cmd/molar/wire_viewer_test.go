@@ -265,6 +265,14 @@ func TestViewerInChromium(t *testing.T) {
 		return nil
 	}))
 	b.Screenshot("8-fmx-mount")
+
+	// The dentist turns the image in slot 4 (upper incisors) by 90°: saved
+	// with the mount, drawn turned.
+	b.Do(chromedp.Click(`.vw-slot[data-slot="4"]`), chromedp.Click("#mount-rotate"))
+	b.Do(chromedp.Poll[chromedp.Void](`document.querySelector('.vw-slot[data-slot="4"] .vw-vp').dataset.rotate === "90"`, chromedp.WithPollingTimeout(10*time.Second)))
+	b.Do(chromedp.Reload(), chromedp.WaitVisible("#mount .vw-slot"))
+	b.Do(chromedp.Poll[chromedp.Void](`(() => { const h = document.querySelector('.vw-slot[data-slot="4"] .vw-vp'); return h && h.dataset.rotate === "90" && h.vp.view && h.vp.view.extraRot === 90; })()`, chromedp.WithPollingTimeout(20*time.Second)))
+	b.Screenshot("9-fmx-mount-rotated")
 }
 
 func upperJaw(tooth string) bool { return strings.ContainsRune("1256", rune(tooth[0])) }
