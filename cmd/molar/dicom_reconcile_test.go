@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -112,4 +114,108 @@ func dentistLogin(t *testing.T, ts *testServer) string {
 	}
 	t.Fatal("no demo dentist")
 	return ""
+}
+
+// TestReconciliationNeedsAccess: reconciliation moves images between
+// records, so it needs access to every person concerned. A dentist must not
+// pull the images of a person outside the clinic's care (a parent) into a
+// child's record they can open — by linking, correcting or merging — nor
+// read them afterwards; nothing of the outsider comes back.
+func TestReconciliationNeedsAccess(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	child := ts.demo.Children[0]
+	var kid, outsider auth.Person
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		var err error
+		if kid, err = auth.GetPerson(ctx, tx, child.PersonID); err != nil {
+			return err
+		}
+		outsider, err = auth.GetPerson(ctx, tx, child.Parents[0])
+		return err
+	}))
+	ingestFor := func(p auth.Person, n int) ingest.Result {
+		in := dicomtest.Instance{PatientID: p.CPR.Digits(), PatientName: p.FamilyName + "^" + p.GivenName,
+			BirthDate: p.BirthDate.Format("20060102"), StudyUID: fmt.Sprintf("%s.71.%d", dicomtest.Root, n),
+			SeriesUID: fmt.Sprintf("%s.71.%d.1", dicomtest.Root, n), SOPUID: fmt.Sprintf("%s.71.%d.1.1", dicomtest.Root, n), InstanceNumber: 1}
+		file := in.File(t)
+		res, err := ts.ingester.Ingest(ctx, ingest.Source{TenantID: ts.demo.TenantID, AE: "PANO1", Part10: true, Size: int64(len(file))}, bytes.NewReader(file))
+		require.NoError(t, err)
+		require.Equal(t, p.ID, res.PersonID, "matched to the register")
+		return res
+	}
+	theirs := ingestFor(outsider, 1)
+	ours := ingestFor(kid, 2)
+	var study, theirRef, ourRef int64
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		st, err := index.GetStudy(ctx, tx, theirs.StudyInstanceUID)
+		if err != nil {
+			return err
+		}
+		study, theirRef = st.ID, st.PatientRef
+		st, err = index.GetStudy(ctx, tx, ours.StudyInstanceUID)
+		ourRef = st.PatientRef
+		return err
+	}))
+
+	c, csrf := ts.login(t, dentistLogin(t, ts))
+	post := func(path string, body map[string]any) (int, string) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", ts.URL+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("X-CSRF-Token", csrf)
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out bytes.Buffer
+		_, _ = out.ReadFrom(resp.Body)
+		return resp.StatusCode, out.String()
+	}
+	for _, tc := range []struct {
+		name, path string
+		body       map[string]any
+	}{
+		{"link", fmt.Sprintf("/dicom/reconciliation/%d/link", study), map[string]any{"cpr": kid.CPR.Formatted()}},
+		{"correct", fmt.Sprintf("/dicom/reconciliation/%d/correct", study), map[string]any{"patient_id": kid.CPR.Formatted(),
+			"name": kid.FamilyName + "^" + kid.GivenName, "birth_date": kid.BirthDate.Format("2006-01-02")}},
+		{"merge", "/dicom/reconciliation/merge", map[string]any{"from": theirRef, "into": ourRef}},
+	} {
+		status, body := post(tc.path, tc.body)
+		require.Equal(t, http.StatusForbidden, status, "%s of an outsider's study: %s", tc.name, body)
+		require.NotContains(t, body, outsider.GivenName)
+		require.NotContains(t, body, theirs.StudyInstanceUID)
+	}
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		st, err := index.GetStudy(ctx, tx, theirs.StudyInstanceUID)
+		require.NoError(t, err)
+		require.Equal(t, outsider.ID, st.PersonID, "the outsider's study stays theirs")
+		return nil
+	}))
+	req, _ := http.NewRequest("GET", ts.URL+"/dicomweb/studies/"+theirs.StudyInstanceUID+"/metadata", nil)
+	req.Header.Set("Accept", "application/dicom+json")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// After breaking the glass for the outsider it works, flagged in the audit log.
+	resp, err = c.Do(func() *http.Request {
+		r, _ := http.NewRequest("POST", fmt.Sprintf("%s/journal/patients/%d/break-glass", ts.URL, outsider.ID),
+			strings.NewReader(url.Values{"reason": {"images sent under the parent's number"}, "csrf_token": {csrf}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return r
+	}())
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	status, body := post(fmt.Sprintf("/dicom/reconciliation/%d/link", study), map[string]any{"cpr": kid.CPR.Formatted()})
+	require.Equal(t, http.StatusOK, status, body)
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		var n int
+		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE person_id = $1 AND object = $2 AND COALESCE(break_glass_reason, '') <> ''`,
+			outsider.ID, fmt.Sprintf("dicom.study/%d", study)).Scan(&n))
+		require.Equal(t, 1, n, "moving the images away from the outsider is audited, flagged")
+		return nil
+	}))
 }

@@ -3,8 +3,10 @@
 // register, and the actions that settle them — link to a person, correct
 // the patient data (matched again), merge two patient records. Pages at
 // /dicom/reconciliation and the same as JSON (Accept: application/json).
-// Every action runs in the staff member's tenant, is recorded in the
-// reconciliation history and audit-logged against the person concerned.
+// Every action runs in the staff member's tenant, needs access to every
+// person whose images it moves (the study's current person and the one it
+// goes to: care relation or break the glass), is recorded in the
+// reconciliation history and audit-logged against each person concerned.
 package reconcile
 
 import (
@@ -203,6 +205,34 @@ func personByInput(ctx context.Context, tx pgx.Tx, in map[string]string) (auth.P
 	return auth.FindPersonByCPR(ctx, tx, cpr)
 }
 
+// reach checks access to the persons a reconciliation touches (0 and
+// repeats are skipped) and returns the break-the-glass reason per person
+// for the audit rows. Without it, re-linking or merging would move a
+// person's images into a record the user may open: a way around access.
+func (h *Handler) reach(ctx context.Context, tx pgx.Tx, p *auth.Principal, persons ...int64) (map[int64]string, error) {
+	reasons := map[int64]string{}
+	for _, id := range persons {
+		if _, done := reasons[id]; done || id == 0 {
+			continue
+		}
+		d, err := h.Auth.RequireAccess(ctx, tx, p, id)
+		if err != nil {
+			return nil, err
+		}
+		reasons[id] = d.Reason
+	}
+	return reasons, nil
+}
+
+// recordMoved audit-logs a study's images leaving a person's record.
+func recordMoved(ctx context.Context, tx pgx.Tx, from int64, reasons map[int64]string, object, how string) error {
+	if from == 0 {
+		return nil
+	}
+	return audit.Record(ctx, tx, audit.Event{Action: audit.ActionUpdate, PersonID: from, Object: object, BreakGlassReason: reasons[from],
+		Detail: map[string]any{"reconciliation": how, "moved": "away"}})
+}
+
 func (h *Handler) link(w http.ResponseWriter, r *http.Request) {
 	id, err := studyParam(r)
 	if err != nil {
@@ -220,13 +250,27 @@ func (h *Handler) link(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		before, err := index.GetStudyByID(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		reasons, err := h.reach(ctx, tx, p, before.PersonID, person.ID)
+		if err != nil {
+			return err
+		}
 		st, err := index.Link(ctx, tx, id, person.ID, actor(p))
 		if err != nil {
 			return err
 		}
 		res = item(st)
-		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionUpdate, PersonID: person.ID, Object: fmt.Sprintf("dicom.study/%d", id),
-			Detail: map[string]any{"reconciliation": "link"}})
+		object := fmt.Sprintf("dicom.study/%d", id)
+		if before.PersonID != person.ID {
+			if err := recordMoved(ctx, tx, before.PersonID, reasons, object, "link"); err != nil {
+				return err
+			}
+		}
+		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionUpdate, PersonID: person.ID, Object: object,
+			BreakGlassReason: reasons[person.ID], Detail: map[string]any{"reconciliation": "link"}})
 	})
 	if err != nil {
 		h.Shell.Error(w, r, err)
@@ -260,13 +304,32 @@ func (h *Handler) correct(w http.ResponseWriter, r *http.Request) {
 	}
 	var res Item
 	err = h.inTenant(r, func(ctx context.Context, tx pgx.Tx, p *auth.Principal) error {
+		before, err := index.GetStudyByID(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := h.reach(ctx, tx, p, before.PersonID); err != nil {
+			return err
+		}
 		st, err := index.Correct(ctx, tx, id, c, actor(p))
 		if err != nil {
 			return err
 		}
+		// The study may now be matched to someone else: the user must
+		// reach that person too (else the transaction is rolled back).
+		reasons, err := h.reach(ctx, tx, p, before.PersonID, st.PersonID)
+		if err != nil {
+			return err
+		}
 		res = item(st)
-		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionUpdate, PersonID: st.PersonID, Object: fmt.Sprintf("dicom.study/%d", id),
-			Detail: map[string]any{"reconciliation": "correct", "state": st.ReconState}})
+		object := fmt.Sprintf("dicom.study/%d", id)
+		if before.PersonID != st.PersonID {
+			if err := recordMoved(ctx, tx, before.PersonID, reasons, object, "correct"); err != nil {
+				return err
+			}
+		}
+		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionUpdate, PersonID: st.PersonID, Object: object,
+			BreakGlassReason: reasons[st.PersonID], Detail: map[string]any{"reconciliation": "correct", "state": st.ReconState}})
 	})
 	if err != nil {
 		h.Shell.Error(w, r, err)
@@ -289,13 +352,38 @@ func (h *Handler) merge(w http.ResponseWriter, r *http.Request) {
 	}
 	var n int
 	err = h.inTenant(r, func(ctx context.Context, tx pgx.Tx, p *auth.Principal) error {
-		var err error
+		// Every person whose studies move, and the person they move to.
+		var person int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(person_id, 0) FROM dicom.patient WHERE id = $1`, into).Scan(&person); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return web.E(web.NotFound, "")
+			}
+			return err
+		}
+		var moved []int64
+		rows, err := tx.Query(ctx, `SELECT DISTINCT person_id FROM dicom.study WHERE patient_ref = $1 AND person_id IS NOT NULL`, from)
+		if err != nil {
+			return err
+		}
+		if moved, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+			return err
+		}
+		reasons, err := h.reach(ctx, tx, p, append(moved, person)...)
+		if err != nil {
+			return err
+		}
 		if n, err = index.Merge(ctx, tx, from, into, actor(p)); err != nil {
 			return err
 		}
-		var person int64
-		_ = tx.QueryRow(ctx, `SELECT coalesce(person_id, 0) FROM dicom.patient WHERE id = $1`, into).Scan(&person)
-		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionUpdate, PersonID: person, Object: fmt.Sprintf("dicom.patient/%d", into),
+		object := fmt.Sprintf("dicom.patient/%d", into)
+		for _, m := range moved {
+			if person != 0 && m != person {
+				if err := recordMoved(ctx, tx, m, reasons, object, "merge"); err != nil {
+					return err
+				}
+			}
+		}
+		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionUpdate, PersonID: person, Object: object, BreakGlassReason: reasons[person],
 			Detail: map[string]any{"reconciliation": "merge", "from_patient": from, "studies": n}})
 	})
 	if err != nil {
