@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -24,8 +23,10 @@ func dicomwebPart(s *server) corePart {
 	if s.cfg.PublicURL != "" {
 		svc.Base = strings.TrimSuffix(s.cfg.PublicURL, "/") + "/dicomweb"
 	}
-	if o := os.Getenv("MOLAR_CORS_ORIGINS"); o != "" {
-		svc.CORSOrigins = strings.Split(o, ",")
+	for _, o := range strings.Split(s.cfg.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			svc.CORSOrigins = append(svc.CORSOrigins, o)
+		}
 	}
 	s.dicomweb = svc
 	p.routes = func(r chi.Router) {

@@ -377,3 +377,22 @@ func TestQIDO(t *testing.T) {
 	resp, _ := doReq(t, oc, "GET", q+"/studies/"+dicomtest.Root+".1/metadata", "", nil, nil)
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "retrieval is refused too")
 }
+
+func TestDICOMwebCORS(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_CORS_ORIGINS": "https://ohif.example"})
+	res := ingestFile(t, ts, testFile(t, "CT_small.dcm"))
+	u := ts.URL + "/dicomweb/studies/" + res.StudyInstanceUID + "/metadata"
+	// The browser's preflight carries no credentials.
+	resp, _ := doReq(t, &http.Client{}, "OPTIONS", u, "", nil, map[string]string{
+		"Origin": "https://ohif.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.Equal(t, "https://ohif.example", resp.Header.Get("Access-Control-Allow-Origin"))
+	// The real request, with Basic credentials.
+	resp, _ = doReq(t, &http.Client{}, "GET", u, "", nil, map[string]string{"Origin": "https://ohif.example",
+		"Authorization": "Basic " + basicAuth("tandlaege", demo.Password)})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "https://ohif.example", resp.Header.Get("Access-Control-Allow-Origin"))
+	// Other origins get no CORS headers.
+	resp, _ = doReq(t, &http.Client{}, "OPTIONS", u, "", nil, map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+}

@@ -194,6 +194,9 @@ func (s *server) wire(ctx context.Context) error {
 	httpMetrics := web.NewHTTPMetrics(s.reg)
 	r := chi.NewRouter()
 	r.Use(web.RequestID, web.Observe(s.log, httpMetrics), web.SecurityHeaders, web.RememberLang)
+	if s.dicomweb != nil {
+		r.Use(s.dicomweb.Preflight) // CORS preflights carry no credentials
+	}
 	if err := s.mountAuth(ctx, r); err != nil {
 		return err
 	}

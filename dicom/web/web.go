@@ -229,3 +229,20 @@ func (s *Service) base(r *http.Request) string {
 	}
 	return scheme + "://" + r.Host + "/dicomweb"
 }
+
+// Preflight answers CORS preflight requests (OPTIONS with
+// Access-Control-Request-Method) for /dicomweb from allowed origins before
+// authentication runs: browsers send preflights without credentials. It
+// reveals nothing but the allowed methods and headers.
+func (s *Service) Preflight(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" &&
+			strings.HasPrefix(r.URL.Path, "/dicomweb/") && len(s.CORSOrigins) > 0 {
+			s.cors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusForbidden) // origin not allowed
+			})).ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
