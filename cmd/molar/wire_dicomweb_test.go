@@ -281,6 +281,13 @@ func init() {
 		"/dicomweb/studies/{study}/instances", "/dicomweb/studies/{study}/series/{series}/instances"} {
 		routePermissions["GET "+p] = auth.PermDICOMRead
 	}
+	// Rendered images, frame meta and thumbnails (dicom/web/rendered.go).
+	inst := "/dicomweb/studies/{study}/series/{series}/instances/{instance}"
+	for _, p := range []string{inst + "/rendered", inst + "/frames/{frames}/rendered", inst + "/frames/{frames}/meta",
+		inst + "/thumbnail", inst + "/frames/{frames}/thumbnail", "/dicomweb/studies/{study}/series/{series}/thumbnail",
+		"/dicomweb/studies/{study}/thumbnail"} {
+		routePermissions["GET "+p] = auth.PermDICOMRead
+	}
 }
 
 func qido(t *testing.T, c *http.Client, u string) (int, []map[string]map[string]any, http.Header) {
