@@ -67,7 +67,7 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 				s.refuseHeader(w, r, err)
 				return
 			}
-		} else if id := sessionID(r); id != "" {
+		} else if id := s.sessionID(r); id != "" {
 			p, err = s.loadSession(r.Context(), id)
 			if err != nil {
 				if !errors.Is(err, ErrUnauthenticated) && !errors.Is(err, ErrSessionExpired) && !errors.Is(err, ErrLocked) {
@@ -499,7 +499,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 // startSession replaces any session of the browser with a new one for u and
 // redirects to next (via the notices page when the user has notices).
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, u User, method, next string) {
-	if old := sessionID(r); old != "" {
+	if old := s.sessionID(r); old != "" {
 		_ = s.deleteSession(r.Context(), hashToken(old))
 	}
 	id, err := s.createSession(r.Context(), u, method, s.ClientAddr(r))

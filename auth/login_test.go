@@ -451,3 +451,29 @@ func basicAuth(user, pass string) string {
 }
 
 func itoa(n int64) string { return strconvFormat(n) }
+
+// TestSecureOnlyHostCookie: behind an https public URL only the __Host-
+// session cookie authenticates; the same id in the plain cookie (which a
+// network attacker can plant over http) does not.
+func TestSecureOnlyHostCookie(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PublicURL = "https://molar.example.dk" })
+	e.user("sikker2", RoleDentist, goodPassword, 0)
+	b := e.browser()
+	page := b.get("/login", nil)
+	tok := csrfFieldRE.FindStringSubmatch(page.Body)[1]
+	r := b.postForm("/login", url.Values{"username": {"sikker2"}, "password": {goodPassword}, "csrf_token": {tok}},
+		map[string]string{"Origin": "https://molar.example.dk"})
+	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
+	var id string
+	for _, c := range r.Header.Values("Set-Cookie") {
+		if v, ok := strings.CutPrefix(c, secureSessionCookie+"="); ok {
+			id, _, _ = strings.Cut(v, ";")
+		}
+	}
+	require.NotEmpty(t, id)
+	me := func(cookie string) int {
+		return e.browser().get("/api/me", map[string]string{"Accept": "application/json", "Cookie": cookie}).Status
+	}
+	require.Equal(t, http.StatusOK, me(secureSessionCookie+"="+id))
+	require.Equal(t, http.StatusUnauthorized, me(sessionCookie+"="+id), "the plain cookie is not a session behind https")
+}

@@ -114,9 +114,16 @@ func (s *Service) sessionCookieName(r *http.Request) string {
 	return sessionCookie
 }
 
-// sessionID reads the session cookie of r.
-func sessionID(r *http.Request) string {
-	for _, name := range []string{secureSessionCookie, sessionCookie} {
+// sessionID reads the session cookie of r. Over TLS (or behind an https
+// public URL) only the __Host- cookie counts: the plain one can be planted
+// by anyone who can answer for the host over http (cookies ignore the
+// scheme), which would sign the browser into the planter's session.
+func (s *Service) sessionID(r *http.Request) string {
+	names := []string{secureSessionCookie, sessionCookie}
+	if s.secureRequest(r) {
+		names = names[:1]
+	}
+	for _, name := range names {
 		if c, err := r.Cookie(name); err == nil && c.Value != "" {
 			return c.Value
 		}
