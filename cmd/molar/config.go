@@ -30,6 +30,9 @@ type Config struct {
 	DatabaseAppURL  string
 	PostgresBinDir  string
 	CORSOrigins     string
+	DICOMTLSCert    string
+	DICOMTLSKey     string
+	DICOMTLSCA      string
 	S3Endpoint      string
 	S3Bucket        string
 	S3AccessKey     string
@@ -111,6 +114,9 @@ var settings = []setting{
 	{"dicom-addr", "MOLAR_DICOM_ADDR", "127.0.0.1:11112", "DICOM (DIMSE) listen address", false, str(func(c *Config) *string { return &c.DICOMAddr })},
 	{"ae-title", "MOLAR_AE_TITLE", "MOLAR", "our DICOM application entity title", false, str(func(c *Config) *string { return &c.AETitle })},
 	{"dicom-accept-unknown", "MOLAR_DICOM_ACCEPT_UNKNOWN", "false", "accept associations from AEs not registered with `molar ae add` (echo and store only)", false, boolean(func(c *Config) *bool { return &c.AcceptUnknownAE })},
+	{"dicom-tls-cert", "MOLAR_DICOM_TLS_CERT", "", "PEM certificate file: serve DICOM over TLS (with --dicom-tls-key)", false, str(func(c *Config) *string { return &c.DICOMTLSCert })},
+	{"dicom-tls-key", "MOLAR_DICOM_TLS_KEY", "", "PEM private key file for DICOM TLS", false, str(func(c *Config) *string { return &c.DICOMTLSKey })},
+	{"dicom-tls-ca", "MOLAR_DICOM_TLS_CA", "", "PEM CA file: require DICOM TLS clients to present a certificate it signed", false, str(func(c *Config) *string { return &c.DICOMTLSCA })},
 	{"duplicate-policy", "MOLAR_DUPLICATE_POLICY", "keep-first", "a different object under a stored SOP Instance UID: keep-first | overwrite | overwrite-same-source", false, str(func(c *Config) *string { return &c.DuplicatePolicy })},
 	{"data-dir", "MOLAR_DATA_DIR", "./data", "data directory (embedded PostgreSQL cluster, filesystem objects, temp files)", false, str(func(c *Config) *string { return &c.DataDir })},
 	{"database-url", "MOLAR_DATABASE_URL", "", "PostgreSQL URL used for migrations (schema owner); empty = embedded cluster under the data dir", true, str(func(c *Config) *string { return &c.DatabaseURL })},
@@ -266,6 +272,12 @@ func (c *Config) Validate() error {
 	}
 	if l := len(c.AETitle); l == 0 || l > 16 || strings.TrimSpace(c.AETitle) != c.AETitle || strings.ContainsAny(c.AETitle, "\\\x00\n\r\t") {
 		return bad("MOLAR_AE_TITLE", "want 1 to 16 characters without backslash, control characters or surrounding spaces")
+	}
+	if (c.DICOMTLSCert == "") != (c.DICOMTLSKey == "") {
+		return bad("MOLAR_DICOM_TLS_CERT", "DICOM TLS needs both a certificate (MOLAR_DICOM_TLS_CERT) and a key (MOLAR_DICOM_TLS_KEY)")
+	}
+	if c.DICOMTLSCA != "" && c.DICOMTLSCert == "" {
+		return bad("MOLAR_DICOM_TLS_CA", "client certificates need DICOM TLS (MOLAR_DICOM_TLS_CERT and MOLAR_DICOM_TLS_KEY)")
 	}
 	switch c.DuplicatePolicy {
 	case "keep-first", "overwrite", "overwrite-same-source":

@@ -1,8 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"github.com/go-chi/chi/v5"
+	"os"
+
 	"github.com/jackc/pgx/v5"
+	"github.com/molar-health/molar/auth"
+	dicomadmin "github.com/molar-health/molar/dicom/admin"
 	"github.com/molar-health/molar/dicom/thumb"
+	"github.com/molar-health/molar/viewer/web"
 
 	"context"
 	"errors"
@@ -36,7 +45,7 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 		AETitle: s.cfg.AETitle,
 		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log),
 		Logger:  s.log,
-		Hooks:   metrics.Hooks(),
+		Hooks:   scp.LogAssociations(metrics.Hooks(), s.db.pool, s.log),
 	}
 	if s.ingester == nil { // servers built without the dicom part (tests)
 		s.ingester = newIngester(s)
@@ -123,6 +132,46 @@ func dicomPart(s *server) corePart {
 		}
 		return err
 	}}}
-	p.routes = s.reconciliationRoutes
+	adm := &dicomadmin.Handler{Pool: s.db.pool, AETitle: s.cfg.AETitle, Addr: s.cfg.DICOMAddr}
+	prepare := p.prepare
+	p.prepare = func(ctx context.Context, workers *river.Workers) error {
+		adm.Shell = s.shell
+		s.shell.Catalog.Add(dicomadmin.Messages())
+		s.shell.AddNav(web.NavItem{Label: "dicomadmin.nav", Path: "/admin/dicom/", Permission: auth.PermAdminAE, Order: 95})
+		if err := s.shell.AddPages(dicomadmin.Pages(), "*.html"); err != nil {
+			return err
+		}
+		return prepare(ctx, workers)
+	}
+	p.routes = func(r chi.Router) {
+		s.reconciliationRoutes(r)
+		adm.Routes(r)
+	}
 	return p
+}
+
+// dicomTLS wraps the DICOM listener in TLS when configured (PS3.15 Annex B
+// secure transport): the server's certificate, and optionally client
+// certificates required and verified against a CA.
+func dicomTLS(cfg *Config, ln net.Listener) (net.Listener, error) {
+	if cfg.DICOMTLSCert == "" {
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.DICOMTLSCert, cfg.DICOMTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("DICOM TLS certificate (MOLAR_DICOM_TLS_CERT, MOLAR_DICOM_TLS_KEY): %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.DICOMTLSCA != "" {
+		pem, err := os.ReadFile(cfg.DICOMTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("DICOM TLS CA (MOLAR_DICOM_TLS_CA): %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("DICOM TLS CA (MOLAR_DICOM_TLS_CA): no PEM certificates in %s", cfg.DICOMTLSCA)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tls.NewListener(ln, tc), nil
 }

@@ -93,6 +93,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer dicomLn.Close()
+	if dicomLn, err = dicomTLS(cfg, dicomLn); err != nil {
+		return err
+	}
 
 	s, err := newServer(ctx, cfg, log)
 	if err != nil {
