@@ -34,6 +34,12 @@ type testServer struct {
 
 func newTestServer(t *testing.T, extraEnv map[string]string) *testServer {
 	t.Helper()
+	return newTestServerLog(t, extraEnv, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// newTestServerLog is newTestServer logging to log.
+func newTestServerLog(t *testing.T, extraEnv map[string]string, log *slog.Logger) *testServer {
+	t.Helper()
 	db := pgtest.Open(t)
 	env := map[string]string{
 		"MOLAR_DATABASE_URL":     db.AdminURL,
@@ -47,7 +53,6 @@ func newTestServer(t *testing.T, extraEnv map[string]string) *testServer {
 	}
 	cfg, _, err := parseConfig("serve", nil, envOf(env), io.Discard, nil)
 	require.NoError(t, err)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	s, err := newServer(ctx, cfg, log)
 	require.NoError(t, err)
