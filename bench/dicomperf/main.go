@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +43,22 @@ var (
 	useS3   = flag.Bool("s3", true, "also measure molar with the S3 store (versitygw)")
 	svg     = flag.String("svg", "", "write a chart here")
 	jsonOut = flag.String("json", "", "write the results here")
+	only    = flag.String("only", "", "measure only these targets (comma list of fs, s3, orthanc, storescp; empty: all)")
+	repeat  = flag.Int("repeat", 1, "runs of every measurement, 1 to 5 (the tables show the median)")
+	keep    = flag.Bool("keep", false, "keep the working folder (generated files, data) for profiling")
 )
+
+func want(t string) bool {
+	if *only == "" {
+		return true
+	}
+	for _, o := range strings.Split(*only, ",") {
+		if strings.TrimSpace(o) == t {
+			return true
+		}
+	}
+	return false
+}
 
 type result struct {
 	Target  string  `json:"target"`
@@ -60,7 +76,9 @@ func main() {
 	root, err := os.MkdirTemp("", "molar-bench-")
 	check(err)
 	check(os.Chmod(root, 0o755))
-	defer os.RemoveAll(root)
+	if !*keep {
+		defer os.RemoveAll(root)
+	}
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -76,7 +94,8 @@ func main() {
 		n          int
 		rows, cols int
 	}{{"small", *nSmall, 128, 152}, {"large", *nLarge, 1280, 1024}} {
-		for _, k := range []int{1, 4} {
+		for key0, k := range []int{1, 4, 1 + 10, 4 + 10, 1 + 20, 4 + 20, 1 + 30, 4 + 30, 1 + 40, 4 + 40}[:2*min(*repeat, 5)] {
+			_ = key0
 			key := fmt.Sprintf("%s-%d", sz.name, k)
 			dir := filepath.Join(root, key)
 			check(os.MkdirAll(dir, 0o755))
@@ -102,40 +121,69 @@ func main() {
 		log.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	type target struct{ name, addr, ae string }
+	type target struct {
+		name, addr, ae string
+		pid            int // molar: wait for its background work (thumbnails) to settle between runs
+	}
 	var targets []target
-	mfs, stop := startMolar(bin, filepath.Join(root, "molar-fs"), nil)
-	stops = append(stops, stop)
-	targets = append(targets, target{"Molar (filesystem)", mfs.addr, "MOLAR"})
-	if *useS3 {
+	var mfs *molarProc
+	if want("fs") {
+		m, stop := startMolar(bin, filepath.Join(root, "molar-fs"), nil)
+		mfs = m
+		stops = append(stops, stop)
+		targets = append(targets, target{"Molar (filesystem)", m.addr, "MOLAR", m.pid})
+	}
+	if *useS3 && want("s3") {
 		ep, stop := startVersity(root)
 		stops = append(stops, stop)
 		ms3, stop := startMolar(bin, filepath.Join(root, "molar-s3"), []string{"MOLAR_S3_ENDPOINT=" + ep, "MOLAR_S3_BUCKET=bench",
 			"MOLAR_S3_ACCESS_KEY=benchkey", "MOLAR_S3_SECRET_KEY=benchsecret123"})
 		stops = append(stops, stop)
-		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR"})
+		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR", ms3.pid})
 	}
-	oaddr, stop := startOrthanc(root)
-	stops = append(stops, stop)
-	targets = append(targets, target{"Orthanc 1.10", oaddr, "ORTHANC"})
-	saddr, stop := startStorescp(root)
-	stops = append(stops, stop)
-	targets = append(targets, target{"DCMTK storescp", saddr, "STORESCP"})
-
-	var results []result
-	for _, size := range []string{"small", "large"} {
-		for _, k := range []int{1, 4} {
-			for _, tg := range targets {
-				r := storeRun(tg.addr, tg.ae, sets[fmt.Sprintf("%s-%d", size, k)], k)
-				r.Target, r.Size = tg.name, size
-				r.MBps = float64(sizes[size]) * float64(r.OK) / r.Seconds / 1e6
-				log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s", r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps)
-				results = append(results, r)
-			}
+	if want("orthanc") {
+		oaddr, stop := startOrthanc(root)
+		stops = append(stops, stop)
+		targets = append(targets, target{"Orthanc 1.10", oaddr, "ORTHANC", 0})
+	}
+	if want("storescp") {
+		saddr, stop := startStorescp(root)
+		stops = append(stops, stop)
+		targets = append(targets, target{"DCMTK storescp", saddr, "STORESCP", 0})
+	}
+	var pids []int
+	for _, tg := range targets {
+		if tg.pid != 0 {
+			pids = append(pids, tg.pid)
 		}
 	}
 
-	growth, base := rssLargeInstance(mfs, int64(*bigMB)<<20)
+	var all, results []result
+	for rep := 0; rep < *repeat; rep++ {
+		for _, size := range []string{"small", "large"} {
+			for _, k := range []int{1, 4} {
+				// Each repetition sends new instances (new UIDs, new studies).
+				files := sets[fmt.Sprintf("%s-%d", size, k+10*rep)]
+				for _, tg := range targets {
+					// Every target starts on an idle machine: molar's thumbnail
+					// jobs of the previous run must not slow the next target.
+					settle(pids)
+					r := storeRun(tg.addr, tg.ae, files, k)
+					r.Target, r.Size = tg.name, size
+					r.MBps = float64(sizes[size]) * float64(r.OK) / r.Seconds / 1e6
+					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s", r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps)
+					all = append(all, r)
+				}
+			}
+		}
+	}
+	results = medians(all)
+	settle(pids)
+
+	var growth, base int64
+	if mfs != nil {
+		growth, base = rssLargeInstance(mfs, int64(*bigMB)<<20)
+	}
 	fmt.Printf("\n| what | Molar fs | Molar S3 | Orthanc | storescp |\n|---|---|---|---|---|\n")
 	for _, size := range []string{"small", "large"} {
 		for _, k := range []int{1, 4} {
@@ -156,7 +204,7 @@ func main() {
 	}
 	fmt.Printf("\nmolar RSS while receiving a %d MiB multi-frame instance: baseline %d MiB, growth %d MiB\n", *bigMB, base>>20, growth>>20)
 	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{"results": results, "rss_growth_bytes": growth, "big_bytes": int64(*bigMB) << 20}, "", " ")
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "runs": all, "rss_growth_bytes": growth, "big_bytes": int64(*bigMB) << 20}, "", " ")
 		check(os.WriteFile(*jsonOut, b, 0o644))
 	}
 	if *svg != "" {
@@ -166,6 +214,98 @@ func main() {
 		}
 		check(os.WriteFile(*svg, chart(results, names), 0o644))
 	}
+}
+
+// medians folds repeated runs into one result per target, size and
+// association count (the median by rate).
+func medians(all []result) []result {
+	type key struct {
+		t, s string
+		k    int
+	}
+	groups := map[key][]result{}
+	var order []key
+	for _, r := range all {
+		kk := key{r.Target, r.Size, r.Assocs}
+		if _, ok := groups[kk]; !ok {
+			order = append(order, kk)
+		}
+		groups[kk] = append(groups[kk], r)
+	}
+	var out []result
+	for _, kk := range order {
+		g := groups[kk]
+		sort.Slice(g, func(i, j int) bool { return g[i].PerSec < g[j].PerSec })
+		out = append(out, g[len(g)/2])
+	}
+	return out
+}
+
+// settle waits (at most 30 s) until the processes pids and their children
+// use less than 5% of a core over 300 ms.
+func settle(pids []int) {
+	if len(pids) == 0 {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	prev := cpuTicks(pids)
+	for time.Now().Before(deadline) {
+		time.Sleep(300 * time.Millisecond)
+		cur := cpuTicks(pids)
+		if cur-prev <= 1 { // clock ticks are 10 ms: ≤ 10 ms in 300 ms
+			return
+		}
+		prev = cur
+	}
+	log.Printf("background work still running after 30 s")
+}
+
+// cpuTicks sums utime+stime of pids and all their descendants.
+func cpuTicks(pids []int) int64 {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	stat := map[int]int64{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		children[ppid] = append(children[ppid], pid)
+		stat[pid] = ut + st
+	}
+	var sum int64
+	seen := map[int]bool{}
+	var walk func(int)
+	walk = func(p int) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		sum += stat[p]
+		for _, c := range children[p] {
+			walk(c)
+		}
+	}
+	for _, p := range pids {
+		walk(p)
+	}
+	return sum
 }
 
 func check(err error) {

@@ -281,17 +281,31 @@ func (in *Ingester) Ingest(ctx context.Context, src Source, r io.Reader) (Result
 		return abort(fmt.Errorf("%w: %w", ErrSource, err))
 	}
 	pw.Close()
-	res := <-putDone
-	if res.err != nil {
-		return Result{}, fmt.Errorf("%w: %w", ErrObjectStore, res.err)
-	}
 	rec.Size = sum.n
 	rec.SHA256 = sum.h.Sum(nil)
-	if in.afterPut != nil {
-		in.afterPut()
+	// The index transaction runs while the store makes the object durable
+	// (file fsync, rename, folder fsync); it commits only after the Put
+	// returned, so no index row ever points to an object that is not on disk.
+	var putErr error
+	putWaited := false
+	waitPut := func() error {
+		if !putWaited {
+			putWaited = true
+			putErr = (<-putDone).err
+			if putErr == nil && in.afterPut != nil {
+				in.afterPut()
+			}
+		}
+		return putErr
 	}
-	return in.index(ctx, rec)
+	return in.index(ctx, rec, waitPut)
 }
+
+// errPut carries the object store's error out of the index transaction.
+type errPut struct{ err error }
+
+func (e errPut) Error() string { return e.err.Error() }
+func (e errPut) Unwrap() error { return e.err }
 
 func errOr(err, def error) error {
 	if err != nil {
@@ -365,8 +379,10 @@ func check(src Source, h *header.Header, rec *index.Record) error {
 	return nil
 }
 
-// index runs the ingest transaction and the clean-up after it.
-func (in *Ingester) index(ctx context.Context, rec *index.Record) (Result, error) {
+// index runs the ingest transaction and the clean-up after it. waitPut
+// waits for the object store (idempotent); the transaction commits only
+// after it returned nil.
+func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func() error) (Result, error) {
 	var ir index.Result
 	st := Stored{TenantID: rec.TenantID, StudyInstanceUID: rec.StudyInstanceUID, SeriesInstanceUID: rec.SeriesInstanceUID,
 		SOPInstanceUID: rec.SOPInstanceUID, SOPClassUID: rec.SOPClassUID, Modality: rec.Modality, TransferSyntax: rec.TransferSyntax,
@@ -387,6 +403,9 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record) (Result, error
 					}
 				}
 			}
+			if err := waitPut(); err != nil {
+				return errPut{err}
+			}
 			return nil
 		})
 		if !errors.Is(err, index.ErrConflict) {
@@ -394,6 +413,13 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record) (Result, error
 		}
 	}
 	bg := context.WithoutCancel(ctx)
+	// Whatever the transaction did, the Put has to be over before we decide
+	// about the object.
+	if perr := waitPut(); perr != nil {
+		// Nothing durable to remove (a Put that failed after its rename
+		// leaves the object to the sweep: nothing indexes it).
+		return Result{}, fmt.Errorf("%w: %w", ErrObjectStore, perr)
+	}
 	if err != nil {
 		// Not indexed: the object must go (the sweep would find it too).
 		if derr := in.Store.Delete(bg, rec.ObjectKey); derr != nil {
