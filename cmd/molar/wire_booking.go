@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -219,6 +220,10 @@ func (a portalBooking) target(ctx context.Context, p *auth.Principal, personID i
 		return booking.Appointment{}, 0, err
 	}
 	ap, err := a.m.Get(ctx, p, id)
+	if errors.Is(err, booking.ErrForbidden) {
+		// Another family's appointment: as unknown as a made-up id.
+		return booking.Appointment{}, 0, web.E(web.NotFound, "")
+	}
 	if err != nil {
 		return booking.Appointment{}, 0, err
 	}
