@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -626,14 +625,4 @@ func (s *Service) Plan(ctx context.Context, p *auth.Principal, personID int64) (
 		return fmt.Sprintf("journal.plan/%d", personID), nil, err
 	})
 	return pl, err
-}
-
-// sortEntries orders entries by time of care, newest first.
-func sortEntries(es []Entry) {
-	sort.SliceStable(es, func(i, j int) bool {
-		if !es[i].CareTime.Equal(es[j].CareTime) {
-			return es[i].CareTime.After(es[j].CareTime)
-		}
-		return es[i].ID > es[j].ID
-	})
 }

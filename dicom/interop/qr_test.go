@@ -227,7 +227,7 @@ func TestMovescuAndGetscu(t *testing.T) {
 		assert.Empty(t, dicomtest.CompareDataSets(want, gotBody, ts), name)
 	}
 	// Unknown destination.
-	out, err = dicomtest.Run(t, 60*time.Second, "movescu", "-v", "-S", "-aet", "FINDSCU", "-aec", "MOLAR", "-aem", "NOWHERE",
+	out, _ = dicomtest.Run(t, 60*time.Second, "movescu", "-v", "-S", "-aet", "FINDSCU", "-aec", "MOLAR", "-aem", "NOWHERE",
 		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+studyUID, h, p)
 	assert.Contains(t, out, "Refused: MoveDestinationUnknown", out)
 

@@ -130,8 +130,7 @@ func FromDataset(d *header.Dataset) (*Query, error) {
 
 // builder accumulates SQL.
 type builder struct {
-	where []string
-	args  []any
+	args []any
 }
 
 func (b *builder) arg(v any) string {

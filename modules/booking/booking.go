@@ -32,7 +32,6 @@ package booking
 import (
 	"context"
 	"embed"
-	"errors"
 	"io/fs"
 	"log/slog"
 	"time"
@@ -220,9 +219,6 @@ func (m *Module) recalls() RecallSource {
 	}
 	return NoRecalls{}
 }
-
-// is reports whether err is one of the module's errors.
-func is(err, target error) bool { return errors.Is(err, target) }
 
 // Interface guards.
 var (

@@ -24,8 +24,8 @@ func init() {
 // exit code (`molar codec` and the init hook call it).
 func Main() int {
 	limit()
-	err := Serve(os.Stdin, os.Stdout)
-	if err != nil && !errors.Is(err, io.EOF) {
+	// Serve returns only when reading or writing fails; io.EOF is stdin closing.
+	if err := Serve(os.Stdin, os.Stdout); !errors.Is(err, io.EOF) {
 		fmt.Fprintln(os.Stderr, "molar codec:", err)
 		return 1
 	}

@@ -122,15 +122,6 @@ func Decode(data []byte, lim Options) (img *Image, err error) {
 	return d.decode()
 }
 
-func (d *decoder) u8() (byte, error) {
-	if d.pos >= len(d.data) {
-		return 0, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
-	}
-	b := d.data[d.pos]
-	d.pos++
-	return b, nil
-}
-
 func (d *decoder) u16() (int, error) {
 	if d.pos+2 > len(d.data) {
 		return 0, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
