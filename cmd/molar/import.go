@@ -12,22 +12,26 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/molar-health/molar/auth"
-	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/dicom/media"
+	"github.com/molar-health/molar/storage/postgres"
 )
 
-// cmdImport is `molar import [--tenant CODE] PATH…`: DICOM files and
-// folders (recursively) through the one ingest path, with a progress bar
-// and one line per file that was not stored. Non-DICOM files are reported
-// and skipped; the exit status is non-zero when any file failed.
+// cmdImport is `molar import [--tenant CODE] [--patient CPR] PATH…`: DICOM
+// files, folders (recursively; a DICOMDIR is skipped, the files beside it
+// are imported), ZIP archives (entry by entry) through the one ingest path,
+// with a progress bar and one line per file that was not stored and why.
+// With --patient, JPEG/PNG/TIFF pictures and STL/PLY models are wrapped in
+// DICOM for that person of the register. Safe to run again: what is stored
+// already is reported as present. The exit status is non-zero when any
+// file failed.
 func cmdImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var tenantCode string
+	var tenantCode, cprArg string
 	var quiet bool
 	only := map[string]bool{"duplicate-policy": true, "s3-endpoint": true, "s3-bucket": true, "s3-access-key": true,
 		"s3-secret-key": true, "s3-tls": true, "s3-region": true}
@@ -36,6 +40,7 @@ func cmdImport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	cfg, fset, err := parseConfigWith("cmd", "import", args, getenv, stderr, only, func(fs flagSet) {
 		fs.StringVar(&tenantCode, "tenant", "", "municipality code to import into (default: the only one)")
+		fs.StringVar(&cprArg, "patient", "", "CPR number of the person that JPEG/PNG/TIFF/STL/PLY files belong to")
 		fs.BoolVar(&quiet, "quiet", false, "no progress bar")
 	})
 	if err != nil {
@@ -43,7 +48,13 @@ func cmdImport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	paths := fset.Args()
 	if len(paths) == 0 {
-		return usageError{errors.New("usage: molar import [--tenant CODE] PATH… (files or folders, searched recursively)")}
+		return usageError{errors.New("usage: molar import [--tenant CODE] [--patient CPR] PATH… (files, folders searched recursively, ZIP archives)")}
+	}
+	var cpr auth.CPR
+	if cprArg != "" {
+		if cpr, err = auth.ParseCPR(cprArg); err != nil {
+			return usageError{errors.New("--patient: not a valid CPR number")}
+		}
 	}
 	var files []string
 	for _, p := range paths {
@@ -81,7 +92,8 @@ func cmdImport(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("import: %w (use --tenant)", err)
 	}
 	policy, _ := index.ParseDuplicatePolicy(cfg.DuplicatePolicy)
-	in := &ingest.Ingester{DB: db.pool, Store: store, Policy: policy, Logger: log}
+	// Encapsulated STL models can be large: allow big single values.
+	in := &ingest.Ingester{DB: db.pool, Store: store, Policy: policy, Logger: log, MaxValueLength: 1 << 30, MaxHeaderBytes: 2 << 30}
 	// The server's workers make the thumbnails; the import only enqueues.
 	queue, err := jobs.New(db.pool, jobs.Options{Logger: log})
 	if err != nil {
@@ -91,82 +103,80 @@ func cmdImport(ctx context.Context, args []string, getenv func(string) string, s
 		_, err := thumb.EnqueueThumbnail(ctx, tx, queue, st.ObjectKey)
 		return err
 	})
+	im := &media.Importer{Ingest: in, TenantID: tenant, AE: "import"}
+	if !cpr.IsZero() {
+		var person auth.Person
+		err := postgres.InTenant(ctx, db.pool, tenant, func(tx pgx.Tx) error {
+			var err error
+			person, err = auth.FindPersonByCPR(ctx, tx, cpr)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("import: --patient: no such person in the municipality: %w", err)
+		}
+		pt := media.PatientOf(person)
+		im.Patient, im.Scope = &pt, media.Scope(tenant, person.ID)
+	}
 
 	var bar *progressbar.ProgressBar
 	if !quiet {
 		bar = progressbar.NewOptions(len(files), progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("importing"),
 			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
 	}
-	var stored, dup, failed int
+	var stored, dup, failed, skipped, wrapped int
+	report := func(fr media.FileResult) {
+		line := ""
+		switch fr.Outcome {
+		case media.Stored:
+			stored++
+			if fr.Kind != media.KindUnknown {
+				wrapped++
+			}
+		case media.Duplicate:
+			dup++
+			if fr.Result.Outcome == index.OutcomeKeptFirst {
+				line = fmt.Sprintf("%s: already present: %s", fr.Name, fr.Reason)
+			}
+		case media.Skipped:
+			skipped++
+			line = fmt.Sprintf("%s: skipped: %s", fr.Name, fr.Reason)
+		default:
+			failed++
+			line = fmt.Sprintf("%s: not stored: %s", fr.Name, oneLine(fr.Reason))
+		}
+		if line != "" {
+			if bar != nil {
+				_ = bar.Clear()
+			}
+			fmt.Fprintln(stdout, line)
+		}
+	}
 	for _, f := range files {
 		if ctx.Err() != nil {
 			break
 		}
-		res, err := importFile(ctx, in, tenant, f)
+		e, err := media.FileEntry(f)
+		if err != nil {
+			report(media.FileResult{Name: f, Outcome: media.Rejected, Reason: err.Error()})
+		} else {
+			im.Import(ctx, e, report)
+		}
 		if bar != nil {
 			_ = bar.Add(1)
-		}
-		switch {
-		case err != nil:
-			failed++
-			if bar != nil {
-				_ = bar.Clear()
-			}
-			fmt.Fprintf(stdout, "%s: not stored: %s\n", f, oneLine(err.Error()))
-		case res.Outcome == index.OutcomeStored || res.Outcome == index.OutcomeOverwritten:
-			stored++
-		default:
-			dup++
 		}
 	}
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	fmt.Fprintf(stdout, "%d stored, %d already present, %d failed (of %d files)\n", stored, dup, failed, len(files))
+	fmt.Fprintf(stdout, "%d stored, %d already present, %d failed (of %d files)\n", stored, dup, failed, stored+dup+failed)
+	if wrapped > 0 {
+		fmt.Fprintf(stdout, "%d pictures or models wrapped in DICOM for the chosen patient\n", wrapped)
+	}
+	if skipped > 0 {
+		fmt.Fprintf(stdout, "%d skipped (DICOMDIR media index files)\n", skipped)
+	}
 	if failed > 0 {
 		return fmt.Errorf("import: %d files failed", failed)
 	}
 	return ctx.Err()
-}
-
-// importFile ingests one file: a Part-10 file as it is, a bare data set
-// (no preamble) with a generated file meta.
-func importFile(ctx context.Context, in *ingest.Ingester, tenant int64, path string) (ingest.Result, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return ingest.Result{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return ingest.Result{}, err
-	}
-	var pre [132]byte
-	n, _ := io.ReadFull(f, pre[:])
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return ingest.Result{}, err
-	}
-	src := ingest.Source{TenantID: tenant, AE: "import", Size: fi.Size()}
-	if n == 132 && string(pre[128:]) == "DICM" {
-		src.Part10 = true
-		return in.Ingest(ctx, src, f)
-	}
-	// A bare data set: learn its identity first (bounded), then stream it.
-	h, err := header.Read(f, header.Options{})
-	if err != nil || h.Dataset == nil || len(h.Dataset.Elements) == 0 {
-		return ingest.Result{}, fmt.Errorf("not a DICOM file")
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return ingest.Result{}, err
-	}
-	if h.Meta != nil { // meta without preamble: store as it is
-		src.Part10 = true
-		return in.Ingest(ctx, src, f)
-	}
-	src.SOPClassUID, src.SOPInstanceUID, src.TransferSyntax = h.Dataset.UID(header.TagSOPClassUID), h.Dataset.UID(header.TagSOPInstanceUID), h.TransferSyntax
-	if strings.TrimSpace(src.SOPInstanceUID) == "" {
-		return ingest.Result{}, fmt.Errorf("no SOP Instance UID")
-	}
-	src.Size = -1
-	return in.Ingest(ctx, src, f)
 }
