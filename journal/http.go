@@ -725,24 +725,30 @@ func (h *Handler) handleXRays(w http.ResponseWriter, r *http.Request) {
 	}{page: h.base(r), Clinic: clinic, Items: items})
 }
 
+// clinicIndices reads the clinic and ?at=YYYY-MM-DD (default now) of an
+// indices request and totals them; ok is false when it has answered.
+func (h *Handler) clinicIndices(w http.ResponseWriter, r *http.Request) (clinic int64, at time.Time, totals []GroupTotal, ok bool) {
+	clinic, err := idParam(r, "clinic")
+	if err == nil {
+		at, err = parseDate(r.URL.Query().Get("at"))
+	}
+	if err == nil {
+		if at.IsZero() {
+			at = time.Now()
+		}
+		totals, err = h.Svc.ClinicIndices(r.Context(), principal(r), clinic, at)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return 0, time.Time{}, nil, false
+	}
+	return clinic, at, totals, true
+}
+
 // GET /journal/clinics/{clinic}/indices?at=YYYY-MM-DD
 func (h *Handler) handleIndices(w http.ResponseWriter, r *http.Request) {
-	clinic, err := idParam(r, "clinic")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	at, err := parseDate(r.URL.Query().Get("at"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if at.IsZero() {
-		at = time.Now()
-	}
-	totals, err := h.Svc.ClinicIndices(r.Context(), principal(r), clinic, at)
-	if err != nil {
-		h.fail(w, r, err)
+	clinic, at, totals, ok := h.clinicIndices(w, r)
+	if !ok {
 		return
 	}
 	lang := web.Lang(r)
@@ -759,22 +765,8 @@ func (h *Handler) handleIndices(w http.ResponseWriter, r *http.Request) {
 
 // GET /journal/clinics/{clinic}/indices.svg?at=YYYY-MM-DD
 func (h *Handler) handleIndicesSVG(w http.ResponseWriter, r *http.Request) {
-	clinic, err := idParam(r, "clinic")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	at, err := parseDate(r.URL.Query().Get("at"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if at.IsZero() {
-		at = time.Now()
-	}
-	totals, err := h.Svc.ClinicIndices(r.Context(), principal(r), clinic, at)
-	if err != nil {
-		h.fail(w, r, err)
+	_, _, totals, ok := h.clinicIndices(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")
