@@ -47,6 +47,9 @@ const (
 	dirPerm    = 0o750
 	filePerm   = 0o640
 	copyBuf    = 256 << 10
+	// writebackChunk: after this many new bytes a Put starts their
+	// write-back (startWriteback), so the final fsync has little left to do.
+	writebackChunk = 512 << 10
 )
 
 // Store is a filesystem ObjectStore. It is safe for concurrent use, also by
@@ -143,7 +146,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		}
 	}()
 
-	if err := copyExact(ctx, tmp, r, opts.Size); err != nil {
+	if err := copyExact(ctx, &writebackFile{f: tmp}, r, opts.Size); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
@@ -278,6 +281,23 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// writebackFile starts the write-back of every writebackChunk bytes
+// written (see startWriteback).
+type writebackFile struct {
+	f         *os.File
+	off, sent int64
+}
+
+func (w *writebackFile) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.sent >= writebackChunk {
+		startWriteback(w.f, w.sent, w.off-w.sent)
+		w.sent = w.off
+	}
+	return n, err
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
