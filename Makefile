@@ -14,6 +14,7 @@ export TCP_NODELAY := 1
 # Demo settings for `make run`; override on the command line or in the environment.
 export MOLAR_DEMO ?= true
 export MOLAR_DICOM_ACCEPT_UNKNOWN ?= true
+export MOLAR_PORTAL_XRAYS ?= true
 export MOLAR_LOG_FORMAT ?= text
 
 TEST_TIMEOUT ?= 20m

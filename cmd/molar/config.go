@@ -30,6 +30,7 @@ type Config struct {
 	DatabaseAppURL  string
 	PostgresBinDir  string
 	CORSOrigins     string
+	PortalXRays     bool
 	DICOMTLSCert    string
 	DICOMTLSKey     string
 	DICOMTLSCA      string
@@ -129,6 +130,7 @@ var settings = []setting{
 	{"s3-tls", "MOLAR_S3_TLS", "false", "use HTTPS to reach S3", false, boolean(func(c *Config) *bool { return &c.S3TLS })},
 	{"s3-region", "MOLAR_S3_REGION", "", "S3 region (optional)", false, str(func(c *Config) *string { return &c.S3Region })},
 	{"cors-origins", "MOLAR_CORS_ORIGINS", "", "origins allowed to call DICOMweb from a browser (comma-separated, * = any), e.g. an OHIF deployment", false, str(func(c *Config) *string { return &c.CORSOrigins })},
+	{"portal-xrays", "MOLAR_PORTAL_XRAYS", "false", "show families thumbnails of their children's X-rays in the parent portal", false, boolean(func(c *Config) *bool { return &c.PortalXRays })},
 	{"oidc-issuer", "MOLAR_OIDC_ISSUER", "", "OpenID Connect issuer URL (MitID broker or staff directory); empty = local logins only", false, str(func(c *Config) *string { return &c.OIDCIssuer })},
 	{"oidc-client-id", "MOLAR_OIDC_CLIENT_ID", "", "OpenID Connect client id", false, str(func(c *Config) *string { return &c.OIDCClientID })},
 	{"oidc-client-secret", "MOLAR_OIDC_CLIENT_SECRET", "", "OpenID Connect client secret", true, str(func(c *Config) *string { return &c.OIDCSecret })},

@@ -11,11 +11,15 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/dicom/dicomtest"
+	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/journal/portal"
+	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/viewer/browsertest"
 )
 
@@ -257,4 +261,57 @@ func TestPortalOnPhoneInChromium(t *testing.T) {
 	require.Contains(t, log, "Tandlæge")
 	b.Screenshot("7-access-log")
 	_ = given
+}
+
+func init() {
+	routePermissions["GET /portal/c/{ref}/images"] = auth.PermPortalUse
+	routePermissions["GET /portal/c/{ref}/images/{img}"] = auth.PermPortalUse
+}
+
+// TestPortalXRays: with X-rays enabled a parent sees thumbnails of their
+// child's images, and another child's image id is not found.
+func TestPortalXRays(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_PORTAL_XRAYS": "true"})
+	ctx := context.Background()
+	cprOf := func(id int64) string {
+		var cpr string
+		require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+			p, err := auth.GetPerson(ctx, tx, id)
+			cpr = p.CPR.Digits()
+			return err
+		}))
+		return cpr
+	}
+	pn := func(name string) string { // the register's name as DICOM PN: Family^Given
+		f := strings.Fields(name)
+		return f[len(f)-1] + "^" + strings.Join(f[:len(f)-1], " ")
+	}
+	mine := ingestFile(t, ts, dicomtest.Instance{PatientID: cprOf(ts.demo.Children[0].PersonID), PatientName: pn(ts.demo.Children[0].Name), StudyUID: dicomtest.Root + ".80",
+		SeriesUID: dicomtest.Root + ".80.1", SOPUID: dicomtest.Root + ".80.1.1", StudyDate: "20261001", Teeth: []string{"51"}}.File(t))
+	other := ingestFile(t, ts, dicomtest.Instance{PatientID: cprOf(ts.demo.Children[1].PersonID), PatientName: pn(ts.demo.Children[1].Name), StudyUID: dicomtest.Root + ".81",
+		SeriesUID: dicomtest.Root + ".81.1", SOPUID: dicomtest.Root + ".81.1.1", StudyDate: "20261001"}.File(t))
+
+	require.Equal(t, index.ReconMatched, mine.ReconState, "matched to the child by CPR, name and birth date")
+	c, _ := ts.login(t, "foraelder1")
+	_, body := get(t, c, ts.URL+"/portal/")
+	ref := childLink.FindStringSubmatch(body)[1]
+	st, body := get(t, c, ts.URL+"/portal/c/"+ref+"/images")
+	require.Equal(t, http.StatusOK, st)
+	imgs := regexp.MustCompile(`/portal/c/`+ref+`/images/(\d+)`).FindAllStringSubmatch(body, -1)
+	require.Len(t, imgs, 1)
+	require.Equal(t, fmt.Sprint(mine.InstanceID), imgs[0][1])
+	resp, jpeg := doReq(t, c, "GET", ts.URL+"/portal/c/"+ref+"/images/"+imgs[0][1], "", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "image/jpeg", resp.Header.Get("Content-Type"))
+	require.Equal(t, []byte{0xff, 0xd8}, jpeg[:2])
+	resp, _ = doReq(t, c, "GET", ts.URL+"/portal/c/"+ref+"/images/"+fmt.Sprint(other.InstanceID), "", nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "another child's image id")
+
+	// Switched off, the tab and the images are gone.
+	off := newTestServer(t, nil)
+	c2, _ := off.login(t, "foraelder1")
+	_, body = get(t, c2, off.URL+"/portal/")
+	ref2 := childLink.FindStringSubmatch(body)[1]
+	st, _ = get(t, c2, off.URL+"/portal/c/"+ref2+"/images")
+	require.Equal(t, http.StatusNotFound, st)
 }

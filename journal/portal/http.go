@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,8 @@ func (p *Portal) Routes(r chi.Router) {
 			r.Get("/c/{ref}/health", p.child(p.handleHealth, "health"))
 			r.Post("/c/{ref}/health", p.child(p.handlePostHealth, "health"))
 			r.Get("/c/{ref}/log", p.child(p.handleLog, "log"))
+			r.Get("/c/{ref}/images", p.child(p.handleImages, "images"))
+			r.Get("/c/{ref}/images/{img}", p.handleImage)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(p.requirePerm(auth.PermJournalRead))
@@ -68,10 +71,11 @@ func (p *Portal) requirePerm(perm string) func(http.Handler) http.Handler {
 
 // childPage is what every child page gets.
 type childPage struct {
-	Child Child
-	Tab   string
-	Data  any
-	Flash string
+	Child  Child
+	Tab    string
+	Data   any
+	Flash  string
+	Images bool // the images tab is shown
 }
 
 type childHandler func(w http.ResponseWriter, r *http.Request, tx pgx.Tx, pr *auth.Principal, c Child) (any, error)
@@ -105,7 +109,7 @@ func (p *Portal) child(h childHandler, tab string) http.HandlerFunc {
 				redirect = string(rd)
 				return nil
 			}
-			page = childPage{Child: c, Tab: tabOf[tab], Data: data, Flash: r.URL.Query().Get("ok")}
+			page = childPage{Child: c, Tab: tabOf[tab], Data: data, Flash: r.URL.Query().Get("ok"), Images: p.imagesOn()}
 			return nil
 		})
 		if err != nil {
@@ -123,7 +127,7 @@ func (p *Portal) child(h childHandler, tab string) http.HandlerFunc {
 type redirectTo string
 
 // tabOf maps a page to the tab it belongs to.
-var tabOf = map[string]string{"overview": "overview", "journal": "journal", "appointments": "appointments", "move": "appointments",
+var tabOf = map[string]string{"images": "images", "overview": "overview", "journal": "journal", "appointments": "appointments", "move": "appointments",
 	"messages": "messages", "health": "health", "log": "log"}
 
 func (p *Portal) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -609,4 +613,40 @@ func (p *Portal) handleClinicAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, fmt.Sprintf("/portal/clinic/c/%d", person), http.StatusSeeOther)
+}
+
+func (p *Portal) imagesOn() bool { return p.ShowImages && p.Images != nil }
+
+func (p *Portal) handleImages(w http.ResponseWriter, r *http.Request, tx pgx.Tx, pr *auth.Principal, c Child) (any, error) {
+	if !p.imagesOn() {
+		return nil, ErrNoChild
+	}
+	return p.Images.Images(r.Context(), pr.TenantID, c.PersonID)
+}
+
+// GET /portal/c/{ref}/images/{img}: one thumbnail, checked and audited like
+// every page about the child.
+func (p *Portal) handleImage(w http.ResponseWriter, r *http.Request) {
+	if !p.imagesOn() {
+		p.fail(w, r, ErrNoChild)
+		return
+	}
+	pr := auth.PrincipalFrom(r.Context())
+	var buf bytes.Buffer
+	err := postgres.InTenant(r.Context(), p.Pool, pr.TenantID, func(tx pgx.Tx) error {
+		c, err := p.resolve(r.Context(), tx, pr, chi.URLParam(r, "ref"))
+		if err != nil {
+			return err
+		}
+		if err := audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionRead, PersonID: c.PersonID, Object: fmt.Sprintf("portal.image/%d", c.PersonID)}); err != nil {
+			return err
+		}
+		return p.Images.Thumbnail(r.Context(), pr.TenantID, c.PersonID, chi.URLParam(r, "img"), &buf)
+	})
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	_, _ = w.Write(buf.Bytes())
 }

@@ -27,6 +27,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"time"
@@ -128,6 +129,21 @@ type Booking interface {
 	Accept(ctx context.Context, actor *auth.Principal, tenantID, personID int64, ref string) error
 }
 
+// Image is an X-ray or photo as the family sees it.
+type Image struct {
+	Ref   string // opaque reference within the child's images
+	Taken time.Time
+	Kind  string // modality: IO, PX, CT …
+}
+
+// Images is what the portal needs to show a child's X-ray thumbnails, when
+// the municipality allows it (Portal.ShowImages).
+type Images interface {
+	Images(ctx context.Context, tenantID, personID int64) ([]Image, error)
+	// Thumbnail writes the JPEG thumbnail of one of the person's images.
+	Thumbnail(ctx context.Context, tenantID, personID int64, ref string, w io.Writer) error
+}
+
 // Portal serves /portal.
 type Portal struct {
 	Pool    *pgxpool.Pool
@@ -136,6 +152,10 @@ type Portal struct {
 	Log     *slog.Logger
 	Journal Journal // optional
 	Booking Booking // optional
+	// Images shows X-ray thumbnails when ShowImages is set (a municipal
+	// decision: some clinics prefer to explain images in person).
+	Images     Images
+	ShowImages bool
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 
