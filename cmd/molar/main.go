@@ -23,6 +23,7 @@ Commands:
   migrate   apply database migrations and exit
   user      manage local accounts (add, list, unlock, passwd)
   ae        manage known DICOM application entities (add, list, remove)
+  export    write a study or patient to a folder or ZIP with a DICOMDIR
   demo      seed the demo municipality into an empty database
   audit     verify the audit log's hash chain (audit verify)
   version   print the version
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdAE(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
 		err = cmdImport(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		err = cmdExport(ctx, args[1:], getenv, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
