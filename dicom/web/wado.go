@@ -290,18 +290,35 @@ func (s *Service) handleFrames(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	i := 0
+	writeParts(w, ctype, func() ([]byte, bool) {
+		if i >= len(parts) {
+			return nil, false
+		}
+		i++
+		return parts[i-1], true
+	})
+}
+
+// writeParts answers with a multipart/related body of parts of one content
+// type; next yields the parts until it returns false.
+func writeParts(w http.ResponseWriter, ctype string, next func() ([]byte, bool)) {
 	b := boundary()
 	mt := strings.SplitN(ctype, ";", 2)[0]
 	w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="%s"; boundary=%s`, mt, b))
 	mw := multipart.NewWriter(w)
 	_ = mw.SetBoundary(b)
-	for _, p := range parts {
+	for {
+		p, ok := next()
+		if !ok {
+			break
+		}
 		part, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {ctype}, "Content-Length": {strconv.Itoa(len(p))}})
 		if err != nil {
 			return
 		}
 		if _, err := part.Write(p); err != nil {
-			return
+			return // the client went away
 		}
 	}
 	_ = mw.Close()
@@ -324,28 +341,23 @@ func (s *Service) handleBulk(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	b := boundary()
 	ctype := "application/octet-stream; transfer-syntax=" + in.TransferSyntax
 	if frames.Encapsulated() {
 		ctype = frameMediaType(in.TransferSyntax) + "; transfer-syntax=" + in.TransferSyntax
 	}
-	w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="%s"; boundary=%s`, strings.SplitN(ctype, ";", 2)[0], b))
-	mw := multipart.NewWriter(w)
-	_ = mw.SetBoundary(b)
-	for i := 0; i < frames.Len(); i++ {
+	i := 0
+	writeParts(w, ctype, func() ([]byte, bool) {
+		if i >= frames.Len() {
+			return nil, false
+		}
 		data, err := frames.Raw(i)
+		i++
 		if err != nil {
-			break
+			s.Log.ErrorContext(r.Context(), "dicomweb: bulk data frame", "instance_id", in.ID, "err", err)
+			return nil, false
 		}
-		part, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {ctype}})
-		if err != nil {
-			return
-		}
-		if _, err := part.Write(data); err != nil {
-			return
-		}
-	}
-	_ = mw.Close()
+		return data, true
+	})
 }
 
 // handleWADOURI: WADO-URI (PS3.18 chapter 9) for application/dicom; rendered
