@@ -185,17 +185,27 @@ func (m *Module) Invitations(ctx context.Context, p *auth.Principal, personID in
 }
 
 // UnitInvitations lists a unit's invitations in a status (staff follow-up
-// list: "unanswered" are to be called).
+// list: "unanswered" are to be called), of the persons the user's units
+// care for (like DueRecalls: anyone else is left out, whichever unit is asked).
 func (m *Module) UnitInvitations(ctx context.Context, p *auth.Principal, unitID int64, status string) ([]Invitation, error) {
 	if p == nil || p.IsCitizen() || !p.Can(PermInvite) {
 		return nil, fmt.Errorf("booking: invitations: %w", ErrForbidden)
 	}
 	var out []Invitation
 	err := postgres.InTenant(ctx, m.Pool, p.TenantID, func(tx pgx.Tx) error {
-		var err error
-		out, err = invitations(ctx, tx, `WHERE i.unit_id = $1 AND i.status = $2`, unitID, status)
+		all, err := invitations(ctx, tx, `WHERE i.unit_id = $1 AND i.status = $2`, unitID, status)
 		if err != nil {
 			return err
+		}
+		out = nil
+		for _, inv := range all {
+			d, err := auth.Access(ctx, tx, p, inv.PersonID)
+			if err != nil {
+				return fmt.Errorf("booking: invitations: %w", err)
+			}
+			if d.Allowed && d.Basis == auth.BasisCare {
+				out = append(out, inv)
+			}
 		}
 		return m.fillProposals(ctx, tx, p.TenantID, out)
 	})
