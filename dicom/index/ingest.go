@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/molar-health/molar/storage/postgres"
 )
 
@@ -107,6 +109,18 @@ type Result struct {
 // reconciliation of a new study with the register (auth.person by CPR
 // number, name and birth date compared), the instance row.
 func Ingest(ctx context.Context, q Querier, rec *Record, policy DuplicatePolicy) (Result, error) {
+	return ingest(ctx, q, rec, policy, false)
+}
+
+// IngestInTenant is Ingest in a plain transaction (postgres.InTx, not
+// InTenant): it scopes the transaction to rec.TenantID itself, in the same
+// round trip (dicom.ingest_instance_in), and the scope stays for the rest
+// of the transaction as with InTenant.
+func IngestInTenant(ctx context.Context, q Querier, rec *Record, policy DuplicatePolicy) (Result, error) {
+	return ingest(ctx, q, rec, policy, true)
+}
+
+func ingest(ctx context.Context, q Querier, rec *Record, policy DuplicatePolicy, scope bool) (Result, error) {
 	if rec.SOPInstanceUID == "" || rec.StudyInstanceUID == "" || rec.SeriesInstanceUID == "" || rec.SOPClassUID == "" {
 		return Result{}, fmt.Errorf("%w: instance lacks a UID", ErrInvalid)
 	}
@@ -133,8 +147,15 @@ func Ingest(ctx context.Context, q Querier, rec *Record, policy DuplicatePolicy)
 	}
 	var r Result
 	var oldKey *string
-	err = q.QueryRow(ctx, `SELECT outcome, instance_id, study_ref, series_ref, old_key, coalesce(person_id, 0), recon_state, new_study
-		FROM dicom.ingest_instance($1, $2)`, b, string(policy)).
+	var row pgx.Row
+	if scope {
+		row = q.QueryRow(ctx, `SELECT outcome, instance_id, study_ref, series_ref, old_key, coalesce(person_id, 0), recon_state, new_study
+		FROM dicom.ingest_instance_in($1, $2, $3)`, rec.TenantID, b, string(policy))
+	} else {
+		row = q.QueryRow(ctx, `SELECT outcome, instance_id, study_ref, series_ref, old_key, coalesce(person_id, 0), recon_state, new_study
+		FROM dicom.ingest_instance($1, $2)`, b, string(policy))
+	}
+	err = row.
 		Scan(&r.Outcome, &r.InstanceID, &r.StudyRef, &r.SeriesRef, &oldKey, &r.PersonID, &r.ReconState, &r.NewStudy)
 	if err != nil {
 		if postgres.IsUniqueViolation(err) {

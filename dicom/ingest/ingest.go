@@ -389,9 +389,11 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func()
 		ObjectKey: rec.ObjectKey, Size: rec.Size, ToothCodes: rec.ToothCodes}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		err = postgres.InTenant(ctx, in.DB, rec.TenantID, func(tx pgx.Tx) error {
+		// IngestInTenant scopes the transaction to the tenant in its own
+		// round trip (as InTenant would with a statement of its own).
+		err = postgres.InTx(ctx, in.DB, func(tx pgx.Tx) error {
 			var err error
-			ir, err = index.Ingest(ctx, tx, rec, in.Policy)
+			ir, err = index.IngestInTenant(ctx, tx, rec, in.Policy)
 			if err != nil {
 				return err
 			}
