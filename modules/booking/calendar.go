@@ -49,8 +49,9 @@ type Calendar struct {
 }
 
 // Calendar returns a unit's day or week for staff with PermRead: the
-// appointments (with names), opening hours, closed days and absence. Each
-// person shown is recorded in the audit log.
+// appointments (with names of the persons the user may reach; others are
+// a booked time without a name), opening hours, closed days and absence.
+// Each person shown is recorded in the audit log.
 func (m *Module) Calendar(ctx context.Context, p *auth.Principal, q CalendarQuery) (Calendar, error) {
 	if p == nil || p.IsCitizen() || !p.Can(PermRead) {
 		return Calendar{}, fmt.Errorf("booking: calendar: %w", ErrForbidden)
@@ -105,13 +106,23 @@ func (m *Module) Calendar(ctx context.Context, p *auth.Principal, q CalendarQuer
 			if _, ok := names[a.PersonID]; ok {
 				continue
 			}
+			// Persons the user may not reach (another unit's patients)
+			// show as a booked time without a name.
+			d, err := auth.Access(ctx, tx, p, a.PersonID)
+			if err != nil {
+				return fmt.Errorf("booking: calendar: %w", err)
+			}
+			if !d.Allowed {
+				names[a.PersonID] = auth.Person{}
+				continue
+			}
 			person, err := auth.GetPerson(ctx, tx, a.PersonID)
 			if err != nil {
 				return err
 			}
 			names[a.PersonID] = person
 			if err := audit.Record(ctx, tx, audit.Event{Action: audit.ActionRead, PersonID: a.PersonID, Object: "booking.appointment",
-				Detail: map[string]any{"view": "calendar", "unit_id": q.UnitID}}); err != nil {
+				BreakGlassReason: d.Reason, Detail: map[string]any{"view": "calendar", "unit_id": q.UnitID}}); err != nil {
 				return fmt.Errorf("booking: audit: %w", err)
 			}
 		}
