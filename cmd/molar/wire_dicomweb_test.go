@@ -399,7 +399,21 @@ func TestDICOMwebCORS(t *testing.T) {
 		"Authorization": "Basic " + basicAuth("tandlaege", demo.Password)})
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "https://ohif.example", resp.Header.Get("Access-Control-Allow-Origin"))
+	// Too large a viewport is refused.
+	resp, _ = doReq(t, &http.Client{}, "GET", ts.URL+"/dicomweb/studies/"+res.StudyInstanceUID+"/series/"+res.SeriesInstanceUID+"/instances/"+res.SOPInstanceUID+"/rendered?viewport=8192,8192", "image/png", nil,
+		map[string]string{"Authorization": "Basic " + basicAuth("tandlaege", demo.Password)})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	// Other origins get no CORS headers.
 	resp, _ = doReq(t, &http.Client{}, "OPTIONS", u, "", nil, map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+}
+
+func TestDICOMwebCORSAnyOriginWithoutCredentials(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_CORS_ORIGINS": "*"})
+	res := ingestFile(t, ts, testFile(t, "CT_small.dcm"))
+	resp, _ := doReq(t, &http.Client{}, "GET", ts.URL+"/dicomweb/studies/"+res.StudyInstanceUID+"/metadata", "", nil, map[string]string{"Origin": "https://any.example",
+		"Authorization": "Basic " + basicAuth("tandlaege", demo.Password)})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
+	require.Empty(t, resp.Header.Get("Access-Control-Allow-Credentials"), "a wildcard never lets the browser send credentials")
 }

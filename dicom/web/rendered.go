@@ -36,6 +36,9 @@ func (s *Service) renderRoutes(r chi.Router) {
 	r.Get("/studies/{study}/thumbnail", s.handleThumbnail)
 }
 
+// maxViewport caps a rendered image's side (memory per request).
+const maxViewport = 4096
+
 // renderFormat picks JPEG or PNG from Accept (default JPEG).
 func renderFormat(r *http.Request) (render.Format, error) {
 	for _, a := range parseAccept(r.Header.Get("Accept")) {
@@ -72,7 +75,7 @@ func renderParams(r *http.Request) (render.Options, int, error) {
 		n := make([]int, len(f))
 		for i, x := range f {
 			var err error
-			if n[i], err = strconv.Atoi(strings.TrimSpace(x)); err != nil || n[i] < 0 || n[i] > 8192 {
+			if n[i], err = strconv.Atoi(strings.TrimSpace(x)); err != nil || n[i] < 0 || n[i] > maxViewport {
 				return o, 0, fmt.Errorf("%w: viewport=width,height[,sx,sy,sw,sh]", errBadRequest)
 			}
 		}

@@ -106,18 +106,28 @@ func (s *Service) cors(next http.Handler) http.Handler {
 		origin := r.Header.Get("Origin")
 		if origin != "" && len(s.CORSOrigins) > 0 {
 			for _, o := range s.CORSOrigins {
-				if o == "*" || strings.EqualFold(o, origin) {
+				named := strings.EqualFold(o, origin)
+				if o != "*" && !named {
+					continue
+				}
+				if named {
+					// A named origin may send credentials (session or Basic).
 					w.Header().Set("Access-Control-Allow-Origin", origin)
 					w.Header().Set("Access-Control-Allow-Credentials", "true")
-					w.Header().Set("Access-Control-Expose-Headers", "Content-Type, Content-Length, Warning")
 					w.Header().Add("Vary", "Origin")
-					if r.Method == http.MethodOptions {
-						w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-						w.Header().Set("Access-Control-Allow-Headers", "Authorization, Accept, Content-Type, X-CSRF-Token")
-						w.WriteHeader(http.StatusNoContent)
-						return
-					}
+				} else {
+					// "*" opens the API to any origin, never with the
+					// browser's credentials: callers bring a bearer token.
+					w.Header().Set("Access-Control-Allow-Origin", "*")
 				}
+				w.Header().Set("Access-Control-Expose-Headers", "Content-Type, Content-Length, Warning")
+				if r.Method == http.MethodOptions {
+					w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+					w.Header().Set("Access-Control-Allow-Headers", "Authorization, Accept, Content-Type, X-CSRF-Token")
+					w.WriteHeader(http.StatusNoContent)
+					return
+				}
+				break
 			}
 		}
 		next.ServeHTTP(w, r)
