@@ -317,3 +317,22 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 var _ = fmt.Sprintf
+
+// TestDirectoryEditOnlyOwnUnits: a clinic administrator edits her own
+// clinic's details, not another unit's; a system administrator any unit's.
+func TestDirectoryEditOnlyOwnUnits(t *testing.T) {
+	ts := newTestServer(t, nil)
+	c, csrf := ts.login(t, "klinikadmin")
+	own := fmt.Sprintf("%s/m/directory/%d/edit", ts.URL, ts.demo.ClinicID)
+	other := fmt.Sprintf("%s/m/directory/%d/edit", ts.URL, ts.demo.HomeCareID)
+	form := url.Values{"phone": {"+45 11 11 11 11"}}
+	st, _ := post(t, c, ts.URL, own, csrf, form)
+	require.Equal(t, http.StatusSeeOther, st)
+	st, _ = post(t, c, ts.URL, other, csrf, form)
+	require.Equal(t, http.StatusForbidden, st)
+	st, _ = get(t, c, other)
+	require.Equal(t, http.StatusForbidden, st)
+	a, acsrf := ts.login(t, "admin")
+	st, _ = post(t, a, ts.URL, other, acsrf, form)
+	require.Equal(t, http.StatusSeeOther, st)
+}

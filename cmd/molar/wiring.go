@@ -39,7 +39,15 @@ func moduleList(s *server) []modules.Module {
 			if p == nil {
 				return directory.Viewer{}, false
 			}
-			return directory.Viewer{TenantID: p.TenantID, Username: p.Username, CanEdit: p.Can(directory.PermEdit)}, true
+			v := directory.Viewer{TenantID: p.TenantID, Username: p.Username, CanEdit: p.Can(directory.PermEdit), AllUnits: p.Can(auth.PermAdminSystem)}
+			if v.CanEdit && !v.AllUnits {
+				units, err := auth.UserUnits(r.Context(), s.db.pool, p.UserID)
+				if err != nil {
+					return directory.Viewer{}, false
+				}
+				v.Units = units
+			}
+			return v, true
 		}
 	}
 	mods := []modules.Module{dir}
@@ -65,7 +73,7 @@ func (a unitsAdapter) Units(ctx context.Context, tenantID int64) ([]directory.Un
 }
 
 // coreNamespaces are the core's migration namespaces; modules may not take them.
-var coreNamespaces = []string{"audit", "auth", "dicom", "journal", "portal", "river", "molar_migrations", "public"}
+var coreNamespaces = []string{"audit", "auth", "dicom", "journal", "portal", "viewer", "river", "molar_migrations", "public"}
 
 // sources lists every migration source in the order they apply.
 func sources(mods []modules.Module) []postgres.Source {

@@ -48,7 +48,27 @@ type Units interface {
 type Viewer struct {
 	TenantID int64
 	Username string
+	// CanEdit: the user holds PermEdit; they may edit the units they belong
+	// to (Units), or every unit of the municipality when AllUnits.
 	CanEdit  bool
+	Units    []int64
+	AllUnits bool
+}
+
+// mayEdit reports whether the viewer may edit unit.
+func (v Viewer) mayEdit(unit int64) bool {
+	if !v.CanEdit {
+		return false
+	}
+	if v.AllUnits {
+		return true
+	}
+	for _, u := range v.Units {
+		if u == unit {
+			return true
+		}
+	}
+	return false
 }
 
 // Module is the directory module.
@@ -237,7 +257,11 @@ func (m *Module) handleList(w http.ResponseWriter, r *http.Request) {
 		m.Shell.Error(w, r, err)
 		return
 	}
-	m.Shell.Render(w, r, http.StatusOK, "directory_list", map[string]any{"Entries": entries, "CanEdit": v.CanEdit, "Saved": r.URL.Query().Get("saved") == "1"})
+	editable := map[int64]bool{}
+	for _, e := range entries {
+		editable[e.ID] = v.mayEdit(e.ID)
+	}
+	m.Shell.Render(w, r, http.StatusOK, "directory_list", map[string]any{"Entries": entries, "Editable": editable, "Saved": r.URL.Query().Get("saved") == "1"})
 }
 
 func unitID(r *http.Request) (int64, error) {
@@ -254,6 +278,10 @@ func (m *Module) handleEditForm(w http.ResponseWriter, r *http.Request) {
 	id, err := unitID(r)
 	if err != nil {
 		m.Shell.Error(w, r, err)
+		return
+	}
+	if !v.mayEdit(id) {
+		m.Shell.Error(w, r, web.E(web.Forbidden, ""))
 		return
 	}
 	entries, err := m.List(r.Context(), v.TenantID)
@@ -276,6 +304,10 @@ func (m *Module) handleEdit(w http.ResponseWriter, r *http.Request) {
 	id, err := unitID(r)
 	if err != nil {
 		m.Shell.Error(w, r, err)
+		return
+	}
+	if !v.mayEdit(id) {
+		m.Shell.Error(w, r, web.E(web.Forbidden, ""))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
