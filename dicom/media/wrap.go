@@ -25,6 +25,10 @@ const (
 	EncapsulatedSTL = "1.2.840.10008.5.1.4.1.1.104.3"
 )
 
+// MaxPixels caps the size of a picture to wrap (decoded in memory; DICOM
+// rows and columns are 16-bit anyway).
+const MaxPixels = 200 << 20
+
 // Kind is what a non-DICOM file holds.
 type Kind string
 
@@ -126,6 +130,18 @@ func Wrap(data []byte, opt WrapOptions) (Wrapped, error) {
 		d, err = wrapJPEG(data, &w)
 	case KindPNG, KindTIFF:
 		var img image.Image
+		var cfg image.Config
+		if kind == KindPNG {
+			cfg, err = png.DecodeConfig(bytes.NewReader(data))
+		} else {
+			cfg, err = tiff.DecodeConfig(bytes.NewReader(data))
+		}
+		if err == nil && (cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > 65535 || cfg.Height > 65535 || cfg.Width*cfg.Height > MaxPixels) {
+			err = fmt.Errorf("%dx%d pixels is more than Molar wraps", cfg.Width, cfg.Height)
+		}
+		if err != nil {
+			return Wrapped{}, fmt.Errorf("%w: %s: %w", ErrInvalid, kind, err)
+		}
 		if kind == KindPNG {
 			img, err = png.Decode(bytes.NewReader(data))
 		} else {
@@ -364,6 +380,9 @@ func wrapJPEG(data []byte, w *Wrapped) (*header.Dataset, error) {
 	info, err := parseJPEG(data)
 	if err != nil {
 		return nil, err
+	}
+	if info.rows*info.cols > MaxPixels || info.cols > 65535 || info.rows > 65535 {
+		return nil, fmt.Errorf("%w: jpeg: %dx%d pixels is more than Molar wraps", ErrInvalid, info.cols, info.rows)
 	}
 	img, err := jpeg.Decode(bytes.NewReader(data)) // also refuses truncated files
 	if err != nil {
