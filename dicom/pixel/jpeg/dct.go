@@ -84,7 +84,11 @@ func (d *decoder) dctScan(sc scan) error {
 							return err
 						}
 						bx, by := mx*bh+h, my*bv+v
-						idct(&blk, c.plane[by*8*c.stride+bx*8:], c.stride, shift, maxV)
+						if d.precision == 8 {
+							idctInt(&blk, c.plane[by*8*c.stride+bx*8:], c.stride)
+						} else {
+							idct(&blk, c.plane[by*8*c.stride+bx*8:], c.stride, shift, maxV)
+						}
 					}
 				}
 			}
@@ -130,7 +134,8 @@ func (d *decoder) block(br *bitReader, c *component, blk *[64]int32) error {
 	return nil
 }
 
-// idct computes the inverse DCT of one block in double precision, adds the
+// idct computes the inverse DCT of one 12-bit block (8-bit blocks use
+// idctInt) in double precision, adds the
 // level shift, rounds and clamps, and writes 8 rows of 8 at dst.
 func idct(blk *[64]int32, dst []int32, stride int, shift float64, maxV int32) {
 	var tmp [64]float64

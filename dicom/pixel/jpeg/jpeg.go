@@ -13,8 +13,11 @@
 // Colour: a 3-component DCT image is converted from YCbCr to RGB as
 // Options.Color says (by default unless its markers say it is RGB already:
 // Adobe APP14 transform 0, or component ids 'R','G','B'), with chroma upsampled by triangle filtering for 2:1
-// horizontal and 2:1×2:1 subsampling, matching what the IJG library (used by
-// DCMTK and GDCM) produces within ±1. Lossless images are never converted.
+// horizontal and 2:1×2:1 subsampling. 8-bit DCT images use the IJG library's
+// integer IDCT, upsampling and fixed-point colour conversion, so they decode
+// to the samples of DCMTK and GDCM (which embed that library); 12-bit ones
+// use a double-precision IDCT, within ±1 of them. Lossless images are never
+// converted.
 package jpeg
 
 import (
