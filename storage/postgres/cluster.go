@@ -389,6 +389,24 @@ func isPostmasterOf(pid int, dir string) bool {
 	return strings.Contains(string(b), dir)
 }
 
+// sharedBuffers sizes PostgreSQL's buffer cache from the machine's memory:
+// 1/16 of it, between 128 MB (PostgreSQL's default) and 2 GB (1.5 GB on a
+// 24 GiB machine: the index of a few million instances stays in memory, and
+// the rest is left to the page cache, the object store and molar).
+func sharedBuffers() string {
+	mb := int64(128)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					mb = min(max(kb/1024/16, 128), 2048)
+				}
+			}
+		}
+	}
+	return strconv.FormatInt(mb, 10) + "MB"
+}
+
 func (c *Cluster) start(ctx context.Context, bin string) error {
 	logPath := filepath.Join(filepath.Dir(c.Dir), filepath.Base(c.Dir)+".log")
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -402,9 +420,17 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 		"-c", "listen_addresses=",
 		"-c", "unix_socket_permissions=0700",
 		"-c", "max_connections=200",
-		"-c", "shared_buffers=128MB",
+		"-c", "shared_buffers="+sharedBuffers(),
 		"-c", "log_min_messages=warning",
 		"-c", "log_line_prefix=%m [%p] ",
+		// Durability stays PostgreSQL's default (fsync, synchronous_commit,
+		// full_page_writes all on). Fewer checkpoints mean fewer full-page
+		// images in the WAL of each insert (at the cost of a longer replay
+		// after a crash, bounded by max_wal_size); compressing the images
+		// that remain halves their WAL bytes.
+		"-c", "checkpoint_timeout=15min",
+		"-c", "max_wal_size=2GB",
+		"-c", "wal_compression=on",
 	)
 	cmd.Stdout = lf
 	cmd.Stderr = lf
