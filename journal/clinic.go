@@ -73,7 +73,10 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, q string) ([]Hi
 			if birth != nil {
 				h.BirthDate = *birth
 			}
-			if c, err := auth.ParseCPR(digits); err == nil {
+			// The CPR number is shown for the user's own patients, and when
+			// it was what the user searched for; others are told apart by
+			// name and birth date until the user breaks the glass.
+			if c, err := auth.ParseCPR(digits); err == nil && (h.InCare || cprErr == nil) {
 				h.CPR = c.Formatted()
 			}
 			hits = append(hits, h)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/journal"
 	"github.com/molar-health/molar/storage/postgres"
@@ -457,4 +458,46 @@ func TestJournalRecallSourceForBooking(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, len(soon), len(due), "examined children are not due today")
 	require.GreaterOrEqual(t, len(soon), len(journal.DemoSkip), "never-examined children are overdue")
+}
+
+// TestJournalSearchHidesCPROutsideCare: a name search shows CPR numbers only
+// for the user's own patients.
+func TestJournalSearchHidesCPROutsideCare(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	var other int64
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		c, err := auth.ParseCPR("0101154237")
+		if err != nil {
+			return err
+		}
+		p, err := auth.CreatePerson(ctx, tx, auth.Person{TenantID: ts.demo.TenantID, CPR: c, GivenName: "Udenfor", FamilyName: "Plejen"})
+		other = p.ID
+		return err
+	}))
+	svc, err := journal.New(ts.db.pool)
+	require.NoError(t, err)
+	u, err := auth.UserByUsername(ctx, ts.db.pool, "tandlaege")
+	require.NoError(t, err)
+	p := &auth.Principal{UserID: u.ID, TenantID: u.TenantID, Username: u.Username, Role: u.Role}
+	ctx = audit.WithActor(ctx, audit.Actor{UserID: u.ID, Username: u.Username, Role: u.Role, TenantID: u.TenantID})
+	hits, err := svc.Search(ctx, p, "Udenfor")
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	require.Equal(t, other, hits[0].ID)
+	require.False(t, hits[0].InCare)
+	require.Empty(t, hits[0].CPR, "no CPR number for someone outside care found by name")
+	hits, err = svc.Search(ctx, p, "010115-4237")
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	require.NotEmpty(t, hits[0].CPR, "searching by the number itself shows it")
+	kid := strings.Fields(ts.demo.Children[0].Name)[0]
+	hits, err = svc.Search(ctx, p, kid)
+	require.NoError(t, err)
+	require.NotEmpty(t, hits)
+	for _, h := range hits {
+		if h.InCare {
+			require.NotEmpty(t, h.CPR, "own patients show their CPR number")
+		}
+	}
 }
