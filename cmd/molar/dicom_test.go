@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
@@ -161,4 +163,47 @@ func TestThumbnailAfterCStore(t *testing.T) {
 		st, err := thumb.Lookup(ctx, ts.store, sr.ObjectKey, nil)
 		return err == nil && st.Failed != nil && st.Failed.Reason != ""
 	}, 30*time.Second, 20*time.Millisecond, "the failure is recorded with a reason")
+}
+
+func init() {
+	routePermissions["GET /admin/dicom/"] = auth.PermAdminAE
+	routePermissions["POST /admin/dicom/aes"] = auth.PermAdminAE
+	routePermissions["POST /admin/dicom/aes/{title}/delete"] = auth.PermAdminAE
+}
+
+// TestDICOMAdminScreen: an administrator registers an AE in the web UI; its
+// association then shows in the association log, an unknown AE's rejection too.
+func TestDICOMAdminScreen(t *testing.T) {
+	ts := newTestServer(t, nil)
+	addr := startDICOM(t, ts)
+	c, csrf := ts.login(t, "admin")
+	st, _ := post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"INTRAORAL1"}, "host": {"127.0.0.1"}, "port": {"104"}, "perm": {"store", "find"}, "description": {"Sensor, rum 2"}})
+	require.Equal(t, http.StatusSeeOther, st)
+	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"BAD\\TITLE"}, "host": {"h"}, "port": {"104"}})
+	require.Equal(t, http.StatusBadRequest, st)
+
+	ctx := context.Background()
+	_, a, err := echo(ctx, addr, "INTRAORAL1")
+	require.NoError(t, err)
+	require.NoError(t, a.Release(ctx))
+	_, _, err = echo(ctx, addr, "STRANGER")
+	require.Error(t, err)
+
+	var body string
+	require.Eventually(t, func() bool {
+		_, body = get(t, c, ts.URL+"/admin/dicom/")
+		return strings.Contains(body, "released") && strings.Contains(body, "rejected")
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Contains(t, body, "INTRAORAL1")
+	require.Contains(t, body, "Sensor, rum 2")
+	require.Contains(t, body, "STRANGER")
+
+	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes/INTRAORAL1/delete", csrf, url.Values{})
+	require.Equal(t, http.StatusSeeOther, st)
+	_, err = index.GetAE(ctx, ts.db.pool, "INTRAORAL1")
+	require.ErrorIs(t, err, index.ErrNotFound)
+
+	dentist, _ := ts.login(t, "tandlaege")
+	st, _ = get(t, dentist, ts.URL+"/admin/dicom/")
+	require.Equal(t, http.StatusForbidden, st)
 }

@@ -8,6 +8,7 @@ package scp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -152,4 +153,45 @@ func (m *Metrics) Hooks() dimse.Hooks {
 			}
 		},
 	}
+}
+
+// LogAssociations adds the association log (dicom.association_log, for
+// admins) to hooks: every association with its peer, AEs, counts and how it
+// ended, and every rejected request. Writes happen off the association's
+// goroutine; a failed write is logged and never affects the association.
+func LogAssociations(h dimse.Hooks, q index.Querier, log *slog.Logger) dimse.Hooks {
+	write := func(a index.Association) {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := index.LogAssociation(ctx, q, a); err != nil {
+				log.Warn("association log", "association", a.Association, "err", err)
+			}
+		}()
+	}
+	peer := func(addr interface{ String() string }) string {
+		if addr == nil {
+			return ""
+		}
+		return addr.String()
+	}
+	rejected, closed := h.AssociationRejected, h.AssociationClosed
+	h.AssociationRejected = func(req *dimse.AssociationRequest, rj *dimse.AssociateRJ) {
+		if rejected != nil {
+			rejected(req, rj)
+		}
+		now := time.Now()
+		write(index.Association{Association: req.ID, CallingAE: req.CallingAE, CalledAE: req.CalledAE, Peer: peer(req.RemoteAddr),
+			Opened: now, Closed: now, Outcome: fmt.Sprintf("rejected (reason %d)", rj.Reason)})
+	}
+	h.AssociationClosed = func(info *dimse.AssociationInfo, reason string, st dimse.AssociationStats) {
+		if closed != nil {
+			closed(info, reason, st)
+		}
+		c, _ := info.Value.(Caller)
+		write(index.Association{Association: info.ID, CallingAE: info.CallingAE, CalledAE: info.CalledAE, Peer: peer(info.RemoteAddr),
+			KnownAE: c.Known, Opened: info.Opened, Closed: time.Now(), Outcome: reason, Requests: st.Requests, Stored: st.Stores,
+			Failed: st.StoreFailures, BytesIn: st.BytesIn, BytesOut: st.BytesOut, Implementation: info.ImplementationVersionName})
+	}
+	return h
 }

@@ -1,0 +1,149 @@
+// Package admin is the DICOM administration screen: the known application
+// entities (who may connect and what they may do) and the association log
+// (who connected, what happened, no patient identifiers). It needs the
+// admin.ae permission.
+package admin
+
+import (
+	"embed"
+	"errors"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/viewer/web"
+)
+
+//go:embed templates/*.html
+var templates embed.FS
+
+// Pages is the screen's templates.
+func Pages() fs.FS { sub, _ := fs.Sub(templates, "templates"); return sub }
+
+// Handler serves /admin/dicom.
+type Handler struct {
+	Pool  *pgxpool.Pool
+	Shell *web.Shell
+	// AETitle and Addr describe this server for the page.
+	AETitle, Addr string
+}
+
+// Routes mounts the screen.
+func (h *Handler) Routes(r chi.Router) {
+	r.Route("/admin/dicom", func(r chi.Router) {
+		r.Use(h.require)
+		r.Get("/", h.handlePage)
+		r.Post("/aes", h.handleAdd)
+		r.Post("/aes/{title}/delete", h.handleRemove)
+	})
+}
+
+func (h *Handler) require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.PrincipalFrom(r.Context())
+		if p == nil || !p.Can(auth.PermAdminAE) {
+			h.Shell.Error(w, r, web.E(web.Forbidden, ""))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type page struct {
+	AETitle, Addr string
+	AEs           []index.AE
+	Log           []index.Association
+	Error         string
+	Saved         string
+}
+
+// GET /admin/dicom/
+func (h *Handler) handlePage(w http.ResponseWriter, r *http.Request) {
+	h.render(w, r, http.StatusOK, "", r.URL.Query().Get("saved"))
+}
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, msg, saved string) {
+	aes, err := index.ListAEs(r.Context(), h.Pool)
+	if err != nil {
+		h.Shell.Error(w, r, err)
+		return
+	}
+	log, err := index.Associations(r.Context(), h.Pool, 100)
+	if err != nil {
+		h.Shell.Error(w, r, err)
+		return
+	}
+	h.Shell.Render(w, r, status, "dicom_admin", page{AETitle: h.AETitle, Addr: h.Addr, AEs: aes, Log: log, Error: msg, Saved: saved})
+}
+
+// POST /admin/dicom/aes
+func (h *Handler) handleAdd(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		h.Shell.Error(w, r, web.E(web.Invalid, ""))
+		return
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("port")))
+	if err != nil {
+		h.render(w, r, http.StatusBadRequest, "dicomadmin.badport", "")
+		return
+	}
+	perms, err := index.ParsePermissions(strings.Join(r.PostForm["perm"], ","))
+	if err != nil {
+		h.render(w, r, http.StatusBadRequest, err.Error(), "")
+		return
+	}
+	p := auth.PrincipalFrom(r.Context())
+	ae := index.AE{Title: strings.TrimSpace(r.PostFormValue("title")), Host: strings.TrimSpace(r.PostFormValue("host")), Port: port,
+		Permissions: perms, Description: strings.TrimSpace(r.PostFormValue("description")), TenantID: p.TenantID}
+	if err := index.AddAE(r.Context(), h.Pool, ae, r.PostFormValue("replace") == "on"); err != nil {
+		if errors.Is(err, index.ErrInvalid) || errors.Is(err, index.ErrExists) {
+			h.render(w, r, http.StatusBadRequest, err.Error(), "")
+			return
+		}
+		h.Shell.Error(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/admin/dicom/?saved="+ae.Title, http.StatusSeeOther)
+}
+
+// POST /admin/dicom/aes/{title}/delete
+func (h *Handler) handleRemove(w http.ResponseWriter, r *http.Request) {
+	if err := index.RemoveAE(r.Context(), h.Pool, chi.URLParam(r, "title")); err != nil {
+		h.Shell.Error(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/admin/dicom/", http.StatusSeeOther)
+}
+
+// Messages are the screen's texts.
+func Messages() map[string]map[string]string {
+	return map[string]map[string]string{
+		"da": {
+			"dicomadmin.nav": "DICOM", "dicomadmin.title": "DICOM-forbindelser", "dicomadmin.us": "Molar modtager som AE-titel %s på %s.",
+			"dicomadmin.aes": "Kendte apparater og systemer (AE)", "dicomadmin.title_col": "AE-titel", "dicomadmin.address": "Adresse",
+			"dicomadmin.perms": "Må", "dicomadmin.desc": "Beskrivelse", "dicomadmin.add": "Tilføj eller ret", "dicomadmin.host": "Værtsnavn eller IP",
+			"dicomadmin.port": "Port", "dicomadmin.replace": "Ret, hvis den findes", "dicomadmin.save": "Gem", "dicomadmin.remove": "Fjern",
+			"dicomadmin.saved": "AE %s er gemt.", "dicomadmin.badport": "Porten skal være et tal fra 1 til 65535.",
+			"dicomadmin.log": "Forbindelseslog", "dicomadmin.when": "Åbnet", "dicomadmin.peer": "Fra", "dicomadmin.outcome": "Udfald",
+			"dicomadmin.counts": "Forespørgsler / gemt / fejl", "dicomadmin.unknown": "ukendt AE", "dicomadmin.none": "Ingen forbindelser endnu.",
+			"dicomadmin.perm.echo": "echo", "dicomadmin.perm.store": "gemme", "dicomadmin.perm.find": "søge", "dicomadmin.perm.move": "hente (move)", "dicomadmin.perm.get": "hente (get)",
+		},
+		"en": {
+			"dicomadmin.nav": "DICOM", "dicomadmin.title": "DICOM connections", "dicomadmin.us": "Molar listens as AE title %s on %s.",
+			"dicomadmin.aes": "Known devices and systems (AEs)", "dicomadmin.title_col": "AE title", "dicomadmin.address": "Address",
+			"dicomadmin.perms": "May", "dicomadmin.desc": "Description", "dicomadmin.add": "Add or change", "dicomadmin.host": "Host name or IP",
+			"dicomadmin.port": "Port", "dicomadmin.replace": "Change it if it exists", "dicomadmin.save": "Save", "dicomadmin.remove": "Remove",
+			"dicomadmin.saved": "AE %s saved.", "dicomadmin.badport": "The port must be a number from 1 to 65535.",
+			"dicomadmin.log": "Association log", "dicomadmin.when": "Opened", "dicomadmin.peer": "From", "dicomadmin.outcome": "Outcome",
+			"dicomadmin.counts": "Requests / stored / failed", "dicomadmin.unknown": "unknown AE", "dicomadmin.none": "No associations yet.",
+			"dicomadmin.perm.echo": "echo", "dicomadmin.perm.store": "store", "dicomadmin.perm.find": "find", "dicomadmin.perm.move": "retrieve (move)", "dicomadmin.perm.get": "retrieve (get)",
+		},
+	}
+}
