@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/dicomtest"
@@ -78,5 +80,26 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+func TestNewKeysSortByTime(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	prev := ""
+	for i := 0; i < 100; i++ {
+		k := NewKey(t0.Add(time.Duration(i) * time.Millisecond))
+		if !strings.HasPrefix(k, "instances/2026/11/25/") || !strings.HasSuffix(k, ".dcm") || len(k) != len("instances/2026/11/25/")+36+4 {
+			t.Fatalf("key %q", k)
+		}
+		if k <= prev {
+			t.Fatalf("%q sorts before %q", k, prev)
+		}
+		if v := k[len("instances/2026/11/25/")+14]; v != '7' {
+			t.Fatalf("version nibble %c in %q", v, k)
+		}
+		prev = k
+	}
+	if NewKey(t0) == NewKey(t0) {
+		t.Fatal("two keys of one millisecond are equal")
 	}
 }

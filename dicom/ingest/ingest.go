@@ -166,12 +166,19 @@ func (in *Ingester) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// NewKey returns a fresh object key for an instance stored at t.
+// NewKey returns a fresh object key for an instance stored at t. The name
+// is a UUID in the version 7 layout (48 bits of milliseconds since the
+// epoch, then 74 random bits): keys made one after the other sort one after
+// the other, so the unique index on instance.object_key grows at its right
+// edge instead of touching a random leaf page (and writing its full-page
+// image to the WAL) for every instance of a large index.
 func NewKey(t time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40 // UUID version 4 layout
-	b[8] = b[8]&0x3f | 0x80
+	_, _ = rand.Read(b[6:])
+	ms := uint64(t.UnixMilli())
+	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	b[6] = b[6]&0x0f | 0x70 // version 7
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
 	h := hex.EncodeToString(b[:])
 	t = t.UTC()
 	return fmt.Sprintf("instances/%04d/%02d/%02d/%s-%s-%s-%s-%s.dcm", t.Year(), t.Month(), t.Day(), h[0:8], h[8:12], h[12:16], h[16:20], h[20:])
