@@ -135,8 +135,8 @@ func (d *decoder) block(br *bitReader, c *component, blk *[64]int32) error {
 }
 
 // idct computes the inverse DCT of one 12-bit block (8-bit blocks use
-// idctInt) in double precision, adds the
-// level shift, rounds and clamps, and writes 8 rows of 8 at dst.
+// idctInt) in double precision, adds the level shift, rounds and clamps,
+// and writes 8 rows of 8 at dst.
 func idct(blk *[64]int32, dst []int32, stride int, shift float64, maxV int32) {
 	var tmp [64]float64
 	dcOnly := true

@@ -1,7 +1,9 @@
 package jpeg
 
 import (
+	"bytes"
 	"errors"
+	stdjpeg "image/jpeg"
 	"os/exec"
 	"testing"
 )
@@ -15,6 +17,14 @@ func FuzzDecode(f *testing.F) {
 		0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xD9})
 	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xD9})
 	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xDD, 0x00, 0x04, 0x00, 0x01, 0xFF, 0xD9})
+	// Real 8-bit baseline streams (colour 4:2:0 and grey) from image/jpeg.
+	for _, gray := range []bool{false, true} {
+		var buf bytes.Buffer
+		if err := stdjpeg.Encode(&buf, benchImage(19, 13, gray), &stdjpeg.Options{Quality: 75}); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := Decode(data, Options{MaxSamples: 1 << 16})
 		if err != nil {
