@@ -21,9 +21,11 @@ Usage: molar <command> [flags]
 Commands:
   serve     run the server (HTTP, DICOM, background jobs)
   migrate   apply database migrations and exit
+  import    import DICOM files, folders, DICOMDIR media, ZIPs (and pictures for a patient)
   user      manage local accounts (add, list, unlock, passwd)
   ae        manage known DICOM application entities (add, list, remove)
   export    write a study or patient to a folder or ZIP with a DICOMDIR
+  pull      pull studies from another PACS (C-FIND, C-MOVE) into Molar
   demo      seed the demo municipality into an empty database
   audit     verify the audit log's hash chain (audit verify)
   version   print the version
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdImport(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		err = cmdExport(ctx, args[1:], getenv, stdout, stderr)
+	case "pull":
+		err = cmdPull(ctx, args[1:], getenv, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
