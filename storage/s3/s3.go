@@ -3,9 +3,10 @@
 //
 // Memory: a Put of known size up to Config.PartSize is streamed in one PUT
 // request; a larger one, or one of unknown size, goes multipart with one
-// PartSize buffer (16 MiB by default). Unknown-size objects that turn out to
-// fit in a small peek buffer (512 KiB) are sent as one PUT, which saves the
-// two extra round trips of a multipart upload.
+// PartSize buffer (16 MiB by default). Unknown-size objects (C-STORE) that
+// turn out to fit in a peek buffer (8 MiB: intra-oral and panoramic images)
+// are sent as one PUT, which saves the two extra round trips of a multipart
+// upload and the server's assembly of the parts.
 //
 // Atomicity comes from S3 itself: an object appears only when its PUT or
 // CompleteMultipartUpload succeeds. When a Put fails the multipart upload is
@@ -40,7 +41,7 @@ const (
 	// MinPartSize is S3's smallest part size.
 	MinPartSize = 5 << 20
 
-	peekSize = 512 << 10
+	peekSize = 8 << 20
 
 	// connectTimeout bounds New's first contact with the server.
 	connectTimeout = 15 * time.Second
@@ -239,7 +240,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if size < 0 {
 		bufp := s.peekPool.Get().(*[]byte)
 		defer s.peekPool.Put(bufp)
-		n, err := io.ReadFull(body, *bufp)
+		n, err := readPeek(body, *bufp)
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
 			size = int64(n) // small: one PUT, and the body can be retried
@@ -263,6 +264,27 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		mod = time.Now()
 	}
 	return storage.ObjectInfo{Key: key, Size: up.Size, Modified: mod, ContentType: ct}, nil
+}
+
+// readPeek is io.ReadFull in reads of at most 512 KiB, so a stalled or
+// cancelled source is noticed between them as before the peek buffer grew.
+func readPeek(r io.Reader, buf []byte) (int, error) {
+	const chunk = 512 << 10
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:min(n+chunk, len(buf))])
+		n += m
+		if err == io.EOF {
+			if n == 0 {
+				return 0, io.EOF
+			}
+			return n, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // guardReader stops reading when ctx is done and, for a known size, fails
