@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -194,7 +195,10 @@ func (s *server) wire(ctx context.Context) error {
 	}
 	house := &jobs.Housekeeping{Logger: s.log, Tasks: s.housekeeping()}
 	river.AddWorker(workers, house)
-	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log, Periodic: []*river.PeriodicJob{house.Periodic()}}); err != nil {
+	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log,
+		// Background work (thumbnails) takes at most half the cores, so
+		// arriving instances always have CPU to be acknowledged quickly.
+		Concurrency: max(1, runtime.NumCPU()/2), Periodic: []*river.PeriodicJob{house.Periodic()}}); err != nil {
 		return err
 	}
 	s.reg.MustRegister(s.queue.Collector())
