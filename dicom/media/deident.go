@@ -18,19 +18,29 @@ var ErrBurnedIn = errors.New("media: burned-in annotation; not exported de-ident
 // Longitudinal Temporal Information with Full Dates option (KeepDates) and
 // the Retain Device Identity option (KeepDevice).
 //
-// What it does, recursively in sequences:
-//   - Patient's Name and Patient ID get a pseudonym per original patient
-//     (ANONYM01^…, ANON0001), the same for every object of one export;
-//   - the attributes of the profile's table that occur in dental imaging
-//     are removed (X) or emptied (Z: the type 2 ones, e.g. Accession
-//     Number, Study ID, Referring Physician's Name, Patient's Birth Date
-//     and Sex); every other person name (PN) is removed;
-//   - dates and times (DA, DT, TM): emptied for type 2 study/content dates,
-//     removed elsewhere, unless KeepDates; the birth date is always emptied;
-//   - every UID that is not a standard one (1.2.840.10008.…) and not a
-//     class or syntax UID is replaced by a new 2.25 UID, consistently
-//     within the export (the same old UID always gives the same new one);
-//   - private attributes, curves and overlay data/comments are removed;
+// What it does, at every nesting level (sequence items included):
+//   - every attribute of PS3.15 Table E.1-1 gets its Basic Profile action
+//     from profileTable (deident_table.go): D a dummy value of the VR (a
+//     sequence: one empty item), Z zero length, X removed, U UID replaced,
+//     K kept; the combined actions Z/D, X/Z, X/D, X/Z/D and X/Z/U* take the
+//     first alternative unless the attribute is type 2 or 1 at the top
+//     level of the object's IOD (requiredType: e.g. Acquisition Context
+//     Sequence in DX and intra-oral images, Device Serial Number in
+//     Encapsulated STL, Content Date in enhanced multi-frame images);
+//   - with KeepDates (113106) the rows marked K in the Retain Longitudinal
+//     Temporal Information with Full Dates column are kept, with KeepDevice
+//     (113109) those of the Retain Device Identity column;
+//   - Patient's Name and Patient ID (Z) get a pseudonym per original
+//     patient (ANONYM01^…, ANON0001), the same for every object of one
+//     export; Patient's Birth Date is always present and empty;
+//   - outside the table: person names (PN) are removed, dates and times
+//     (DA, DT, TM) too unless KeepDates, and every UID that is not a
+//     standard one (1.2.840.10008.…) and not a class or syntax UID is
+//     replaced like the U rows;
+//   - UIDs are replaced by 2.25 UIDs derived from the old UID and a salt
+//     per export: the same old UID gives the same new one in one export;
+//   - private attributes, curves and overlay data/comments are removed
+//     (rows of the table with a tag pattern);
 //   - Patient Identity Removed = YES, De-identification Method and its code
 //     sequence (113100, plus 113106 and 113109 for the options) are added.
 //
@@ -57,124 +67,125 @@ func (d *Deidentifier) MapUID(u string) string {
 	return UIDFrom("molar-deidentify", d.salt, u)
 }
 
-type action byte
-
-const (
-	remove action = 'X'
-	zero   action = 'Z'
-	device action = 'V' // removed unless KeepDevice
-)
-
-// profile lists the Basic Profile actions for the attributes that are not
-// covered by the VR rules (PN, DA/DT/TM, UI) below.
-var profile = map[header.Tag]action{
-	tag(0x0008, 0x0050): zero,   // Accession Number
-	tag(0x0008, 0x0080): remove, // Institution Name
-	tag(0x0008, 0x0081): remove, // Institution Address
-	tag(0x0008, 0x0082): remove, // Institution Code Sequence
-	tag(0x0008, 0x0092): remove, // Referring Physician's Address
-	tag(0x0008, 0x0094): remove, // Referring Physician's Telephone Numbers
-	tag(0x0008, 0x0096): remove, // Referring Physician Identification Sequence
-	tag(0x0008, 0x009D): remove, // Consulting Physician Identification Sequence
-	tag(0x0008, 0x1010): device, // Station Name
-	tag(0x0008, 0x1030): remove, // Study Description
-	tag(0x0008, 0x103E): remove, // Series Description
-	tag(0x0008, 0x1040): remove, // Institutional Department Name
-	tag(0x0008, 0x1049): remove, // Physician(s) of Record Identification Sequence
-	tag(0x0008, 0x1052): remove, // Performing Physician Identification Sequence
-	tag(0x0008, 0x1062): remove, // Physician(s) Reading Study Identification Sequence
-	tag(0x0008, 0x1072): remove, // Operator Identification Sequence
-	tag(0x0008, 0x1080): remove, // Admitting Diagnoses Description
-	tag(0x0008, 0x1084): remove, // Admitting Diagnoses Code Sequence
-	tag(0x0008, 0x1110): remove, // Referenced Study Sequence
-	tag(0x0008, 0x1111): remove, // Referenced Performed Procedure Step Sequence
-	tag(0x0008, 0x1120): remove, // Referenced Patient Sequence
-	tag(0x0008, 0x2111): remove, // Derivation Description
-	tag(0x0010, 0x0021): remove, // Issuer of Patient ID
-	tag(0x0010, 0x0040): zero,   // Patient's Sex
-	tag(0x0010, 0x0050): remove, // Patient's Insurance Plan Code Sequence
-	tag(0x0010, 0x0101): remove, // Patient's Primary Language Code Sequence
-	tag(0x0010, 0x0102): remove, // Patient's Primary Language Modifier Code Sequence
-	tag(0x0010, 0x1000): remove, // Other Patient IDs
-	tag(0x0010, 0x1002): remove, // Other Patient IDs Sequence
-	tag(0x0010, 0x1010): remove, // Patient's Age
-	tag(0x0010, 0x1020): remove, // Patient's Size
-	tag(0x0010, 0x1030): remove, // Patient's Weight
-	tag(0x0010, 0x1040): remove, // Patient's Address
-	tag(0x0010, 0x1080): remove, // Military Rank
-	tag(0x0010, 0x1081): remove, // Branch of Service
-	tag(0x0010, 0x1090): remove, // Medical Record Locator
-	tag(0x0010, 0x2000): remove, // Medical Alerts
-	tag(0x0010, 0x2110): remove, // Allergies
-	tag(0x0010, 0x2150): remove, // Country of Residence
-	tag(0x0010, 0x2152): remove, // Region of Residence
-	tag(0x0010, 0x2154): remove, // Patient's Telephone Numbers
-	tag(0x0010, 0x2160): remove, // Ethnic Group
-	tag(0x0010, 0x2180): remove, // Occupation
-	tag(0x0010, 0x21A0): remove, // Smoking Status
-	tag(0x0010, 0x21B0): remove, // Additional Patient History
-	tag(0x0010, 0x21C0): remove, // Pregnancy Status
-	tag(0x0010, 0x21F0): remove, // Patient's Religious Preference
-	tag(0x0010, 0x2203): remove, // Patient's Sex Neutered
-	tag(0x0010, 0x4000): remove, // Patient Comments
-	tag(0x0018, 0x1000): device, // Device Serial Number
-	tag(0x0018, 0x1002): device, // Device UID
-	tag(0x0018, 0x1004): device, // Plate ID
-	tag(0x0018, 0x1005): device, // Generator ID
-	tag(0x0018, 0x1007): device, // Cassette ID
-	tag(0x0018, 0x1008): device, // Gantry ID
-	tag(0x0018, 0x700A): device, // Detector ID
-	tag(0x0018, 0x1030): remove, // Protocol Name
-	tag(0x0018, 0x4000): remove, // Acquisition Comments
-	tag(0x0020, 0x0010): zero,   // Study ID
-	tag(0x0020, 0x4000): remove, // Image Comments
-	tag(0x0020, 0x9158): remove, // Frame Comments
-	tag(0x0032, 0x1033): remove, // Requesting Service
-	tag(0x0032, 0x1060): remove, // Requested Procedure Description
-	tag(0x0032, 0x1070): remove, // Requested Contrast Agent
-	tag(0x0032, 0x4000): remove, // Study Comments
-	tag(0x0038, 0x0010): remove, // Admission ID
-	tag(0x0038, 0x0300): remove, // Current Patient Location
-	tag(0x0038, 0x0400): remove, // Patient's Institution Residence
-	tag(0x0038, 0x0500): remove, // Patient State
-	tag(0x0038, 0x4000): remove, // Visit Comments
-	tag(0x0040, 0x0001): remove, // Scheduled Station AE Title
-	tag(0x0040, 0x0007): remove, // Scheduled Procedure Step Description
-	tag(0x0040, 0x0010): remove, // Scheduled Station Name
-	tag(0x0040, 0x0011): remove, // Scheduled Procedure Step Location
-	tag(0x0040, 0x0241): remove, // Performed Station AE Title
-	tag(0x0040, 0x0242): remove, // Performed Station Name
-	tag(0x0040, 0x0243): remove, // Performed Location
-	tag(0x0040, 0x0253): remove, // Performed Procedure Step ID
-	tag(0x0040, 0x0254): remove, // Performed Procedure Step Description
-	tag(0x0040, 0x0275): remove, // Request Attributes Sequence
-	tag(0x0040, 0x0280): remove, // Comments on the Performed Procedure Step
-	tag(0x0040, 0x1001): remove, // Requested Procedure ID
-	tag(0x0040, 0x1400): remove, // Requested Procedure Comments
-	tag(0x0040, 0x2016): remove, // Placer Order Number / Imaging Service Request
-	tag(0x0040, 0x2017): remove, // Filler Order Number / Imaging Service Request
-	tag(0x0040, 0x2400): remove, // Imaging Service Request Comments
-	tag(0x0040, 0xA07A): remove, // Participant Sequence
-	tag(0x0040, 0xA730): remove, // Content Sequence
-	tag(0x0042, 0x0010): zero,   // Document Title
-	tag(0x0400, 0x0561): remove, // Original Attributes Sequence
-}
-
-// zeroDates are the type 2 dates and times that are emptied, not removed.
-var zeroDates = map[header.Tag]bool{
-	header.TagStudyDate: true, tag(0x0008, 0x0030): true, // Study Date, Time
-	tag(0x0008, 0x0023): true, tag(0x0008, 0x0033): true, // Content Date, Time
-	tag(0x0008, 0x002A): true, // Acquisition DateTime (type 2 in Encapsulated Document)
-}
-
-// zeroNames are the type 2 person names that are emptied, not removed.
-var zeroNames = map[header.Tag]bool{tag(0x0008, 0x0090): true, tag(0x0070, 0x0084): true}
-
-// keepUIDs are class and syntax UIDs (never instance UIDs).
+// keepUIDs are class and syntax UIDs (never instance UIDs): the broad UID
+// rule for attributes outside Table E.1-1 leaves them alone.
 var keepUIDs = map[header.Tag]bool{
 	header.TagSOPClassUID: true, tag(0x0008, 0x1150): true, tag(0x0008, 0x001A): true, tag(0x0008, 0x001B): true,
 	tag(0x0008, 0x010C): true, tag(0x0008, 0x0117): true, tag(0x0004, 0x1510): true, tag(0x0004, 0x1512): true,
 	header.TagTransferSyntaxUID: true, header.TagMediaStorageSOPClassUID: true, header.TagImplementationClassUID: true,
+	tag(0x0008, 0x0062): true,
+}
+
+// SOP classes whose IODs make some attributes with a combined action
+// (X/Z, X/D, X/Z/D, Z/D, X/Z/U*) type 1 or 2 at the top level of the data
+// set (PS3.3). For every other class and in sequence items the first
+// alternative is taken (X, or Z for Z/D).
+var (
+	// Multi-frame Functional Groups Module (Content Date/Time type 1) and
+	// the Enhanced image modules (Acquisition DateTime type 1C).
+	enhancedClasses = classSet(
+		"1.2.840.10008.5.1.4.1.1.2.1",    // Enhanced CT
+		"1.2.840.10008.5.1.4.1.1.4.1",    // Enhanced MR
+		"1.2.840.10008.5.1.4.1.1.12.1.1", // Enhanced XA
+		"1.2.840.10008.5.1.4.1.1.12.2.1", // Enhanced XRF
+	)
+	// Encapsulated Document Module: Acquisition DateTime type 2.
+	encapsulatedClasses = classSet(
+		"1.2.840.10008.5.1.4.1.1.104.1", // PDF
+		"1.2.840.10008.5.1.4.1.1.104.2", // CDA
+		EncapsulatedSTL,
+		"1.2.840.10008.5.1.4.1.1.104.4", // OBJ
+		"1.2.840.10008.5.1.4.1.1.104.5", // MTL
+	)
+	// Enhanced General Equipment Module: Device Serial Number type 1.
+	enhancedEquipmentClasses = classSet(
+		"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.4.1",
+		"1.2.840.10008.5.1.4.1.1.12.1.1", "1.2.840.10008.5.1.4.1.1.12.2.1",
+		"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.5", // Segmentation, Surface Segmentation
+		EncapsulatedSTL, "1.2.840.10008.5.1.4.1.1.104.4", "1.2.840.10008.5.1.4.1.1.104.5",
+	)
+	// Acquisition Context Module mandatory: Acquisition Context Sequence type 2.
+	acquisitionContextClasses = classSet(
+		"1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1.1", // DX
+		"1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.1.2.1", // MG
+		"1.2.840.10008.5.1.4.1.1.1.3", "1.2.840.10008.5.1.4.1.1.1.3.1", // Intra-oral
+		"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.4.1",
+		"1.2.840.10008.5.1.4.1.1.12.1.1", "1.2.840.10008.5.1.4.1.1.12.2.1",
+		"1.2.840.10008.5.1.4.1.1.77.1.1", "1.2.840.10008.5.1.4.1.1.77.1.2", // VL Endoscopic, Microscopic
+		"1.2.840.10008.5.1.4.1.1.77.1.3", "1.2.840.10008.5.1.4.1.1.77.1.4", // VL Slide-Coordinates, Photographic
+		"1.2.840.10008.5.1.4.1.1.77.1.1.1", "1.2.840.10008.5.1.4.1.1.77.1.4.1", // Video Endoscopic, Photographic
+	)
+)
+
+func classSet(uids ...string) map[string]bool {
+	m := make(map[string]bool, len(uids))
+	for _, u := range uids {
+		m[u] = true
+	}
+	return m
+}
+
+// requiredType returns the type (1, 2 or 3) that an attribute with a
+// combined action has at the top level of an object of the SOP class.
+func requiredType(t header.Tag, class string) int {
+	switch t {
+	case tag(0x0040, 0x0555): // Acquisition Context Sequence
+		if acquisitionContextClasses[class] {
+			return 2
+		}
+	case tag(0x0008, 0x0023), tag(0x0008, 0x0033): // Content Date, Time
+		if enhancedClasses[class] {
+			return 1
+		}
+		return 2
+	case tag(0x0008, 0x002A): // Acquisition DateTime
+		if enhancedClasses[class] {
+			return 1
+		}
+		if encapsulatedClasses[class] {
+			return 2
+		}
+	case tag(0x0018, 0x1000): // Device Serial Number
+		if enhancedEquipmentClasses[class] {
+			return 1
+		}
+	}
+	return 3
+}
+
+// resolve turns a combined action into the one that applies: X where the
+// attribute is optional (type 3), Z where it is type 2, D (or U for the
+// UIDs inside an X/Z/U* sequence) where it is type 1.
+func resolve(a action, t header.Tag, class string, depth int) action {
+	typ := 3
+	if depth == 0 {
+		typ = requiredType(t, class)
+	}
+	return resolveType(a, typ)
+}
+
+// resolveType resolves a combined action for an attribute of type typ.
+func resolveType(a action, typ int) action {
+	switch a {
+	case aZD:
+		if typ == 1 {
+			return aD
+		}
+		return aZ
+	case aXZ, aXD, aXZD, aXZU:
+		switch {
+		case typ == 1 && a == aXZU:
+			return aU // kept, the instance UIDs inside replaced
+		case typ == 1 && a != aXZ:
+			return aD
+		case typ <= 2 && a != aXD:
+			return aZ // X/Z for a type 1 attribute: Z is as close as it allows
+		case typ <= 2:
+			return aD // X/D for a type 2 attribute
+		}
+		return aX
+	}
+	return a
 }
 
 // Apply de-identifies ds in place.
@@ -188,9 +199,11 @@ func (d *Deidentifier) Apply(ds *header.Dataset) error {
 		n = len(d.patients) + 1
 		d.patients[key] = n
 	}
-	d.apply(ds, 0)
-	ds.SetString(header.TagPatientName, "PN", fmt.Sprintf("ANONYM%02d^Patient", n))
-	ds.SetString(header.TagPatientID, "LO", fmt.Sprintf("ANON%04d", n))
+	w := walk{d: d, class: ds.UID(header.TagSOPClassUID),
+		name: fmt.Sprintf("ANONYM%02d^Patient", n), id: fmt.Sprintf("ANON%04d", n)}
+	w.apply(ds, 0)
+	ds.SetString(header.TagPatientName, "PN", w.name)
+	ds.SetString(header.TagPatientID, "LO", w.id)
 	ds.SetString(header.TagPatientBirthDate, "DA", "")
 	ds.SetString(tag(0x0012, 0x0062), "CS", "YES")
 	method := "PS3.15 E Basic Profile"
@@ -226,89 +239,156 @@ func code(value, meaning string) *header.Dataset {
 	return c
 }
 
-func (d *Deidentifier) apply(ds *header.Dataset, depth int) {
+// walk de-identifies one object: its SOP class decides the combined
+// actions at the top level; name and id are the patient's pseudonym.
+type walk struct {
+	d        *Deidentifier
+	class    string
+	name, id string
+}
+
+// apply applies the profile to the elements of ds and, recursively, to the
+// items of the sequences that stay.
+func (w *walk) apply(ds *header.Dataset, depth int) {
 	out := ds.Elements[:0]
 	for _, e := range ds.Elements {
-		t := e.Tag
-		g := t.Group()
-		switch {
-		case t.IsPrivate():
-			continue
-		case g >= 0x5000 && g <= 0x50FF: // curves
-			continue
-		case g >= 0x6000 && g <= 0x60FF && (t.Element() == 0x3000 || t.Element() == 0x4000): // overlay data, comments
-			continue
-		case t == header.TagPatientName || t == header.TagPatientID:
-			if depth == 0 { // replaced by the pseudonym
-				out = append(out, e)
-			}
-			continue
-		case t == header.TagPixelData:
+		if e.Tag == header.TagPixelData {
 			out = append(out, e)
 			continue
 		}
-		if a, ok := d.action(e); ok {
-			switch a {
-			case remove:
-				continue
-			case zero:
-				e = &header.Element{Tag: t, VR: e.VR}
-				if e.VR == "SQ" {
-					e.Items = []*header.Dataset{}
-				}
+		a, inTable := w.d.actionFor(e, w.class, depth)
+		if e.Tag == header.TagPatientName || e.Tag == header.TagPatientID {
+			// Z allows a dummy value: the pseudonym, at every level.
+			v := w.id
+			if e.Tag == header.TagPatientName {
+				v = w.name
 			}
+			out = append(out, &header.Element{Tag: e.Tag, VR: e.VR, Value: []byte(v)})
+			continue
 		}
-		for _, it := range e.Items {
-			d.apply(it, depth+1)
+		ne := w.d.do(a, e, ds.BigEndian)
+		if ne == nil {
+			continue
 		}
-		if e.VR == "UI" && !keepUIDs[t] && !(d.KeepDevice && t == tag(0x0018, 0x1002)) {
-			vals := strings.Split(strings.TrimRight(string(e.Value), "\x00 "), `\`)
-			for i, v := range vals {
-				vals[i] = d.MapUID(v)
-			}
-			e = &header.Element{Tag: t, VR: "UI", Value: []byte(strings.Join(vals, `\`))}
+		if !inTable && ne.VR == "UI" && !keepUIDs[ne.Tag] {
+			ne = w.d.mapUIDs(ne) // UIDs outside the table: replaced as well
 		}
-		out = append(out, e)
+		for _, it := range ne.Items {
+			w.apply(it, depth+1)
+		}
+		out = append(out, ne)
 	}
 	ds.Elements = out
 }
 
-// action returns what happens to an element (ok=false: keep it).
-func (d *Deidentifier) action(e *header.Element) (action, bool) {
-	if a, ok := profile[e.Tag]; ok {
-		if a == device {
-			if d.KeepDevice {
-				return 0, false
-			}
-			if e.Tag == tag(0x0018, 0x1000) { // type 1 in Enhanced General Equipment: a dummy would do; empty it
-				return zero, true
-			}
-			if e.Tag == tag(0x0018, 0x1002) {
-				return 0, false // a UID: replaced by the UID rule
-			}
-			return remove, true
+// actionFor returns the action for an element and whether it comes from
+// Table E.1-1. Outside the table (PS3.15 E.1.1 leaves these to the
+// implementation), person names are removed and, unless dates are kept,
+// so are dates and times; everything else is kept (sequences cleaned).
+func (d *Deidentifier) actionFor(e *header.Element, class string, depth int) (action, bool) {
+	if r := profileRowFor(e.Tag); r != nil {
+		if d.KeepDates && r.opts&optDates != 0 || d.KeepDevice && r.opts&optDevice != 0 {
+			return aK, true
 		}
-		return a, true
+		return resolve(r.basic, e.Tag, class, depth), true
 	}
 	switch e.VR {
 	case "PN":
-		if zeroNames[e.Tag] {
-			return zero, true
-		}
-		return remove, true
+		return aX, false
 	case "DA", "DT", "TM":
-		if e.Tag == header.TagPatientBirthDate {
-			return zero, true
+		if !d.KeepDates {
+			return aX, false
 		}
-		if d.KeepDates {
-			return 0, false
-		}
-		if e.Tag == tag(0x0010, 0x0032) || zeroDates[e.Tag] {
-			return zero, true
-		}
-		return remove, true
 	}
-	return 0, false
+	return aK, false
+}
+
+// do applies a resolved action to e; nil means removed.
+func (d *Deidentifier) do(a action, e *header.Element, bigEndian bool) *header.Element {
+	switch a {
+	case aX:
+		return nil
+	case aZ:
+		z := &header.Element{Tag: e.Tag, VR: e.VR}
+		if e.IsSequence() {
+			z.Items = []*header.Dataset{}
+		}
+		return z
+	case aD, aC:
+		// C (clean) has no semantic cleaner here: a non-identifying dummy
+		// of the VR, as D; a sequence keeps its items, cleaned recursively.
+		if a == aC && e.IsSequence() {
+			return e
+		}
+		return dummy(e, d, bigEndian)
+	case aU:
+		if e.IsSequence() { // X/Z/U* resolved to U: items kept, their UIDs replaced
+			return e
+		}
+		return d.mapUIDs(e)
+	}
+	return e // K
+}
+
+// mapUIDs replaces every value of a UI element (standard UIDs stay).
+func (d *Deidentifier) mapUIDs(e *header.Element) *header.Element {
+	if e.VR != "UI" && e.VR != "UN" {
+		return e
+	}
+	s := strings.TrimRight(string(e.Value), "\x00 ")
+	if s == "" {
+		return &header.Element{Tag: e.Tag, VR: e.VR}
+	}
+	vals := strings.Split(s, `\`)
+	for i, v := range vals {
+		vals[i] = d.MapUID(v)
+	}
+	return &header.Element{Tag: e.Tag, VR: e.VR, Value: []byte(strings.Join(vals, `\`))}
+}
+
+// dummy returns a non-zero length value of e's VR that identifies no one.
+// A sequence gets one empty item.
+func dummy(e *header.Element, d *Deidentifier, bigEndian bool) *header.Element {
+	out := &header.Element{Tag: e.Tag, VR: e.VR}
+	if e.IsSequence() {
+		out.Items = []*header.Dataset{header.NewDataset()}
+		return out
+	}
+	var v string
+	switch e.VR {
+	case "DA":
+		v = "19000101"
+	case "TM":
+		v = "000000"
+	case "DT":
+		v = "19000101000000"
+	case "PN":
+		v = "ANONYMIZED"
+	case "AS":
+		v = "000Y"
+	case "DS", "IS":
+		v = "0"
+	case "UI":
+		if u := strings.TrimRight(string(e.Value), "\x00 "); u != "" {
+			return d.mapUIDs(e)
+		}
+		v = d.MapUID(NewUID())
+	case "UR":
+		v = "urn:anonymized"
+	case "US", "SS":
+		return &header.Element{Tag: e.Tag, VR: e.VR, Value: make([]byte, 2)}
+	case "UL", "SL", "FL", "AT":
+		return &header.Element{Tag: e.Tag, VR: e.VR, Value: make([]byte, 4)}
+	case "FD", "SV", "UV":
+		return &header.Element{Tag: e.Tag, VR: e.VR, Value: make([]byte, 8)}
+	case "OB", "OW", "OD", "OF", "OL", "OV", "UN":
+		return &header.Element{Tag: e.Tag, VR: e.VR, Value: make([]byte, 2)}
+	default: // AE, CS, LO, LT, SH, ST, UC, UT
+		v = "ANONYMIZED"
+	}
+	_ = bigEndian // binary dummies are zero: the same in both byte orders
+	out.Value = []byte(v)
+	return out
 }
 
 // blankSTLHeader clears the free text of an STL file: the 80-byte header
