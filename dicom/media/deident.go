@@ -266,7 +266,7 @@ func (w *walk) apply(ds *header.Dataset, depth int) {
 			out = append(out, &header.Element{Tag: e.Tag, VR: e.VR, Value: []byte(v)})
 			continue
 		}
-		ne := w.d.do(a, e, ds.BigEndian)
+		ne := w.d.do(a, e)
 		if ne == nil {
 			continue
 		}
@@ -304,7 +304,7 @@ func (d *Deidentifier) actionFor(e *header.Element, class string, depth int) (ac
 }
 
 // do applies a resolved action to e; nil means removed.
-func (d *Deidentifier) do(a action, e *header.Element, bigEndian bool) *header.Element {
+func (d *Deidentifier) do(a action, e *header.Element) *header.Element {
 	switch a {
 	case aX:
 		return nil
@@ -320,7 +320,7 @@ func (d *Deidentifier) do(a action, e *header.Element, bigEndian bool) *header.E
 		if a == aC && e.IsSequence() {
 			return e
 		}
-		return dummy(e, d, bigEndian)
+		return dummy(e, d)
 	case aU:
 		if e.IsSequence() { // X/Z/U* resolved to U: items kept, their UIDs replaced
 			return e
@@ -347,8 +347,9 @@ func (d *Deidentifier) mapUIDs(e *header.Element) *header.Element {
 }
 
 // dummy returns a non-zero length value of e's VR that identifies no one.
-// A sequence gets one empty item.
-func dummy(e *header.Element, d *Deidentifier, bigEndian bool) *header.Element {
+// A sequence gets one empty item; binary values are zeros (the same in
+// either byte order).
+func dummy(e *header.Element, d *Deidentifier) *header.Element {
 	out := &header.Element{Tag: e.Tag, VR: e.VR}
 	if e.IsSequence() {
 		out.Items = []*header.Dataset{header.NewDataset()}
@@ -386,7 +387,6 @@ func dummy(e *header.Element, d *Deidentifier, bigEndian bool) *header.Element {
 	default: // AE, CS, LO, LT, SH, ST, UC, UT
 		v = "ANONYMIZED"
 	}
-	_ = bigEndian // binary dummies are zero: the same in both byte orders
 	out.Value = []byte(v)
 	return out
 }

@@ -308,13 +308,13 @@ func TestDeidentifyContentSequenceDummyItem(t *testing.T) {
 func TestDeidentifyCleanAndBurnedIn(t *testing.T) {
 	d := NewDeidentifier(false, false)
 	// C (no row of the Basic Profile column uses it; the engine has it).
-	e := d.do(aC, &header.Element{Tag: tag(0x0008, 0x1030), VR: "LO", Value: []byte("Bitewing Åse")}, false)
+	e := d.do(aC, &header.Element{Tag: tag(0x0008, 0x1030), VR: "LO", Value: []byte("Bitewing Åse")})
 	require.Equal(t, "ANONYMIZED", string(e.Value))
 	seq := &header.Element{Tag: tag(0x0040, 0x0555), VR: "SQ", Items: []*header.Dataset{header.NewDataset()}}
-	require.Same(t, seq, d.do(aC, seq, false), "C on a sequence: items kept and cleaned by the walk")
+	require.Same(t, seq, d.do(aC, seq), "C on a sequence: items kept and cleaned by the walk")
 	// Dummies are non-empty and of the VR.
 	for vr, n := range map[string]int{"DA": 8, "TM": 6, "DT": 14, "US": 2, "FD": 8, "DS": 1} {
-		e := d.do(aD, &header.Element{Tag: tag(0x0008, 0x0001), VR: vr, Value: []byte("x")}, false)
+		e := d.do(aD, &header.Element{Tag: tag(0x0008, 0x0001), VR: vr, Value: []byte("x")})
 		require.Len(t, e.Value, n, vr)
 	}
 
