@@ -11,11 +11,12 @@ export MOLAR_TOOLS_BIN := $(TOOLS_BIN)
 export MOLAR_VERSITYGW ?= $(TOOLS_BIN)/versitygw
 export TCP_NODELAY := 1
 
-# Demo settings for `make run`; override on the command line or in the environment.
-export MOLAR_DEMO ?= true
-export MOLAR_DICOM_ACCEPT_UNKNOWN ?= true
-export MOLAR_PORTAL_XRAYS ?= true
-export MOLAR_LOG_FORMAT ?= text
+# Demo settings for `make run` only (tests set their own); override on the
+# command line or in the environment.
+run: export MOLAR_DEMO ?= true
+run: export MOLAR_DICOM_ACCEPT_UNKNOWN ?= true
+run: export MOLAR_PORTAL_XRAYS ?= true
+run: export MOLAR_LOG_FORMAT ?= text
 
 TEST_TIMEOUT ?= 20m
 TEST_FLAGS   ?=

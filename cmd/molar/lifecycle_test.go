@@ -94,7 +94,7 @@ var webLine = regexp.MustCompile(`Web:\s+(http://\S+)/`)
 func startMolar(t *testing.T, data string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(molarBinary(t), "serve", "--demo", "--http-addr", "127.0.0.1:0", "--dicom-addr", "127.0.0.1:0", "--data-dir", data, "--log-format", "json")
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), append([]string{"MOLAR_DICOM_ACCEPT_UNKNOWN=false", "MOLAR_DATABASE_URL=", "MOLAR_S3_ENDPOINT="}, env...)...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	p := &proc{cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
