@@ -33,7 +33,7 @@ run: build
 test:
 	@bash .ci/install-deps test
 	$(GO) vet ./...
-	$(GO) test -timeout $(TEST_TIMEOUT) -p 2 $(TEST_FLAGS) ./... 2>&1 | tee test-output.log; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(TEST_FLAGS) ./... 2>&1 | tee test-output.log; exit $${PIPESTATUS[0]}
 
 lint:
 	@bash .ci/install-deps lint
