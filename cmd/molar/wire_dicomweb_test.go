@@ -315,9 +315,8 @@ func TestQIDO(t *testing.T) {
 	_, before, _ := qido(t, c, q+"/studies")
 	// Two studies of the demo child (matched to the register by CPR), one
 	// of an unknown patient, and the pydicom CT.
-	name := strings.ReplaceAll(child.Name, " ", "^")
 	parts := strings.Fields(child.Name)
-	name = parts[len(parts)-1] + "^" + strings.Join(parts[:len(parts)-1], " ")
+	name := parts[len(parts)-1] + "^" + strings.Join(parts[:len(parts)-1], " ")
 	for i, st := range []dicomtest.Instance{
 		{PatientID: cpr, PatientName: name, StudyUID: dicomtest.Root + ".1", SeriesUID: dicomtest.Root + ".1.1", SOPUID: dicomtest.Root + ".1.1.1", StudyDate: "20260301", Accession: "A1", Teeth: []string{"36"}},
 		{PatientID: cpr, PatientName: name, StudyUID: dicomtest.Root + ".2", SeriesUID: dicomtest.Root + ".2.1", SOPUID: dicomtest.Root + ".2.1.1", StudyDate: "20261101", Accession: "A2", Modality: "PX"},

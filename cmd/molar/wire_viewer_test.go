@@ -428,7 +428,7 @@ func TestViewerAPI(t *testing.T) {
 	resp, body = put(0, `{"annotations":[{"type":"text","pts":[[1,2]],"text":"karies?"}]}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	resp, body = put(0, `{"annotations":[]}`)
-	require.Equal(t, http.StatusConflict, resp.StatusCode, "a stale version does not overwrite")
+	require.Equal(t, http.StatusConflict, resp.StatusCode, "a stale version does not overwrite: %s", body)
 	resp, _ = put(1, `[1,2]`)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	resp, body = doReq(t, c, "GET", img+"/state", "application/json", nil, nil)

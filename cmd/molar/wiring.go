@@ -51,11 +51,7 @@ func moduleList(s *server) []modules.Module {
 			return v, true
 		}
 	}
-	mods := []modules.Module{dir}
-	if b := bookingModule(s); b != nil {
-		mods = append(mods, b)
-	}
-	return mods
+	return []modules.Module{dir, bookingModule(s)}
 }
 
 // unitsAdapter serves the directory module from the core register.

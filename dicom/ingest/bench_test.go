@@ -99,7 +99,7 @@ func TestNewKeysSortByTime(t *testing.T) {
 		}
 		prev = k
 	}
-	if NewKey(t0) == NewKey(t0) {
+	if a, b := NewKey(t0), NewKey(t0); a == b {
 		t.Fatal("two keys of one millisecond are equal")
 	}
 }
