@@ -58,9 +58,6 @@ func rssKB(t *testing.T) int64 {
 // store and checks that the process's resident memory grows by less than
 // 100 MB: the data set streams from the socket to the object store.
 func TestLargeInstanceStreamsWithBoundedMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large transfer")
-	}
 	ts := newTestServer(t, map[string]string{"MOLAR_DICOM_ACCEPT_UNKNOWN": "true"})
 	addr := startDICOM(t, ts)
 	ctx := context.Background()

@@ -25,6 +25,7 @@ import (
 	"github.com/molar-health/molar/modules/booking"
 	"github.com/molar-health/molar/modules/booking/bookingtest"
 	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 	"github.com/molar-health/molar/viewer/browsertest"
 )
 
@@ -215,10 +216,7 @@ func TestBookingParentRebooksOnPhone(t *testing.T) {
 // number and station AE; moving it updates the answer, cancelling removes it.
 func TestBookingFindscuWorklist(t *testing.T) {
 	if _, err := exec.LookPath("findscu"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("findscu (DCMTK) is required in CI: %v", err)
-		}
-		t.Skip("findscu (DCMTK) not installed")
+		pgtest.Unavailable(t, "findscu (apt-get install dcmtk)", err)
 	}
 	ts, _, m := bookingServer(t, nil)
 	ctx := context.Background()

@@ -17,6 +17,8 @@ import (
 
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 // Root is the UID root of test instances.
@@ -148,10 +150,7 @@ func Tool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("DICOM peer tool %s not found: `make test` installs it (apt-get install dcmtk orthanc)", name)
-		}
-		t.Skipf("DICOM peer tool %s not found (apt-get install dcmtk orthanc)", name)
+		pgtest.Unavailable(t, "DICOM peer tool "+name+" (apt-get install dcmtk orthanc)", err)
 	}
 	return p
 }

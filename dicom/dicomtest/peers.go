@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/molar-health/molar/dicom/header"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 // Converter is a DCMTK conversion producing a transfer syntax.
@@ -136,10 +138,7 @@ func StartOrthancWith(t testing.TB, modalities map[string]string, extra map[stri
 	if _, err := os.Stat(bin); err != nil {
 		p, lerr := exec.LookPath("Orthanc")
 		if lerr != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("Orthanc not found: `make test` installs it (apt-get install orthanc)")
-			}
-			t.Skip("Orthanc not found (apt-get install orthanc)")
+			pgtest.Unavailable(t, "Orthanc (apt-get install orthanc)", lerr)
 		}
 		bin = p
 	}

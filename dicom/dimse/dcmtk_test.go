@@ -27,6 +27,8 @@ import (
 
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 const pydicomFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
@@ -35,10 +37,7 @@ func dcmtk(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("DCMTK tool %s not found: install it with `apt-get install -y dcmtk`", name)
-		}
-		t.Skipf("DCMTK tool %s not found (apt-get install -y dcmtk)", name)
+		pgtest.Unavailable(t, "DCMTK tool "+name+" (apt-get install dcmtk)", err)
 	}
 	return p
 }

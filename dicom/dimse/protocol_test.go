@@ -409,9 +409,6 @@ func TestReleaseCollision(t *testing.T) {
 
 // Memory stays flat while a large instance streams through (no buffering).
 func TestStreamingLargeInstanceMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large transfer")
-	}
 	const size = 256 << 20
 	var got int64
 	addr := startServer(t, &Server{Store: StoreFunc(func(ctx context.Context, req *StoreRequest, data io.Reader) (Status, error) {

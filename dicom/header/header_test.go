@@ -17,6 +17,8 @@ import (
 	stag "github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/molar-health/molar/dicom/uid"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 const pydicomFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
@@ -24,7 +26,7 @@ const pydicomFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 func testFiles(t testing.TB) []string {
 	files, _ := filepath.Glob(filepath.Join(pydicomFiles, "*.dcm"))
 	if len(files) == 0 {
-		t.Skip("pydicom test files not installed (apt-get install python3-pydicom)")
+		pgtest.Unavailable(t, "pydicom test files (python3-pydicom)", os.ErrNotExist)
 	}
 	return files
 }
@@ -109,7 +111,7 @@ func TestPixelDataOffset(t *testing.T) {
 			path := filepath.Join(pydicomFiles, name)
 			raw, err := os.ReadFile(path)
 			if err != nil {
-				t.Skip(err)
+				pgtest.Unavailable(t, "pydicom test files (python3-pydicom)", err)
 			}
 			r := NewReader(bytes.NewReader(raw), Options{})
 			h, err := r.ReadHeader()
@@ -139,7 +141,7 @@ func TestPixelDataOffset(t *testing.T) {
 func TestDeflated(t *testing.T) {
 	f, err := os.Open(filepath.Join(pydicomFiles, "image_dfl.dcm"))
 	if err != nil {
-		t.Skip(err)
+		pgtest.Unavailable(t, "pydicom test files (python3-pydicom)", err)
 	}
 	defer f.Close()
 	h, err := Read(f, Options{})
@@ -336,7 +338,7 @@ func FuzzHeader(f *testing.F) {
 func TestReadFileMeta(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(pydicomFiles, "CT_small.dcm"))
 	if err != nil {
-		t.Skip(err)
+		pgtest.Unavailable(t, "pydicom test files (python3-pydicom)", err)
 	}
 	h, rest, err := ReadFileMeta(bytes.NewReader(raw), Options{})
 	require.NoError(t, err)

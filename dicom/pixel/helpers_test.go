@@ -13,6 +13,8 @@ import (
 	stag "github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/molar-health/molar/dicom/header"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 const pydicomFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
@@ -23,10 +25,7 @@ func need(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (run make test, which installs it)", name)
-		}
-		t.Skipf("%s not installed", name)
+		pgtest.Unavailable(t, name, err)
 	}
 	return p
 }
@@ -35,10 +34,7 @@ func pydicom(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(pydicomFiles, name)
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("pydicom test file %s missing (python3-pydicom)", name)
-		}
-		t.Skipf("pydicom test file %s missing", name)
+		pgtest.Unavailable(t, "pydicom test files (python3-pydicom)", err)
 	}
 	return p
 }

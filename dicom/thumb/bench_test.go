@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/molar-health/molar/dicom/pixel/pixeltest"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 // BenchmarkThumbnail measures decode + render + both thumbnail sizes +
@@ -36,7 +38,7 @@ func BenchmarkThumbnail(b *testing.B) {
 				file := src
 				if v.tool != nil {
 					if _, err := exec.LookPath(v.tool[0]); err != nil {
-						b.Skipf("%s missing", v.tool[0])
+						pgtest.Unavailable(b, v.tool[0], err)
 					}
 					file = filepath.Join(dir, v.name+".dcm")
 					if _, err := os.Stat(file); err != nil {

@@ -21,7 +21,12 @@ import (
 	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("MOLAR_TEST_HOLD_CLUSTER"); dir != "" {
+		holdCluster(dir) // a helper process, not a test run
+	}
+	pgtest.Main(m)
+}
 
 func TestMigrationsApplyInOrderOnce(t *testing.T) {
 	src := postgres.Source{Namespace: "demo", FS: fstest.MapFS{
@@ -243,14 +248,11 @@ func TestMissingBinariesNameThePackage(t *testing.T) {
 	require.Contains(t, err.Error(), "postgresql-99")
 }
 
-// TestHelperHoldCluster is not a test: run as a subprocess by
-// TestAdminCommandAttachesAndKilledOwnerReleases, it starts a cluster and
-// holds it, as `molar serve` does.
-func TestHelperHoldCluster(t *testing.T) {
-	dir := os.Getenv("MOLAR_TEST_HOLD_CLUSTER")
-	if dir == "" {
-		t.Skip("helper process only")
-	}
+// holdCluster runs as a subprocess of
+// TestAdminCommandAttachesAndKilledOwnerReleases (the test binary started
+// with MOLAR_TEST_HOLD_CLUSTER): it starts a cluster and holds it, as
+// `molar serve` does, until it is killed.
+func holdCluster(dir string) {
 	c := &postgres.Cluster{Dir: dir}
 	if err := c.Start(context.Background()); err != nil {
 		os.Stdout.WriteString("error " + err.Error() + "\n")
@@ -268,7 +270,7 @@ func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	pgDir := filepath.Join(dir, "pg")
 
-	owner := exec.Command(os.Args[0], "-test.run=^TestHelperHoldCluster$", "-test.v")
+	owner := exec.Command(os.Args[0])
 	owner.Env = append(os.Environ(), "MOLAR_TEST_HOLD_CLUSTER="+pgDir)
 	out, err := owner.StdoutPipe()
 	require.NoError(t, err)

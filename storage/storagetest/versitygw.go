@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 // VersityGWVersion is the versitygw release the tests are written against.
@@ -55,11 +57,7 @@ func StartVersityGW(t testing.TB) (endpoint, accessKey, secretKey string) {
 	t.Helper()
 	bin, err := VersityGWBinary()
 	if err != nil {
-		msg := fmt.Sprintf("%v; install it with: %s", err, VersityGWInstall)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		pgtest.Unavailable(t, "versitygw (install it with: "+VersityGWInstall+")", err)
 	}
 	accessKey, secretKey = "molar"+randHex(6), randHex(20)
 	dir := t.TempDir()

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 // Binary finds Chromium.
@@ -43,10 +45,7 @@ func New(t testing.TB, w, h int) *Browser {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Chromium is required in CI and not found: %v (apt-get install chromium)", err)
-		}
-		t.Skipf("Chromium not found (%v); run make test to install it", err)
+		pgtest.Unavailable(t, "Chromium (apt-get install chromium)", err)
 	}
 	profile, err := os.MkdirTemp("", "molar-chromium-")
 	if err != nil {

@@ -97,7 +97,10 @@ func AdminURL(t testing.TB) string {
 	return adminURL
 }
 
-// Unavailable fails the test under CI=true and skips it otherwise.
+// Unavailable is the one place a test meets a missing dependency
+// (PostgreSQL, the S3 server, DCMTK, Orthanc, Chromium, Node.js, pydicom's
+// test files): under CI=true — where nothing may be skipped — the test
+// fails; elsewhere it is skipped with the way to install it.
 func Unavailable(t testing.TB, what string, err error) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
