@@ -23,7 +23,6 @@ import (
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dicomtest"
-	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
@@ -62,7 +61,7 @@ func testFile(t *testing.T, name string) []byte {
 // not built one.
 func withIngester(t *testing.T, ts *testServer) {
 	if ts.ingester == nil {
-		ts.ingester = &ingest.Ingester{DB: ts.db.pool, Store: ts.store, Policy: index.KeepFirst, Logger: ts.log}
+		ts.ingester = newIngester(ts.server)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/molar-health/molar/auth"
-	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/storage/postgres"
@@ -44,7 +43,7 @@ func viewerPart(s *server) corePart {
 	p.demo = func(ctx context.Context, d modules.Demo) error {
 		in := s.ingester
 		if in == nil {
-			in = &ingest.Ingester{DB: s.db.pool, Store: s.store, Policy: index.KeepFirst, Logger: s.log}
+			in = newIngester(s)
 		}
 		// The oldest children first: they have the permanent teeth of a
 		// full-mouth series (the demo's children are listed youngest first).

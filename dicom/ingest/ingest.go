@@ -36,7 +36,6 @@ import (
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
-	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/postgres"
 )
@@ -380,7 +379,7 @@ func check(src Source, h *header.Header, rec *index.Record) error {
 			return fmt.Errorf("%w: file meta names another SOP instance", ErrMismatch)
 		}
 	}
-	if _, ok := uid.LookupTransferSyntax(rec.TransferSyntax); !ok && rec.TransferSyntax == "" {
+	if rec.TransferSyntax == "" {
 		return fmt.Errorf("%w: no transfer syntax", ErrUnparseable)
 	}
 	return nil
