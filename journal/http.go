@@ -520,14 +520,18 @@ func (h *Handler) formError(w http.ResponseWriter, r *http.Request, person int64
 	h.Shell.Render(w, r, status, "journal_entry_form", d)
 }
 
+// personEntry reads the {person} and {entry} ids of a URL.
+func personEntry(r *http.Request) (person, entry int64, err error) {
+	if person, err = idParam(r, "person"); err != nil {
+		return 0, 0, err
+	}
+	entry, err = idParam(r, "entry")
+	return person, entry, err
+}
+
 // GET /journal/patients/{person}/entries/{entry}
 func (h *Handler) handleEntry(w http.ResponseWriter, r *http.Request) {
-	person, err := idParam(r, "person")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	id, err := idParam(r, "entry")
+	person, id, err := personEntry(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -553,12 +557,7 @@ func (h *Handler) handleEntry(w http.ResponseWriter, r *http.Request) {
 
 // POST /journal/patients/{person}/entries/{entry}/sign
 func (h *Handler) handleSign(w http.ResponseWriter, r *http.Request) {
-	person, err := idParam(r, "person")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	id, err := idParam(r, "entry")
+	person, id, err := personEntry(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -572,12 +571,7 @@ func (h *Handler) handleSign(w http.ResponseWriter, r *http.Request) {
 
 // GET /journal/patients/{person}/entries/{entry}/correct
 func (h *Handler) handleCorrectForm(w http.ResponseWriter, r *http.Request) {
-	person, err := idParam(r, "person")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	id, err := idParam(r, "entry")
+	person, id, err := personEntry(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -596,12 +590,7 @@ func (h *Handler) handleCorrectForm(w http.ResponseWriter, r *http.Request) {
 
 // POST /journal/patients/{person}/entries/{entry}/correct
 func (h *Handler) handleCorrect(w http.ResponseWriter, r *http.Request) {
-	person, err := idParam(r, "person")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	id, err := idParam(r, "entry")
+	person, id, err := personEntry(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
