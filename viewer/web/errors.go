@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -173,6 +174,17 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, status int, detail, id
 		Type: "about:blank", Title: http.StatusText(status), Status: status,
 		Detail: detail, Instance: r.URL.Path, ErrorID: id,
 	})
+}
+
+// requestIDEncoding has no digits: a request id can never hold something
+// shaped like a CPR number, which the audit log would refuse.
+var requestIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyzABCDEF").WithPadding(base32.NoPadding)
+
+// newRequestID returns a random request id (16 characters, 80 bits).
+func newRequestID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return requestIDEncoding.EncodeToString(b)
 }
 
 func newID() string {

@@ -19,15 +19,20 @@ type ctxKey int
 
 const requestIDKey ctxKey = 1
 
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+var (
+	validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+	// digitRun finds six digits in a row: a request id goes into the audit
+	// log, which refuses anything shaped like a CPR number (DDMMYY…).
+	digitRun = regexp.MustCompile(`[0-9]{6}`)
+)
 
 // RequestID gives every request an id (from X-Request-ID when well-formed),
 // echoes it in the response and puts it in the context for logs and audit.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
-		if !validRequestID.MatchString(id) {
-			id = newID()
+		if !validRequestID.MatchString(id) || digitRun.MatchString(id) {
+			id = newRequestID()
 		}
 		w.Header().Set("X-Request-ID", id)
 		// Stored under chi's key too, so chi's middleware.GetReqID sees it.

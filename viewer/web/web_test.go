@@ -154,3 +154,25 @@ func TestLanguageChoice(t *testing.T) {
 	req.AddCookie(&http.Cookie{Name: LangCookie, Value: English})
 	require.Equal(t, English, Lang(req))
 }
+
+// Request ids go into the audit log, which refuses values shaped like a CPR
+// number: generated ids never contain a digit run, and a client's id with
+// one is replaced.
+func TestRequestIDsNeverLookLikeCPRNumbers(t *testing.T) {
+	for i := 0; i < 10000; i++ {
+		id := newRequestID()
+		require.Len(t, id, 16)
+		require.False(t, digitRun.MatchString(id), id)
+		require.NotRegexp(t, `[0-9]`, id)
+	}
+	h := RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, RequestIDFrom(r.Context()))
+	}))
+	for in, keep := range map[string]bool{"trace-abc-123": true, "req-0101154237": false, "x": false} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("X-Request-ID", in)
+		h.ServeHTTP(rec, req)
+		require.Equal(t, keep, rec.Body.String() == in, in)
+	}
+}
