@@ -89,7 +89,7 @@ func main() {
 	log.Printf("generating files in %s", root)
 	sets := map[string][]string{}
 	var sizes = map[string]int64{}
-	for _, sz := range []struct {
+	for szi, sz := range []struct {
 		name       string
 		n          int
 		rows, cols int
@@ -101,7 +101,7 @@ func main() {
 			check(os.MkdirAll(dir, 0o755))
 			for i := 0; i < sz.n; i++ {
 				in := dicomtest.Instance{PatientID: fmt.Sprintf("P%d", i%50), PatientName: "Bench^Patient", StudyUID: fmt.Sprintf("%s.%d.%d", dicomtest.Root+".7", k, i/10),
-					SeriesUID: fmt.Sprintf("%s.%d.%d.1", dicomtest.Root+".7", k, i/10), SOPUID: fmt.Sprintf("%s.%d.%d.%d.%d", dicomtest.Root+".8", time.Now().Unix()%100000, len(sz.name), k, i),
+					SeriesUID: fmt.Sprintf("%s.%d.%d.1", dicomtest.Root+".7", k, i/10), SOPUID: fmt.Sprintf("%s.%d.%d.%d.%d", dicomtest.Root+".8", time.Now().Unix()%100000, szi, k, i),
 					StudyDate: "20240101", InstanceNumber: i, Rows: sz.rows, Cols: sz.cols, Teeth: []string{"16"}}
 				f := filepath.Join(dir, fmt.Sprintf("%05d.dcm", i))
 				check(writeFile(f, in))
@@ -184,7 +184,12 @@ func main() {
 	if mfs != nil {
 		growth, base = rssLargeInstance(mfs, int64(*bigMB)<<20)
 	}
-	fmt.Printf("\n| what | Molar fs | Molar S3 | Orthanc | storescp |\n|---|---|---|---|---|\n")
+	head, rule := "| what |", "|---|"
+	for _, tg := range targets {
+		head += " " + tg.name + " |"
+		rule += "---|"
+	}
+	fmt.Printf("\n%s\n%s\n", head, rule)
 	for _, size := range []string{"small", "large"} {
 		for _, k := range []int{1, 4} {
 			row := fmt.Sprintf("| %s (%d KB), %d assoc. |", size, sizes[size]/1000, k)
