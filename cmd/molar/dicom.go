@@ -1,25 +1,20 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
-	"github.com/go-chi/chi/v5"
-	"os"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/molar-health/molar/auth"
-	dicomadmin "github.com/molar-health/molar/dicom/admin"
-	"github.com/molar-health/molar/dicom/thumb"
-	"github.com/molar-health/molar/viewer/web"
-
-	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/molar-health/molar/auth"
+	dicomadmin "github.com/molar-health/molar/dicom/admin"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
@@ -28,6 +23,7 @@ import (
 	"github.com/molar-health/molar/dicom/worklist"
 	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/storage/jobs"
+	"github.com/molar-health/molar/viewer/web"
 )
 
 // Orphan objects (written, never indexed) are swept after this long.
@@ -85,13 +81,11 @@ func callerTenant(a *dimse.AssociationInfo) (int64, error) {
 func newIngester(s *server) *ingest.Ingester {
 	policy, _ := index.ParseDuplicatePolicy(s.cfg.DuplicatePolicy) // validated with the configuration
 	in := &ingest.Ingester{DB: s.db.pool, Store: s.store, Policy: policy, Logger: s.log}
-	// Thumbnails are made by a durable job enqueued with the index rows.
-	in.EnqueueTx = append(in.EnqueueTx, func(ctx context.Context, tx pgx.Tx, st ingest.Stored) error {
-		if s.queue == nil {
-			return nil // built before the queue: only during wiring
-		}
-		_, err := thumb.EnqueueThumbnail(ctx, tx, s.queue, st.ObjectKey)
-		return err
+	// The ingest transaction queues the thumbnails (dicom.thumbnail_queue);
+	// the dispatcher turns them into jobs soon after the commit.
+	in.After = append(in.After, func(context.Context, ingest.Stored) error {
+		s.thumbs.Wake()
+		return nil
 	})
 	for _, m := range s.mods {
 		if h, ok := m.(modules.InstanceHook); ok {

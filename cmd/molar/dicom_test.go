@@ -125,6 +125,10 @@ func TestThumbnailAfterCStore(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, ts.queue.Start(ctx))
 	t.Cleanup(func() { _ = ts.queue.Stop(context.Background()) })
+	dctx, stopDispatch := context.WithCancel(ctx)
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- ts.thumbs.Run(dctx, ts.queue) }()
+	t.Cleanup(func() { stopDispatch(); <-dispatched })
 
 	in := dicomtest.Instance{PatientID: "THUMB-1", PatientName: "Test^Thumb", StudyUID: dicomtest.Root + ".90",
 		SeriesUID: dicomtest.Root + ".90.1", SOPUID: dicomtest.Root + ".90.1.1", Rows: 400, Cols: 300, Teeth: []string{"46"}}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"github.com/jackc/pgx/v5"
-	"github.com/molar-health/molar/dicom/thumb"
-	"github.com/molar-health/molar/storage/jobs"
 
 	"context"
 	"errors"
@@ -94,15 +92,8 @@ func cmdImport(ctx context.Context, args []string, getenv func(string) string, s
 	policy, _ := index.ParseDuplicatePolicy(cfg.DuplicatePolicy)
 	// Encapsulated STL models can be large: allow big single values.
 	in := &ingest.Ingester{DB: db.pool, Store: store, Policy: policy, Logger: log, MaxValueLength: 1 << 30, MaxHeaderBytes: 2 << 30}
-	// The server's workers make the thumbnails; the import only enqueues.
-	queue, err := jobs.New(db.pool, jobs.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	in.EnqueueTx = append(in.EnqueueTx, func(ctx context.Context, tx pgx.Tx, st ingest.Stored) error {
-		_, err := thumb.EnqueueThumbnail(ctx, tx, queue, st.ObjectKey)
-		return err
-	})
+	// The ingest transaction queues the thumbnails; the server's dispatcher
+	// and workers make them.
 	im := &media.Importer{Ingest: in, TenantID: tenant, AE: "import"}
 	if !cpr.IsZero() {
 		var person auth.Person

@@ -23,6 +23,7 @@ import (
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/dicom/thumb"
 	dweb "github.com/molar-health/molar/dicom/web"
 	"github.com/molar-health/molar/journal/portal"
 	"github.com/molar-health/molar/modules"
@@ -55,6 +56,8 @@ type server struct {
 	// ingester is the one ingest path (C-STORE, STOW-RS, import); set by
 	// the DICOM part. dicomweb is the DICOMweb service.
 	ingester *ingest.Ingester
+	// thumbs moves instances queued by ingest into thumbnail jobs.
+	thumbs   *thumb.Dispatcher
 	dicomweb *dweb.Service
 	router   chi.Router
 	http     *http.Server

@@ -9,8 +9,9 @@ import (
 )
 
 // imagingPart wires pixel decoding, rendering, thumbnails and DICOMweb.
-// prepare registers the thumbnail worker (dicom/thumb); ingest enqueues its
-// jobs with thumb.EnqueueThumbnail in the index transaction. JPEG-LS and
+// prepare registers the thumbnail worker (dicom/thumb); the ingest
+// transaction queues thumbnail work (dicom.thumbnail_queue) and the
+// dispatcher runner turns it into jobs in batches. JPEG-LS and
 // JPEG 2000 frames are decoded by `molar codec` worker subprocesses that
 // dicom/pixel starts on first use.
 func imagingPart(s *server) corePart {
@@ -18,8 +19,10 @@ func imagingPart(s *server) corePart {
 	if s == nil {
 		return p
 	}
+	s.thumbs = thumb.NewDispatcher(s.db.pool, s.log)
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
 		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store})
 	}
+	p.runners = []runner{{name: "thumbnail dispatcher", run: func(ctx context.Context) error { return s.thumbs.Run(ctx, s.queue) }}}
 	return p
 }

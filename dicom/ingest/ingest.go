@@ -7,8 +7,8 @@
 // header reader parses a copy of the stream up to the pixel data (never the
 // pixel data in memory), and SHA-256 is computed on the way. Then one
 // database transaction indexes the instance (index.Ingest: duplicate policy,
-// patient/study/series, reconciliation with the register) and runs the
-// EnqueueTx hooks (the thumbnail job). Ingest returns nil only after the
+// patient/study/series, reconciliation with the register, the thumbnail
+// queue row). Ingest returns nil only after the
 // object is durable and the transaction committed; a failure leaves nothing
 // indexed, and an object written but not indexed (a crash in between) is
 // removed by Sweep after a grace period.
@@ -113,9 +113,6 @@ type Ingester struct {
 	Store  storage.ObjectStore
 	Policy index.DuplicatePolicy
 	Logger *slog.Logger
-	// EnqueueTx run inside the ingest transaction for new or replaced
-	// instances (the thumbnail job); an error fails the ingest.
-	EnqueueTx []func(ctx context.Context, tx pgx.Tx, s Stored) error
 	// After run after the commit (modules' instance hooks); errors are
 	// logged, never fail the ingest.
 	After []func(ctx context.Context, s Stored) error
@@ -404,13 +401,6 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func()
 				return err
 			}
 			st.InstanceID, st.PersonID, st.ReconState, st.NewStudy = ir.InstanceID, ir.PersonID, ir.ReconState, ir.NewStudy
-			if ir.Outcome == index.OutcomeStored || ir.Outcome == index.OutcomeOverwritten {
-				for _, enq := range in.EnqueueTx {
-					if err := enq(ctx, tx, st); err != nil {
-						return fmt.Errorf("enqueue: %w", err)
-					}
-				}
-			}
 			if err := waitPut(); err != nil {
 				return errPut{err}
 			}

@@ -10,8 +10,11 @@
 // no pixel data, attempts exhausted) leaves thumbs/<path>/failed.json with
 // the reason, so the UI shows a placeholder with it; Lookup reports which.
 //
-// The job: ingest calls EnqueueThumbnail in the transaction that indexes
-// the instance (so the job exists exactly when the instance does). The
+// The job: the transaction that indexes an instance also queues it for
+// thumbnails (a trigger fills dicom.thumbnail_queue, no extra round trip on
+// the ingest path), so the work exists exactly when the instance does; the
+// server's Dispatcher turns queued rows into jobs in batches soon after the
+// commit (EnqueueThumbnail enqueues one directly). The
 // worker reads the header and only the frame it needs through ranged reads
 // (the middle frame of a multi-frame image), renders it with the header's
 // window or the automatic one, and writes every size. Storage errors are
