@@ -121,8 +121,35 @@ func IngestInTenant(ctx context.Context, q Querier, rec *Record, policy Duplicat
 }
 
 func ingest(ctx context.Context, q Querier, rec *Record, policy DuplicatePolicy, scope bool) (Result, error) {
+	sql, args, err := ingestStatement(rec, policy, scope)
+	if err != nil {
+		return Result{}, err
+	}
+	var r Result
+	if err := scanIngest(q.QueryRow(ctx, sql, args...), &r); err != nil {
+		return Result{}, err
+	}
+	return r, nil
+}
+
+// QueueIngestInTenant adds IngestInTenant's statement to b, so it can go
+// to the server in one round trip with what comes before it (the BEGIN of
+// the ingest transaction); r is filled when the batch runs, and the batch's
+// error is the one IngestInTenant would return.
+func QueueIngestInTenant(b *pgx.Batch, rec *Record, policy DuplicatePolicy, r *Result) error {
+	sql, args, err := ingestStatement(rec, policy, true)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...).QueryRow(func(row pgx.Row) error { return scanIngest(row, r) })
+	return nil
+}
+
+// ingestStatement is the one statement of an ingest: the record as JSON
+// for dicom.ingest_instance(_in).
+func ingestStatement(rec *Record, policy DuplicatePolicy, scope bool) (string, []any, error) {
 	if rec.SOPInstanceUID == "" || rec.StudyInstanceUID == "" || rec.SeriesInstanceUID == "" || rec.SOPClassUID == "" {
-		return Result{}, fmt.Errorf("%w: instance lacks a UID", ErrInvalid)
+		return "", nil, fmt.Errorf("%w: instance lacks a UID", ErrInvalid)
 	}
 	type payload struct {
 		*Record
@@ -140,33 +167,33 @@ func ingest(ctx context.Context, q Querier, rec *Record, policy DuplicatePolicy,
 		ReferringFuzzy: FuzzyKey(rec.ReferringPhysician), SeriesDescCI: strings.ToLower(rec.SeriesDescription)}
 	b, err := json.Marshal(p)
 	if err != nil {
-		return Result{}, fmt.Errorf("dicom: ingest: %w", err)
+		return "", nil, fmt.Errorf("dicom: ingest: %w", err)
 	}
 	if policy == "" {
 		policy = KeepFirst
 	}
-	var r Result
-	var oldKey *string
-	var row pgx.Row
 	if scope {
-		row = q.QueryRow(ctx, `SELECT outcome, instance_id, study_ref, series_ref, old_key, coalesce(person_id, 0), recon_state, new_study
-		FROM dicom.ingest_instance_in($1, $2, $3)`, rec.TenantID, b, string(policy))
-	} else {
-		row = q.QueryRow(ctx, `SELECT outcome, instance_id, study_ref, series_ref, old_key, coalesce(person_id, 0), recon_state, new_study
-		FROM dicom.ingest_instance($1, $2)`, b, string(policy))
+		return `SELECT outcome, instance_id, study_ref, series_ref, old_key, coalesce(person_id, 0), recon_state, new_study
+		FROM dicom.ingest_instance_in($1, $2, $3)`, []any{rec.TenantID, b, string(policy)}, nil
 	}
-	err = row.
-		Scan(&r.Outcome, &r.InstanceID, &r.StudyRef, &r.SeriesRef, &oldKey, &r.PersonID, &r.ReconState, &r.NewStudy)
+	return `SELECT outcome, instance_id, study_ref, series_ref, old_key, coalesce(person_id, 0), recon_state, new_study
+		FROM dicom.ingest_instance($1, $2)`, []any{b, string(policy)}, nil
+}
+
+// scanIngest reads the statement's result into r.
+func scanIngest(row pgx.Row, r *Result) error {
+	var oldKey *string
+	err := row.Scan(&r.Outcome, &r.InstanceID, &r.StudyRef, &r.SeriesRef, &oldKey, &r.PersonID, &r.ReconState, &r.NewStudy)
 	if err != nil {
 		if postgres.IsUniqueViolation(err) {
-			return Result{}, fmt.Errorf("dicom: ingest: %w: %w", ErrConflict, err)
+			return fmt.Errorf("dicom: ingest: %w: %w", ErrConflict, err)
 		}
-		return Result{}, fmt.Errorf("dicom: ingest: %w", err)
+		return fmt.Errorf("dicom: ingest: %w", err)
 	}
 	if oldKey != nil {
 		r.OldKey = *oldKey
 	}
-	return r, nil
+	return nil
 }
 
 // ErrConflict: a concurrent ingest of the same SOP instance won; retry.

@@ -32,12 +32,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/storage"
-	"github.com/molar-health/molar/storage/postgres"
 )
 
 // Errors of Ingest.
@@ -85,8 +85,11 @@ func short(err error) string {
 	return s
 }
 
-// Beginner opens transactions (a pgxpool.Pool).
-type Beginner = postgres.Beginner
+// DB lends connections (a pgxpool.Pool): the ingest transaction runs on
+// one of them, its BEGIN sent with the index statement in one round trip.
+type DB interface {
+	Acquire(ctx context.Context) (*pgxpool.Conn, error)
+}
 
 // Stored describes an instance that was indexed (passed to hooks).
 type Stored struct {
@@ -109,7 +112,7 @@ type Stored struct {
 // Ingester stores and indexes instances. The zero value is not usable: set
 // DB and Store.
 type Ingester struct {
-	DB     Beginner
+	DB     DB
 	Store  storage.ObjectStore
 	Policy index.DuplicatePolicy
 	Logger *slog.Logger
@@ -304,6 +307,50 @@ func (in *Ingester) Ingest(ctx context.Context, src Source, r io.Reader) (Result
 	return in.index(ctx, rec, waitPut)
 }
 
+// indexTx runs the ingest transaction on one connection: BEGIN and the
+// index statement (index.QueueIngestInTenant, which also scopes the
+// transaction to the tenant) go to the server in one round trip; COMMIT
+// only after waitPut said the object is durable.
+func (in *Ingester) indexTx(ctx context.Context, rec *index.Record, waitPut func() error) (index.Result, error) {
+	conn, err := in.DB.Acquire(ctx)
+	if err != nil {
+		return index.Result{}, fmt.Errorf("postgres: acquire: %w", err)
+	}
+	// A connection released inside a transaction (an error below) is
+	// closed by the pool, never reused.
+	defer conn.Release()
+	var ir index.Result
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := index.QueueIngestInTenant(b, rec, in.Policy, &ir); err != nil {
+		return index.Result{}, err
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		rollback(ctx, conn)
+		return index.Result{}, err
+	}
+	if err := waitPut(); err != nil {
+		rollback(ctx, conn)
+		return index.Result{}, errPut{err}
+	}
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return index.Result{}, fmt.Errorf("postgres: commit: %w", err)
+	}
+	if tag.String() != "COMMIT" {
+		return index.Result{}, fmt.Errorf("postgres: commit: %w", pgx.ErrTxCommitRollback)
+	}
+	return ir, nil
+}
+
+// rollback ends a failed ingest transaction; when even that fails the
+// connection is closed (the server then rolls back).
+func rollback(ctx context.Context, conn *pgxpool.Conn) {
+	if _, err := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+		_ = conn.Conn().Close(context.WithoutCancel(ctx))
+	}
+}
+
 // errPut carries the object store's error out of the index transaction.
 type errPut struct{ err error }
 
@@ -392,24 +439,12 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func()
 		ObjectKey: rec.ObjectKey, Size: rec.Size, ToothCodes: rec.ToothCodes}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		// IngestInTenant scopes the transaction to the tenant in its own
-		// round trip (as InTenant would with a statement of its own).
-		err = postgres.InTx(ctx, in.DB, func(tx pgx.Tx) error {
-			var err error
-			ir, err = index.IngestInTenant(ctx, tx, rec, in.Policy)
-			if err != nil {
-				return err
-			}
-			st.InstanceID, st.PersonID, st.ReconState, st.NewStudy = ir.InstanceID, ir.PersonID, ir.ReconState, ir.NewStudy
-			if err := waitPut(); err != nil {
-				return errPut{err}
-			}
-			return nil
-		})
+		ir, err = in.indexTx(ctx, rec, waitPut)
 		if !errors.Is(err, index.ErrConflict) {
 			break
 		}
 	}
+	st.InstanceID, st.PersonID, st.ReconState, st.NewStudy = ir.InstanceID, ir.PersonID, ir.ReconState, ir.NewStudy
 	bg := context.WithoutCancel(ctx)
 	// Whatever the transaction did, the Put has to be over before we decide
 	// about the object.

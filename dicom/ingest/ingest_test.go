@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
@@ -177,7 +179,7 @@ func (b *brokenStore) Put(ctx context.Context, key string, r io.Reader, o storag
 
 type brokenDB struct{}
 
-func (brokenDB) Begin(ctx context.Context) (pgx.Tx, error) {
+func (brokenDB) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	return nil, errors.New("connection refused")
 }
 
@@ -321,4 +323,46 @@ func TestIngestStreamsLargeInstance(t *testing.T) {
 	growth := int64(peak.HeapInuse) - int64(before.HeapInuse)
 	t.Logf("heap growth %d KiB for a %d MiB instance", growth>>10, px>>20)
 	require.Less(t, growth, int64(16<<20))
+}
+
+// TestConcurrentResendsOfOneInstance: a modality resending one instance on
+// several associations at once gets Success on every one; one object and
+// one index row remain (the losers of the unique-key race retry and find
+// the winner's identical row), and the pool's connections stay usable.
+func TestConcurrentResendsOfOneInstance(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	inst := sample(dicomtest.Root + ".9.1")
+	body := inst.DataSet(t, uid.ExplicitVRLittleEndian)
+	const n = 8
+	outcomes := make(chan string, n)
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() {
+			<-start
+			res, err := e.in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(body))
+			errs <- err
+			outcomes <- res.Outcome
+		}()
+	}
+	close(start)
+	count := map[string]int{}
+	for i := 0; i < n; i++ {
+		require.NoError(t, <-errs)
+		count[<-outcomes]++
+	}
+	require.Equal(t, map[string]int{index.OutcomeStored: 1, index.OutcomeIdentical: n - 1}, count)
+	stored, err := e.instance(t, inst.SOPUID)
+	require.NoError(t, err)
+	require.Equal(t, []string{stored.ObjectKey}, e.objects(t))
+	require.Equal(t, body, e.get(t, stored.ObjectKey)[len(e.get(t, stored.ObjectKey))-len(body):])
+
+	// Every connection is still good for the next ingests.
+	for i := 0; i < 2*n; i++ {
+		other := sample(fmt.Sprintf("%s.9.2.%d", dicomtest.Root, i))
+		_, err := e.in.Ingest(ctx, cstore(other, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(other.DataSet(t, uid.ExplicitVRLittleEndian)))
+		require.NoError(t, err)
+	}
+	require.Len(t, e.objects(t), 1+2*n)
 }
