@@ -253,6 +253,15 @@ func Resize(full image.Image, sizes []int) []image.Image {
 		w, h := render.FitSize(b.Dx(), b.Dy(), sizes[i], sizes[i])
 		var m image.Image = src
 		if w < b.Dx() || h < b.Dy() {
+			// A grey picture at least twice the size is first averaged
+			// over k×k blocks (a box filter, which also keeps the final
+			// linear filter from aliasing): a quarter or less of the
+			// pixels to resample.
+			if g, ok := src.(*image.Gray); ok {
+				if k := min(b.Dx()/w, b.Dy()/h); k >= 2 {
+					src = boxShrink(g, k)
+				}
+			}
 			m = imaging.Resize(src, w, h, imaging.Linear)
 			if _, grey := full.(*image.Gray); grey {
 				m = toGray(m.(*image.NRGBA))
@@ -260,6 +269,35 @@ func Resize(full image.Image, sizes []int) []image.Image {
 		}
 		out[i] = m
 		src = m
+	}
+	return out
+}
+
+// boxShrink averages g over k×k blocks (a partial block at the right or
+// bottom edge is dropped: less than k pixels of a picture k×size wide).
+func boxShrink(g *image.Gray, k int) *image.Gray {
+	b := g.Bounds()
+	w, h := b.Dx()/k, b.Dy()/k
+	out := image.NewGray(image.Rect(0, 0, w, h))
+	sums := make([]int, w)
+	n := k * k
+	for y := 0; y < h; y++ {
+		clear(sums)
+		for dy := 0; dy < k; dy++ {
+			off := g.PixOffset(b.Min.X, b.Min.Y+y*k+dy)
+			row := g.Pix[off : off+w*k]
+			for x := 0; x < w; x++ {
+				s := 0
+				for _, v := range row[x*k : x*k+k] {
+					s += int(v)
+				}
+				sums[x] += s
+			}
+		}
+		o := out.Pix[y*out.Stride : y*out.Stride+w]
+		for x := range o {
+			o[x] = uint8((sums[x] + n/2) / n)
+		}
 	}
 	return out
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"image"
+	"image/color"
 	"image/jpeg"
 	"testing"
 	"time"
@@ -139,4 +141,19 @@ func TestJobThroughRiver(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, fs.Failed)
 	t.Log(js.Errors, fs.Failed.Reason)
+}
+
+func TestBoxShrink(t *testing.T) {
+	g := image.NewGray(image.Rect(10, 20, 17, 25)) // 7×5, not at the origin
+	for y := 20; y < 25; y++ {
+		for x := 10; x < 17; x++ {
+			g.SetGray(x, y, color.Gray{Y: uint8(10*(x-10) + (y - 20))})
+		}
+	}
+	m := boxShrink(g, 2)
+	require.Equal(t, image.Rect(0, 0, 3, 2), m.Bounds())
+	// The 2×2 block at (0,0): 0, 10, 1, 11 → 5.5, rounded to 6.
+	require.Equal(t, uint8(6), m.GrayAt(0, 0).Y)
+	// The block at (2,1): x 14..15, y 22..23 → 42, 52, 43, 53 → 47.5 → 48.
+	require.Equal(t, uint8(48), m.GrayAt(2, 1).Y)
 }
