@@ -62,6 +62,7 @@ func want(t string) bool {
 
 type result struct {
 	Target  string  `json:"target"`
+	Round   int     `json:"round"`
 	Size    string  `json:"size"`
 	Assocs  int     `json:"assocs"`
 	N       int     `json:"n"`
@@ -169,7 +170,7 @@ func main() {
 					// jobs of the previous run must not slow the next target.
 					settle(pids)
 					r := storeRun(tg.addr, tg.ae, files, k)
-					r.Target, r.Size = tg.name, size
+					r.Target, r.Size, r.Round = tg.name, size, rep
 					r.MBps = float64(sizes[size]) * float64(r.OK) / r.Seconds / 1e6
 					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s", r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps)
 					all = append(all, r)
@@ -207,6 +208,7 @@ func main() {
 			fmt.Println(row)
 		}
 	}
+	printTargets(all, *repeat)
 	fmt.Printf("\nmolar RSS while receiving a %d MiB multi-frame instance: baseline %d MiB, growth %d MiB\n", *bigMB, base>>20, growth>>20)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(map[string]any{"results": results, "runs": all, "rss_growth_bytes": growth, "big_bytes": int64(*bigMB) << 20}, "", " ")
@@ -218,6 +220,60 @@ func main() {
 			names = append(names, tg.name)
 		}
 		check(os.WriteFile(*svg, chart(results, names), 0o644))
+	}
+}
+
+// target is one DESIGN §5 ratio: a's rate over b's, at least min.
+type target struct {
+	what   string
+	size   string
+	assocs int
+	a, b   string
+	min    float64
+}
+
+var targetList = []target{
+	{"small, Molar fs / Orthanc", "small", 1, "Molar (filesystem)", "Orthanc 1.10", 2},
+	{"small, Molar fs / Orthanc", "small", 4, "Molar (filesystem)", "Orthanc 1.10", 3},
+	{"large, Molar fs / storescp", "large", 1, "Molar (filesystem)", "DCMTK storescp", 0.85},
+	{"large, Molar fs / storescp", "large", 4, "Molar (filesystem)", "DCMTK storescp", 0.85},
+	{"small, Molar S3 / Molar fs", "small", 1, "Molar (S3, versitygw)", "Molar (filesystem)", 0.8},
+	{"small, Molar S3 / Molar fs", "small", 4, "Molar (S3, versitygw)", "Molar (filesystem)", 0.8},
+	{"large, Molar S3 / Molar fs", "large", 1, "Molar (S3, versitygw)", "Molar (filesystem)", 0.8},
+	{"large, Molar S3 / Molar fs", "large", 4, "Molar (S3, versitygw)", "Molar (filesystem)", 0.8},
+}
+
+// printTargets prints each DESIGN §5 ratio per round (the two rates of a
+// ratio are measured one after the other in the same round, so a machine
+// whose speed drifts between rounds disturbs the ratio less than the
+// medians of the rates) and its median.
+func printTargets(all []result, rounds int) {
+	rate := map[string]float64{}
+	for _, r := range all {
+		rate[fmt.Sprintf("%s|%s|%d|%d", r.Target, r.Size, r.Assocs, r.Round)] = r.PerSec
+	}
+	fmt.Printf("\n| target (DESIGN §5) | assoc. | per round | median | goal | |\n|---|---|---|---|---|---|\n")
+	for _, t := range targetList {
+		var ratios []float64
+		var cells []string
+		for rep := 0; rep < rounds; rep++ {
+			a, b := rate[fmt.Sprintf("%s|%s|%d|%d", t.a, t.size, t.assocs, rep)], rate[fmt.Sprintf("%s|%s|%d|%d", t.b, t.size, t.assocs, rep)]
+			if a == 0 || b == 0 {
+				continue
+			}
+			ratios = append(ratios, a/b)
+			cells = append(cells, fmt.Sprintf("%.2f", a/b))
+		}
+		if len(ratios) == 0 {
+			continue
+		}
+		sort.Float64s(ratios)
+		med := ratios[len(ratios)/2]
+		verdict := "not met"
+		if med >= t.min {
+			verdict = "met"
+		}
+		fmt.Printf("| %s | %d | %s | %.2f | ≥ %.2f | %s |\n", t.what, t.assocs, strings.Join(cells, ", "), med, t.min, verdict)
 	}
 }
 
