@@ -156,7 +156,8 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if err := ctxErr(ctx, "put", key); err != nil {
 		return storage.ObjectInfo{}, err
 	}
-	tmp, err := s.takeTemp()
+	tmp, refilled, err := s.takeTemp()
+	defer refilled()
 	if err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("storage/fs: put %q: %w", key, err)
 	}
@@ -201,23 +202,30 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	return info(key, fi), nil
 }
 
-// takeTemp returns a spare temporary file when one is ready (and starts
-// making its replacement), or creates one.
-func (s *Store) takeTemp() (*os.File, error) {
+// takeTemp returns a spare temporary file when one is ready, or creates
+// one, and starts making a spare for the next Put; the caller waits for
+// that with refilled before it returns (it has finished long before, as a
+// Put's fsyncs take longer than a create), so nothing outlives a Put.
+func (s *Store) takeTemp() (f *os.File, refilled func(), err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.addSpare()
+	}()
+	refilled = func() { <-done }
 	for {
 		select {
 		case sp := <-s.spares:
-			go s.addSpare()
 			if time.Since(sp.created) < spareMaxAge {
-				return sp.f, nil
+				return sp.f, refilled, nil
 			}
 			sp.f.Close()
 			os.Remove(sp.f.Name())
 			continue
 		default:
 		}
-		go s.addSpare()
-		return s.createTemp(tempPrefix)
+		f, err := s.createTemp(tempPrefix)
+		return f, refilled, err
 	}
 }
 
@@ -231,7 +239,9 @@ func (s *Store) addSpare() {
 		return // the next Put creates its own and reports the error
 	}
 	select {
-	case s.spares <- spare{f: f, created: time.Now()}:
+	// Wall-clock time (no monotonic reading), as SweepTemp compares
+	// modification times: a clock step or a paused VM counts for both.
+	case s.spares <- spare{f: f, created: time.Now().Round(0)}:
 	default:
 		f.Close()
 		os.Remove(f.Name())
