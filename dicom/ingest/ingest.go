@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/molar-health/molar/dicom/dimse"
@@ -127,8 +128,10 @@ type Ingester struct {
 	Now func() time.Time
 
 	// failpoints for crash tests: called after the object is durable and
-	// before the commit, and after the commit.
+	// before the commit, and after the commit; beforeCommit gets the
+	// connection the COMMIT is about to use.
 	afterPut, afterCommit func()
+	beforeCommit          func(*pgxpool.Conn)
 }
 
 // Source describes where an instance comes from.
@@ -333,9 +336,20 @@ func (in *Ingester) indexTx(ctx context.Context, rec *index.Record, waitPut func
 		rollback(ctx, conn)
 		return index.Result{}, errPut{err}
 	}
-	tag, err := conn.Exec(ctx, "COMMIT")
+	// COMMIT is not cut short by the caller's context: pgx would close the
+	// connection and leave us not knowing whether the server committed.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if in.beforeCommit != nil {
+		in.beforeCommit(conn)
+	}
+	tag, err := conn.Exec(cctx, "COMMIT")
 	if err != nil {
-		return index.Result{}, fmt.Errorf("postgres: commit: %w", err)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return index.Result{}, fmt.Errorf("postgres: commit: %w", err) // the server refused: not committed
+		}
+		return index.Result{}, fmt.Errorf("postgres: commit: %w: %w", errCommitUnknown, err)
 	}
 	if tag.String() != "COMMIT" {
 		return index.Result{}, fmt.Errorf("postgres: commit: %w", pgx.ErrTxCommitRollback)
@@ -343,11 +357,22 @@ func (in *Ingester) indexTx(ctx context.Context, rec *index.Record, waitPut func
 	return ir, nil
 }
 
+// commitTimeout bounds a COMMIT (and a ROLLBACK) the caller can no longer
+// cancel.
+const commitTimeout = 30 * time.Second
+
+// errCommitUnknown: COMMIT failed without an answer from the server (the
+// connection broke): the transaction may have committed, so the object
+// must stay (the sweep removes it if nothing indexes it).
+var errCommitUnknown = errors.New("commit outcome unknown")
+
 // rollback ends a failed ingest transaction; when even that fails the
 // connection is closed (the server then rolls back).
 func rollback(ctx context.Context, conn *pgxpool.Conn) {
-	if _, err := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
-		_ = conn.Conn().Close(context.WithoutCancel(ctx))
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = conn.Conn().Close(rctx)
 	}
 }
 
@@ -452,6 +477,10 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func()
 		// Nothing durable to remove (a Put that failed after its rename
 		// leaves the object to the sweep: nothing indexes it).
 		return Result{}, fmt.Errorf("%w: %w", ErrObjectStore, perr)
+	}
+	if errors.Is(err, errCommitUnknown) {
+		in.log().Warn("ingest: commit outcome unknown; the object stays for the orphan sweep to judge", "key", rec.ObjectKey, "err", err)
+		return Result{}, fmt.Errorf("%w: %w", ErrDatabase, err)
 	}
 	if err != nil {
 		// Not indexed: the object must go (the sweep would find it too).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/dicomtest"
+	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/uid"
@@ -365,4 +366,33 @@ func TestConcurrentResendsOfOneInstance(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Len(t, e.objects(t), 1+2*n)
+}
+
+// TestCommitWithoutAnswerKeepsTheObject: when the connection breaks as
+// COMMIT is sent, Molar cannot know whether the server committed: the
+// ingest fails (A710, the sender resends), the object stays (a committed
+// row would point to it), and the orphan sweep removes it once it is sure
+// nothing indexes it.
+func TestCommitWithoutAnswerKeepsTheObject(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	inst := sample(dicomtest.Root + ".10.1")
+	in := *e.in
+	in.beforeCommit = func(c *pgxpool.Conn) { _ = c.Conn().PgConn().Conn().Close() }
+	_, err := in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(inst.DataSet(t, uid.ExplicitVRLittleEndian)))
+	require.ErrorIs(t, err, ErrDatabase)
+	require.ErrorIs(t, err, errCommitUnknown)
+	st, _ := Status(err)
+	require.Equal(t, dimse.Status(0xA710), st)
+	require.Len(t, e.objects(t), 1, "the object stays")
+	_, err = e.instance(t, inst.SOPUID)
+	require.Error(t, err, "the COMMIT never reached the server: nothing is indexed")
+	n, err := Sweep(ctx, e.db.App, e.store, time.Now().Add(2*time.Hour), time.Hour, 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Empty(t, e.objects(t))
+	// The resend is stored, on a healthy connection.
+	_, err = e.in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(inst.DataSet(t, uid.ExplicitVRLittleEndian)))
+	require.NoError(t, err)
+	require.Len(t, e.objects(t), 1)
 }
