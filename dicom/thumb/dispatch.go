@@ -38,7 +38,12 @@ func Dispatch(ctx context.Context, db postgres.Beginner, q *jobs.Queue, limit in
 		params := make([]river.InsertManyParams, 0, len(keys))
 		seen := make(map[string]bool, len(keys))
 		for _, k := range keys {
-			if seen[k] || storage.ValidateKey(k) != nil {
+			if err := storage.ValidateKey(k); err != nil {
+				// Not a key any store accepts: no job could succeed.
+				slog.Warn("thumbnail dispatch: queued object key refused; dropped", "err", err)
+				continue
+			}
+			if seen[k] {
 				continue
 			}
 			seen[k] = true

@@ -19,7 +19,8 @@ import (
 
 // TestDispatchTurnsQueuedInstancesIntoJobs: the ingest transaction queues a
 // thumbnail for every new instance and every instance pointed at a new
-// object (and for nothing rolled back or left unchanged); Dispatch turns
+// object (and for nothing rolled back or left unchanged; a deleted or
+// re-pointed instance takes its queued row back); Dispatch turns
 // the queue into thumbnail jobs in batches of at most its limit and empties
 // it; the dispatcher does so soon after Wake.
 func TestDispatchTurnsQueuedInstancesIntoJobs(t *testing.T) {
@@ -73,25 +74,39 @@ func TestDispatchTurnsQueuedInstancesIntoJobs(t *testing.T) {
 	a, b, c := "instances/2026/11/25/a.dcm", "instances/2026/11/25/b.dcm", "instances/2026/11/25/c.dcm"
 	require.Equal(t, index.OutcomeStored, ingest("1.9.1", a, "a", index.KeepFirst, true))
 	require.Equal(t, index.OutcomeStored, ingest("1.9.2", b, "b", index.KeepFirst, true))
+	require.Equal(t, []string{a, b}, queued())
 	ingest("1.9.3", "instances/2026/11/25/never.dcm", "n", index.KeepFirst, false)
 	require.Equal(t, index.OutcomeIdentical, ingest("1.9.1", "instances/2026/11/25/a2.dcm", "a", index.KeepFirst, true))
 	require.Equal(t, index.OutcomeKeptFirst, ingest("1.9.1", "instances/2026/11/25/a3.dcm", "other", index.KeepFirst, true))
 	require.Equal(t, index.OutcomeOverwritten, ingest("1.9.2", c, "c", index.Overwrite, true))
-	require.Equal(t, []string{a, b, c}, queued())
+	// b was still queued when 1.9.2 was pointed at c: only c remains.
+	require.Equal(t, []string{a, c}, queued())
 
-	n, err := Dispatch(ctx, db.App, q, 2)
-	require.NoError(t, err)
-	require.Equal(t, 2, n)
-	require.Equal(t, []string{c}, queued())
-	require.Equal(t, []string{a, b}, jobKeys())
-	n, err = Dispatch(ctx, db.App, q, 2)
+	n, err := Dispatch(ctx, db.App, q, 1)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	n, err = Dispatch(ctx, db.App, q, 2)
+	require.Equal(t, []string{c}, queued())
+	require.Equal(t, []string{a}, jobKeys())
+	n, err = Dispatch(ctx, db.App, q, 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	n, err = Dispatch(ctx, db.App, q, 1)
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.Empty(t, queued())
-	require.Equal(t, []string{a, b, c}, jobKeys())
+	require.Equal(t, []string{a, c}, jobKeys())
+
+	// A queued instance that is deleted, or pointed at another object,
+	// takes its row back.
+	require.Equal(t, index.OutcomeStored, ingest("1.9.4", "instances/2026/11/25/gone.dcm", "g", index.KeepFirst, true))
+	require.Equal(t, index.OutcomeStored, ingest("1.9.6", "instances/2026/11/25/f1.dcm", "f1", index.KeepFirst, true))
+	require.Equal(t, index.OutcomeOverwritten, ingest("1.9.6", "instances/2026/11/25/f2.dcm", "f2", index.Overwrite, true))
+	_, err = db.Admin.Exec(ctx, `DELETE FROM dicom.instance WHERE sop_instance_uid = '1.9.4'`)
+	require.NoError(t, err)
+	require.Equal(t, []string{"instances/2026/11/25/f2.dcm"}, queued())
+	n, err = Dispatch(ctx, db.App, q, 5)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 
 	// The dispatcher: a wake moves a new row within its gather time, long
 	// before its poll.
