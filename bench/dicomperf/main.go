@@ -102,7 +102,7 @@ func main() {
 			check(os.MkdirAll(dir, 0o755))
 			for i := 0; i < sz.n; i++ {
 				in := dicomtest.Instance{PatientID: fmt.Sprintf("P%d", i%50), PatientName: "Bench^Patient", StudyUID: fmt.Sprintf("%s.%d.%d", dicomtest.Root+".7", k, i/10),
-					SeriesUID: fmt.Sprintf("%s.%d.%d.1", dicomtest.Root+".7", k, i/10), SOPUID: fmt.Sprintf("%s.%d.%d.%d.%d", dicomtest.Root+".8", time.Now().Unix()%100000, szi, k, i),
+					SeriesUID: fmt.Sprintf("%s.%d.%d.1", dicomtest.Root+".7", k, i/10), SOPUID: benchUID(fmt.Sprintf("%s.%d.%d.%d", dicomtest.Root+".8", time.Now().Unix()%10000, 100*szi+k, i)),
 					StudyDate: "20240101", InstanceNumber: i, Rows: sz.rows, Cols: sz.cols, Teeth: []string{"16"}}
 				f := filepath.Join(dir, fmt.Sprintf("%05d.dcm", i))
 				check(writeFile(f, in))
@@ -367,6 +367,15 @@ func cpuTicks(pids []int) int64 {
 		walk(p)
 	}
 	return sum
+}
+
+// benchUID refuses a UID longer than DICOM's 64 characters (peers truncate
+// one in the command but not in the data set, and the instance is refused).
+func benchUID(u string) string {
+	if len(u) > 64 {
+		log.Fatalf("generated UID %s is %d characters long (at most 64): use fewer instances", u, len(u))
+	}
+	return u
 }
 
 func check(err error) {
