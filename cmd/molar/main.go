@@ -23,6 +23,8 @@ Commands:
   migrate   apply database migrations and exit
   import    import DICOM files, folders, DICOMDIR media, ZIPs (and pictures for a patient)
   user      manage local accounts (add, list, unlock, passwd)
+  unit      organisational units and the staff who work in them (add, list, member)
+  register  load citizens, custody and care relations from a CSV extract (import)
   ae        manage known DICOM application entities (add, list, remove)
   export    write a study or patient to a folder or ZIP with a DICOMDIR
   pull      pull studies from another PACS (C-FIND, C-MOVE) into Molar
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "user":
 		err = cmdUser(ctx, args[1:], getenv, stdout, stderr)
+	case "unit":
+		err = cmdUnit(ctx, args[1:], getenv, stdout, stderr)
+	case "register":
+		err = cmdRegister(ctx, args[1:], getenv, stdout, stderr)
 	case "ae":
 		err = cmdAE(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
