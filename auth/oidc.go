@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,12 @@ type OIDCConfig struct {
 	// that maps decides; a staff login that maps to no role is refused.
 	RoleClaim string
 	RoleMap   map[string]string
+	// UnitMap maps a group of RoleClaim to the name of an organisational
+	// unit of the tenant: at every staff login the account is made a member
+	// of the mapped units its groups name and removed from the mapped units
+	// they no longer name. Units no group maps to are left alone (managed
+	// with `molar unit member`).
+	UnitMap map[string]string
 	// UsernameClaim is the claim used as username for new accounts
 	// (default "preferred_username"; the subject-derived name when missing
 	// or taken).
@@ -399,16 +406,69 @@ func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string,
 				existing.Role, existing.DisplayName = role, display
 			}
 			u = existing
-			return nil
+			return s.syncUnits(ctx, tx, p, u.ID, claims)
 		}
 		u, err = s.provision(ctx, tx, p, subject, claims, NewUser{TenantID: p.cfg.TenantID, DisplayName: display, Role: role,
 			OIDCIssuer: issuer, OIDCSubject: subject})
-		return err
+		if err != nil {
+			return err
+		}
+		return s.syncUnits(ctx, tx, p, u.ID, claims)
 	})
 	if err != nil {
 		return User{}, err
 	}
 	return u, nil
+}
+
+// syncUnits brings a staff account's membership of the units UnitMap
+// names in line with the groups of this login (see OIDCConfig.UnitMap).
+func (s *Service) syncUnits(ctx context.Context, tx pgx.Tx, p *oidcProvider, userID int64, claims map[string]any) error {
+	if len(p.cfg.UnitMap) == 0 {
+		return nil
+	}
+	key := func(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
+	managed, want := map[string]bool{}, map[string]bool{}
+	for _, name := range p.cfg.UnitMap {
+		managed[key(name)] = true
+	}
+	for _, g := range claimStrings(claims, p.cfg.RoleClaim) {
+		if name, ok := p.cfg.UnitMap[g]; ok {
+			want[key(name)] = true
+		}
+	}
+	units, err := OrgUnits(ctx, tx, p.cfg.TenantID)
+	if err != nil {
+		return err
+	}
+	ids, err := UserUnits(ctx, tx, userID)
+	if err != nil {
+		return err
+	}
+	found := map[string]bool{}
+	for _, u := range units {
+		k := key(u.Name)
+		if !managed[k] {
+			continue
+		}
+		found[k] = true
+		member := slices.Contains(ids, u.ID)
+		switch {
+		case want[k] && !member:
+			err = AddUserUnit(ctx, tx, userID, u.ID)
+		case !want[k] && member:
+			err = RemoveUserUnit(ctx, tx, userID, u.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for k := range managed {
+		if !found[k] {
+			s.log.WarnContext(ctx, "OIDC unit map names a unit the municipality does not have", "unit", k, "provider", p.cfg.Name)
+		}
+	}
+	return nil
 }
 
 // provision creates an OIDC account, with the username claim when it is

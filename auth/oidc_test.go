@@ -130,6 +130,7 @@ func newOIDCEnv(t *testing.T) *oidcEnv {
 			CPRClaim:    cprClaim,
 			RoleClaim:   "groups",
 			RoleMap:     map[string]string{"tandplejen-tandlaeger": RoleDentist, "tandplejen-assistenter": RoleDentalAssistant},
+			UnitMap:     map[string]string{"tandplejen-tandlaeger": "Tandplejen Nord", "klinik-syd": "tandplejen syd"},
 		}}
 		c.OIDC[0].TenantID = 1 // the env's first tenant; checked below
 	})
@@ -238,6 +239,13 @@ func TestOIDCStaffLogin(t *testing.T) {
 	page := oe.browser().get("/login?next=/journal", nil)
 	require.Contains(t, page.Body, `/auth/oidc/login?provider=kommune&amp;next=%2Fjournal`)
 
+	nord, err := CreateOrgUnit(ctx, oe.db.Admin, OrgUnit{TenantID: oe.tenant.ID, Kind: "dental_clinic", Name: "Tandplejen Nord"})
+	require.NoError(t, err)
+	syd, err := CreateOrgUnit(ctx, oe.db.Admin, OrgUnit{TenantID: oe.tenant.ID, Kind: "dental_clinic", Name: "Tandplejen Syd"})
+	require.NoError(t, err)
+	home, err := CreateOrgUnit(ctx, oe.db.Admin, OrgUnit{TenantID: oe.tenant.ID, Kind: "home_care", Name: "Hjemmeplejen"})
+	require.NoError(t, err)
+
 	b := oe.browser()
 	r, callback := oe.oidcLogin(b, "anne", "/journal")
 	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
@@ -255,6 +263,12 @@ func TestOIDCStaffLogin(t *testing.T) {
 	require.Equal(t, oe.issuer, u.OIDCIssuer)
 	require.Equal(t, "staff-1", u.OIDCSubject)
 	require.False(t, u.HasPassword)
+	// Her groups put her in the mapped unit (and in no other).
+	units, err := UserUnits(ctx, oe.db.Admin, u.ID)
+	require.NoError(t, err)
+	require.Equal(t, []int64{nord.ID}, units)
+	// A membership given by hand, of a unit no group maps to, is not the directory's business.
+	require.NoError(t, AddUserUnit(ctx, oe.db.Admin, u.ID, home.ID))
 
 	// The callback cannot be replayed (state used), nor forged.
 	replay := oe.browser()
@@ -264,14 +278,18 @@ func TestOIDCStaffLogin(t *testing.T) {
 	res = b.get("/auth/oidc/callback?state=forged&code=forged", nil)
 	require.Equal(t, http.StatusBadRequest, res.Status)
 
-	// The directory moves Anne to another group: her role follows at the next login, same account.
-	oe.store.setClaim("staff-1", "groups", []any{"tandplejen-assistenter"})
+	// The directory moves Anne to another group and clinic: her role and
+	// units follow at the next login, same account.
+	oe.store.setClaim("staff-1", "groups", []any{"tandplejen-assistenter", "klinik-syd"})
 	b2 := oe.browser()
 	r, _ = oe.oidcLogin(b2, "anne", "/")
 	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
 	_, me = b2.me()
 	require.Equal(t, RoleDentalAssistant, me["role"])
 	require.Equal(t, firstID, me["user_id"])
+	units, err = UserUnits(ctx, oe.db.Admin, u.ID)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []int64{syd.ID, home.ID}, units)
 
 	// No group that maps to a role: refused, and no account is made.
 	b3 := oe.browser()

@@ -46,6 +46,7 @@ type Config struct {
 	OIDCCPRClaim    string
 	OIDCRoleClaim   string
 	OIDCRoleMap     string
+	OIDCUnitMap     string
 	SessionIdle     time.Duration
 	CitizenIdle     time.Duration
 	SessionMax      time.Duration
@@ -137,6 +138,7 @@ var settings = []setting{
 	{"oidc-cpr-claim", "MOLAR_OIDC_CPR_CLAIM", "dk:gov:cpr", "claim carrying a citizen's CPR number", false, str(func(c *Config) *string { return &c.OIDCCPRClaim })},
 	{"oidc-role-claim", "MOLAR_OIDC_ROLE_CLAIM", "groups", "claim carrying staff groups", false, str(func(c *Config) *string { return &c.OIDCRoleClaim })},
 	{"oidc-role-map", "MOLAR_OIDC_ROLE_MAP", "", "staff group to role mapping, e.g. tandlaeger=dentist,tka=dental_assistant", false, str(func(c *Config) *string { return &c.OIDCRoleMap })},
+	{"oidc-unit-map", "MOLAR_OIDC_UNIT_MAP", "", "staff group to unit mapping, e.g. klinik-nord=Tandplejen Nord: at every login membership of the mapped units follows the groups", false, str(func(c *Config) *string { return &c.OIDCUnitMap })},
 	{"session-idle", "MOLAR_SESSION_IDLE", "30m", "staff session idle timeout", false, duration(func(c *Config) *time.Duration { return &c.SessionIdle })},
 	{"session-citizen-idle", "MOLAR_SESSION_CITIZEN_IDLE", "15m", "citizen (parent portal) session idle timeout", false, duration(func(c *Config) *time.Duration { return &c.CitizenIdle })},
 	{"session-max", "MOLAR_SESSION_MAX", "12h", "absolute session lifetime", false, duration(func(c *Config) *time.Duration { return &c.SessionMax })},
@@ -327,6 +329,9 @@ func (c *Config) Validate() error {
 			return bad("MOLAR_OIDC_CLIENT_ID", "required when MOLAR_OIDC_ISSUER is set")
 		}
 	}
+	if _, err := parsePairs(c.OIDCUnitMap, "group=unit name"); err != nil {
+		return bad("MOLAR_OIDC_UNIT_MAP", err.Error())
+	}
 	if _, err := parseRoleMap(c.OIDCRoleMap); err != nil {
 		return bad("MOLAR_OIDC_ROLE_MAP", err.Error())
 	}
@@ -355,16 +360,23 @@ func (c *Config) Validate() error {
 
 // parseRoleMap parses "group=role,group2=role2".
 func parseRoleMap(s string) (map[string]string, error) {
+	return parsePairs(s, "group=role")
+}
+
+// parsePairs reads "key=value" pairs separated by commas (what names the
+// shape of a pair in the error).
+func parsePairs(s, what string) (map[string]string, error) {
 	m := map[string]string{}
 	if strings.TrimSpace(s) == "" {
 		return m, nil
 	}
 	for _, pair := range strings.Split(s, ",") {
-		g, r, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		if !ok || g == "" || r == "" {
-			return nil, fmt.Errorf("want group=role pairs separated by commas, got %q", pair)
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("want %s pairs separated by commas, got %q", what, pair)
 		}
-		m[g] = r
+		m[k] = v
 	}
 	return m, nil
 }

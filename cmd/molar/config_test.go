@@ -69,6 +69,7 @@ func TestConfigValidationNamesTheSetting(t *testing.T) {
 		{"lockout", map[string]string{"MOLAR_LOCKOUT_ATTEMPTS": "0"}, nil, "MOLAR_LOCKOUT_ATTEMPTS"},
 		{"oidc client", map[string]string{"MOLAR_OIDC_ISSUER": "https://idp.example"}, nil, "MOLAR_OIDC_CLIENT_ID"},
 		{"role map", map[string]string{"MOLAR_OIDC_ROLE_MAP": "dentist"}, nil, "MOLAR_OIDC_ROLE_MAP"},
+		{"unit map", map[string]string{"MOLAR_OIDC_UNIT_MAP": "klinik-nord=Tandplejen Nord, =Syd"}, nil, "MOLAR_OIDC_UNIT_MAP"},
 		{"log level", map[string]string{"MOLAR_LOG_LEVEL": "loud"}, nil, "MOLAR_LOG_LEVEL"},
 		{"public url", map[string]string{"MOLAR_PUBLIC_URL": "molar.kommune.dk"}, nil, "MOLAR_PUBLIC_URL"},
 		{"unreadable secret file", map[string]string{"MOLAR_S3_SECRET_KEY_FILE": "/nonexistent/secret"}, nil, "MOLAR_S3_SECRET_KEY_FILE"},

@@ -81,11 +81,12 @@ func (s *server) mountAuth(ctx context.Context, r chi.Router) error {
 			return err
 		}
 		roles, _ := parseRoleMap(s.cfg.OIDCRoleMap)
+		units, _ := parsePairs(s.cfg.OIDCUnitMap, "group=unit name")
 		cfg.OIDC = []auth.OIDCConfig{{
 			Name: "oidc", Label: "MitID", TenantID: tenant,
 			Issuer: s.cfg.OIDCIssuer, ClientID: s.cfg.OIDCClientID, ClientSecret: s.cfg.OIDCSecret,
 			RedirectURL: s.cfg.publicURL() + "/auth/oidc/callback",
-			CPRClaim:    s.cfg.OIDCCPRClaim, RoleClaim: s.cfg.OIDCRoleClaim, RoleMap: roles,
+			CPRClaim:    s.cfg.OIDCCPRClaim, RoleClaim: s.cfg.OIDCRoleClaim, RoleMap: roles, UnitMap: units,
 		}}
 	}
 	svc, err := auth.New(s.db.pool, cfg)
