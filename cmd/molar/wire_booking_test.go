@@ -316,3 +316,89 @@ func findscuW(t *testing.T, addr, aet, date string) []*header.Dataset {
 	}
 	return rs
 }
+
+// TestBookingSetupTakesResourcesAndTypesOutOfService: on the set-up page a
+// clinic administrator takes a chair out of service (no new slot uses it,
+// the page marks it) and brings it back, and retires an appointment type
+// (it can no longer be booked) and brings it back.
+func TestBookingSetupTakesResourcesAndTypesOutOfService(t *testing.T) {
+	ts, _, mod := bookingServer(t, nil)
+	ctx := context.Background()
+	ten, clinic := ts.demo.TenantID, ts.demo.ClinicID
+	c, csrf := ts.login(t, "klinikadmin")
+	post := func(what string, form url.Values) int {
+		form.Set("csrf_token", csrf)
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/m/booking/admin/%s?unit=%d", ts.URL, what, clinic), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", ts.URL)
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	page := func() string {
+		resp, err := c.Get(fmt.Sprintf("%s/m/booking/admin?unit=%d", ts.URL, clinic))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		return string(b)
+	}
+
+	resources, err := mod.Resources(ctx, ten, clinic)
+	require.NoError(t, err)
+	types, err := mod.Types(ctx, ten, false)
+	require.NoError(t, err)
+	var chair booking.Resource
+	for _, r := range resources {
+		if r.Kind == booking.KindChair && r.Active {
+			chair = r
+			break
+		}
+	}
+	require.NotZero(t, chair.ID)
+	var typ booking.Type
+	for _, ty := range types {
+		if len(ty.Kinds) == 1 && ty.Kinds[0] == booking.KindChair && len(ty.ResourceIDs) == 0 {
+			typ = ty
+			break
+		}
+	}
+	require.NotZero(t, typ.ID)
+	dentist := dentistPrincipal(t, ts)
+	child := ts.demo.Children[0].PersonID
+	from := time.Now().AddDate(0, 0, 2)
+	slots := func() ([]booking.Slot, error) {
+		return mod.FreeSlots(ctx, dentist, booking.SlotQuery{PersonID: child, UnitID: clinic, TypeID: typ.ID, From: from, To: from.AddDate(0, 0, 14), Limit: 500})
+	}
+	using := func(id int64) int {
+		s, err := slots()
+		require.NoError(t, err)
+		n := 0
+		for _, sl := range s {
+			for _, r := range sl.ResourceIDs {
+				if r == id {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	require.Positive(t, using(chair.ID))
+
+	require.Equal(t, http.StatusSeeOther, post("resources", url.Values{"id": {fmt.Sprint(chair.ID)}, "active": {"false"}}))
+	require.Zero(t, using(chair.ID), "no new slot on a chair out of service")
+	require.Contains(t, page(), "ude af brug")
+	require.Equal(t, http.StatusSeeOther, post("resources", url.Values{"id": {fmt.Sprint(chair.ID)}, "active": {"true"}}))
+	require.Positive(t, using(chair.ID))
+	require.NotEqual(t, http.StatusSeeOther, post("resources", url.Values{"id": {"99999999"}, "active": {"false"}}), "an unknown resource")
+
+	require.Equal(t, http.StatusSeeOther, post("types", url.Values{"id": {fmt.Sprint(typ.ID)}, "active": {"false"}}))
+	_, err = slots()
+	require.ErrorIs(t, err, booking.ErrNotFound, "a retired type cannot be booked")
+	require.Contains(t, page(), "Tag i brug igen")
+	require.Equal(t, http.StatusSeeOther, post("types", url.Values{"id": {fmt.Sprint(typ.ID)}, "active": {"true"}}))
+	_, err = slots()
+	require.NoError(t, err)
+}

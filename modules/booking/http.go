@@ -729,8 +729,16 @@ func (m *Module) handleAdminPost(w http.ResponseWriter, r *http.Request, p *auth
 	f := r.FormValue
 	switch chi.URLParam(r, "what") {
 	case "resources":
+		if id := formInt(r, "id"); id != 0 { // out of service or back in
+			err = m.SetResourceActive(ctx, p.TenantID, unitID, id, f("active") == "true")
+			break
+		}
 		_, err = m.SaveResource(ctx, p.TenantID, Resource{UnitID: unitID, Kind: f("kind"), Name: f("name"), StationAE: f("station_ae")})
 	case "types":
+		if id := formInt(r, "id"); id != 0 {
+			err = m.SetTypeActive(ctx, p.TenantID, id, f("active") == "true")
+			break
+		}
 		minutes, _ := strconv.Atoi(f("minutes"))
 		_, err = m.SaveType(ctx, p.TenantID, Type{Code: f("code"), Name: f("name"), NameEN: f("name_en"), PublicName: f("public_name"),
 			Minutes: minutes, SelfService: f("self_service") == "on", Kinds: r.PostForm["kinds"], Imaging: f("imaging") == "on",

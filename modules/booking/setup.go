@@ -116,6 +116,41 @@ func (m *Module) SaveResource(ctx context.Context, tenantID int64, r Resource) (
 	return r, nil
 }
 
+// SetResourceActive takes a resource of a unit out of service or back in:
+// an inactive resource is offered in no new slot; appointments already
+// booked on it stay.
+func (m *Module) SetResourceActive(ctx context.Context, tenantID, unitID, id int64, active bool) error {
+	rs, err := m.Resources(ctx, tenantID, unitID)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if r.ID == id {
+			r.Active = active
+			_, err := m.SaveResource(ctx, tenantID, r)
+			return err
+		}
+	}
+	return fmt.Errorf("booking: resource %d: %w", id, ErrNotFound)
+}
+
+// SetTypeActive retires an appointment type or brings it back: an inactive
+// type cannot be booked; appointments already booked as it stay.
+func (m *Module) SetTypeActive(ctx context.Context, tenantID, id int64, active bool) error {
+	ts, err := m.Types(ctx, tenantID, true)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if t.ID == id {
+			t.Active = active
+			_, err := m.SaveType(ctx, tenantID, t)
+			return err
+		}
+	}
+	return fmt.Errorf("booking: type %d: %w", id, ErrNotFound)
+}
+
 // Resources lists a unit's resources (unitID 0: all of the tenant's).
 func (m *Module) Resources(ctx context.Context, tenantID, unitID int64) ([]Resource, error) {
 	var out []Resource
