@@ -387,7 +387,18 @@ func TestBookingSetupTakesResourcesAndTypesOutOfService(t *testing.T) {
 	}
 	require.Positive(t, using(chair.ID))
 
-	require.Equal(t, http.StatusSeeOther, post("resources", url.Values{"id": {fmt.Sprint(chair.ID)}, "active": {"false"}}))
+	// In Chromium, as the clinic administrator would.
+	b := browsertest.New(t, 1366, 900)
+	b.Do(chromedp.Navigate(fmt.Sprintf("%s/m/booking/admin?unit=%d", ts.URL, clinic)), chromedp.WaitVisible("#username"))
+	b.Do(chromedp.SendKeys("#username", "klinikadmin"), chromedp.SendKeys("#password", demo.Password),
+		chromedp.Click("#login-submit"), chromedp.WaitVisible(".bk-admin"))
+	toggle := chromedp.CSS(fmt.Sprintf(`form[action^="/m/booking/admin/resources"]:has(input[name="id"][value="%d"]) button`, chair.ID))
+	require.Equal(t, "Tag ud af brug", browsertest.Get(b, chromedp.Text(toggle)))
+	b.Do(chromedp.Click(toggle), chromedp.WaitVisible(".notice"))
+	b.Screenshot("booking-setup-chair-out-of-service")
+	item := browsertest.Get(b, chromedp.Text(chromedp.CSS(fmt.Sprintf(`li.bk-inactive:has(input[name="id"][value="%d"])`, chair.ID))))
+	require.Contains(t, item, chair.Name)
+	require.Contains(t, item, "ude af brug")
 	require.Zero(t, using(chair.ID), "no new slot on a chair out of service")
 	require.Contains(t, page(), "ude af brug")
 	require.Equal(t, http.StatusSeeOther, post("resources", url.Values{"id": {fmt.Sprint(chair.ID)}, "active": {"true"}}))
