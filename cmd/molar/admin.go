@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -52,8 +53,9 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-func sub(args []string, usage string) (string, []string, error) {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+// sub splits off the verb of a command with sub-commands (one of verbs).
+func sub(args []string, usage string, verbs ...string) (string, []string, error) {
+	if len(args) == 0 || !slices.Contains(verbs, args[0]) {
 		return "", nil, usageError{errors.New(usage)}
 	}
 	return args[0], args[1:], nil
@@ -61,7 +63,7 @@ func sub(args []string, usage string) (string, []string, error) {
 
 func cmdUser(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const usage = "usage: molar user add|list|unlock|passwd [flags] (see molar user add --help)"
-	verb, rest, err := sub(args, usage)
+	verb, rest, err := sub(args, usage, "add", "list", "unlock", "passwd")
 	if err != nil {
 		return err
 	}
@@ -77,11 +79,6 @@ func cmdUser(ctx context.Context, args []string, getenv func(string) string, std
 		if verb == "add" || verb == "passwd" {
 			fs.StringVar(&passwordFile, "password-file", "", "file holding the password ('-' = standard input)")
 		}
-	}
-	switch verb {
-	case "add", "list", "unlock", "passwd":
-	default:
-		return usageError{errors.New(usage)}
 	}
 	db, _, err := adminDB(ctx, "user "+verb, rest, getenv, stderr, flags)
 	if err != nil {
@@ -224,7 +221,7 @@ func pickTenant(ctx context.Context, tx pgx.Tx, code, name string) (auth.Tenant,
 
 func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const usage = "usage: molar ae add|list|remove [flags]"
-	verb, rest, err := sub(args, usage)
+	verb, rest, err := sub(args, usage, "add", "list", "remove")
 	if err != nil {
 		return err
 	}
@@ -243,11 +240,6 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			fs.BoolVar(&replace, "replace", false, "update the AE if it exists")
 			fs.StringVar(&tenantCode, "tenant", "", "municipality code the AE's images belong to (default: the only one)")
 		}
-	}
-	switch verb {
-	case "add", "list", "remove":
-	default:
-		return usageError{errors.New(usage)}
 	}
 	db, _, err := adminDB(ctx, "ae "+verb, rest, getenv, stderr, flags)
 	if err != nil {
@@ -319,12 +311,9 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func cmdAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	verb, rest, err := sub(args, "usage: molar audit verify [--anchor SEQ:HASH ...]")
+	_, rest, err := sub(args, "usage: molar audit verify [--anchor SEQ:HASH ...]", "verify")
 	if err != nil {
 		return err
-	}
-	if verb != "verify" {
-		return usageError{errors.New("usage: molar audit verify")}
 	}
 	var anchors stringList
 	var grace time.Duration

@@ -25,7 +25,7 @@ import (
 
 func cmdUnit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const usage = "usage: molar unit add|list|member [flags] (see molar unit add --help)"
-	verb, rest, err := sub(args, usage)
+	verb, rest, err := sub(args, usage, "add", "list", "member")
 	if err != nil {
 		return err
 	}
@@ -45,11 +45,6 @@ func cmdUnit(ctx context.Context, args []string, getenv func(string) string, std
 			fs.StringVar(&name, "unit", "", "unit name")
 			fs.BoolVar(&remove, "remove", false, "end the membership instead")
 		}
-	}
-	switch verb {
-	case "add", "list", "member":
-	default:
-		return usageError{errors.New(usage)}
 	}
 	db, _, err := adminDB(ctx, "unit "+verb, rest, getenv, stderr, flags)
 	if err != nil {
@@ -178,13 +173,10 @@ func unitByName(ctx context.Context, q auth.Querier, tenantID int64, name string
 
 func cmdRegister(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const usage = "usage: molar register import --file FILE.csv [--tenant CODE] [--dry-run]"
-	verb, rest, err := sub(args, usage)
-	if err != nil {
+	if _, _, err := sub(args, usage, "import"); err != nil {
 		return err
 	}
-	if verb != "import" {
-		return usageError{errors.New(usage)}
-	}
+	rest := args[1:]
 	var file, tenantCode string
 	var dryRun bool
 	db, _, err := adminDB(ctx, "register import", rest, getenv, stderr, func(fs flagSet) {
