@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
@@ -405,9 +406,19 @@ func TestBookingSetupTakesResourcesAndTypesOutOfService(t *testing.T) {
 	require.Positive(t, using(chair.ID))
 	require.NotEqual(t, http.StatusSeeOther, post("resources", url.Values{"id": {"99999999"}, "active": {"false"}}), "an unknown resource")
 
+	// An appointment booked as the type before it is retired stays movable.
+	free, err := slots()
+	require.NoError(t, err)
+	require.NotEmpty(t, free)
+	actx := audit.WithActor(ctx, audit.Actor{UserID: dentist.UserID, Username: dentist.Username, Role: dentist.Role, TenantID: ten})
+	booked, err := mod.Book(actx, dentist, booking.BookRequest{PersonID: child, UnitID: clinic, TypeID: typ.ID, Start: free[len(free)-1].Start})
+	require.NoError(t, err)
 	require.Equal(t, http.StatusSeeOther, post("types", url.Values{"id": {fmt.Sprint(typ.ID)}, "active": {"false"}}))
 	_, err = slots()
 	require.ErrorIs(t, err, booking.ErrNotFound, "a retired type cannot be booked")
+	moves, err := mod.FreeSlots(actx, dentist, booking.SlotQuery{PersonID: child, UnitID: clinic, TypeID: typ.ID, From: from, To: from.AddDate(0, 0, 14), Moving: booked.ID})
+	require.NoError(t, err)
+	require.NotEmpty(t, moves, "the booked appointment can still move")
 	require.Contains(t, page(), "Tag i brug igen")
 	require.Equal(t, http.StatusSeeOther, post("types", url.Values{"id": {fmt.Sprint(typ.ID)}, "active": {"true"}}))
 	_, err = slots()

@@ -703,7 +703,8 @@ func (m *Module) FreeSlots(ctx context.Context, p *auth.Principal, q SlotQuery) 
 			return err
 		}
 		typ, err := typeByID(ctx, tx, q.TypeID)
-		if err != nil || !typ.Active {
+		// A retired type takes no new bookings; one booked before can still move.
+		if err != nil || (!typ.Active && q.Moving == 0) {
 			return fmt.Errorf("booking: type %d: %w", q.TypeID, ErrNotFound)
 		}
 		if q.Moving != 0 {

@@ -120,35 +120,29 @@ func (m *Module) SaveResource(ctx context.Context, tenantID int64, r Resource) (
 // an inactive resource is offered in no new slot; appointments already
 // booked on it stay.
 func (m *Module) SetResourceActive(ctx context.Context, tenantID, unitID, id int64, active bool) error {
-	rs, err := m.Resources(ctx, tenantID, unitID)
-	if err != nil {
-		return err
-	}
-	for _, r := range rs {
-		if r.ID == id {
-			r.Active = active
-			_, err := m.SaveResource(ctx, tenantID, r)
-			return err
-		}
-	}
-	return fmt.Errorf("booking: resource %d: %w", id, ErrNotFound)
+	return m.setActive(ctx, tenantID, `UPDATE booking.resource SET active = $3 WHERE id = $1 AND unit_id = $2`, id, unitID, active)
 }
 
 // SetTypeActive retires an appointment type or brings it back: an inactive
-// type cannot be booked; appointments already booked as it stay.
+// type takes no new bookings; appointments already booked as it stay and
+// can still be moved.
 func (m *Module) SetTypeActive(ctx context.Context, tenantID, id int64, active bool) error {
-	ts, err := m.Types(ctx, tenantID, true)
-	if err != nil {
-		return err
-	}
-	for _, t := range ts {
-		if t.ID == id {
-			t.Active = active
-			_, err := m.SaveType(ctx, tenantID, t)
-			return err
+	return m.setActive(ctx, tenantID, `UPDATE booking.appointment_type SET active = $2 WHERE id = $1`, id, active)
+}
+
+// setActive runs one UPDATE of an active flag in the tenant; no row is ErrNotFound.
+func (m *Module) setActive(ctx context.Context, tenantID int64, sql string, args ...any) error {
+	err := postgres.InTenant(ctx, m.Pool, tenantID, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sql, args...)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = ErrNotFound
 		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("booking: set active: %w", err)
 	}
-	return fmt.Errorf("booking: type %d: %w", id, ErrNotFound)
+	return nil
 }
 
 // Resources lists a unit's resources (unitID 0: all of the tenant's).
