@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -254,9 +255,13 @@ var registerColumns = []string{"cpr", "given_name", "family_name", "address", "p
 // (any order, case-insensitive), comma- or semicolon-separated (as Danish
 // spreadsheets write it). Errors name the line, never the CPR number.
 func readRegisterCSV(r io.Reader) ([]registerRow, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 256<<20))
+	const maxSize = 256 << 20
+	data, err := io.ReadAll(io.LimitReader(r, maxSize+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(data) > maxSize {
+		return nil, fmt.Errorf("larger than %d MiB: split it", maxSize>>20)
 	}
 	text := strings.TrimPrefix(string(data), "\ufeff")
 	first, _, _ := strings.Cut(text, "\n")
@@ -287,13 +292,26 @@ func readRegisterCSV(r io.Reader) ([]registerRow, error) {
 	}
 	var rows []registerRow
 	seen := map[string]int{}
-	for line := 2; ; line++ {
+	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("line %d: %w", pe.Line, pe.Err)
+			}
+			return nil, err
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) > len(header) {
+			return nil, fmt.Errorf("line %d: more fields than the header (a separator inside a field needs quotes)", line)
+		}
+		for _, f := range rec {
+			if !utf8.ValidString(f) {
+				return nil, fmt.Errorf("line %d: not UTF-8 text (save the file as \"CSV UTF-8\")", line)
+			}
 		}
 		get := func(c string) string {
 			if i, ok := col[c]; ok && i < len(rec) {
@@ -352,6 +370,9 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 			if err != nil {
 				return res, fmt.Errorf("line %d: %w", r.line, err)
 			}
+			if err := recordRegister(ctx, tx, audit.ActionCreate, p.ID, fmt.Sprintf("auth.person/%d", p.ID), nil); err != nil {
+				return res, err
+			}
 			res.created++
 		case err != nil:
 			return res, fmt.Errorf("line %d: %w", r.line, err)
@@ -361,6 +382,9 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 				return res, fmt.Errorf("line %d: %w", r.line, err)
 			}
 			if changed {
+				if err := recordRegister(ctx, tx, audit.ActionUpdate, p.ID, fmt.Sprintf("auth.person/%d", p.ID), nil); err != nil {
+					return res, err
+				}
 				res.updated++
 			}
 		}
@@ -389,6 +413,10 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 				if err := auth.AddCustody(ctx, tx, tenantID, holder, child); err != nil {
 					return res, fmt.Errorf("line %d: %w", r.line, err)
 				}
+				if err := recordRegister(ctx, tx, audit.ActionCreate, child, fmt.Sprintf("auth.custody/%d", child),
+					map[string]any{"holder_person_id": holder}); err != nil {
+					return res, err
+				}
 				have = append(have, holder)
 				res.custody++
 			}
@@ -398,7 +426,8 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 			if !ok {
 				var err error
 				if u, err = unitByName(ctx, tx, tenantID, r.careUnit); err != nil {
-					return res, fmt.Errorf("line %d: %w", r.line, err)
+					// Not the cell itself: a shifted column could put a CPR number there.
+					return res, fmt.Errorf("line %d: care_unit names no unit of this municipality (molar unit list shows them)", r.line)
 				}
 				units[strings.ToLower(r.careUnit)] = u
 			}
@@ -412,14 +441,29 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 				return res, fmt.Errorf("line %d: %w", r.line, err)
 			}
 			if !active {
-				if _, err := auth.AddCareRelation(ctx, tx, auth.CareRelation{TenantID: tenantID, OrgUnitID: u.ID, PersonID: child, Kind: kind}); err != nil {
+				c, err := auth.AddCareRelation(ctx, tx, auth.CareRelation{TenantID: tenantID, OrgUnitID: u.ID, PersonID: child, Kind: kind})
+				if err != nil {
 					return res, fmt.Errorf("line %d: %w", r.line, err)
+				}
+				if err := recordRegister(ctx, tx, audit.ActionCreate, child, fmt.Sprintf("auth.care_relation/%d", c.ID),
+					map[string]any{"org_unit_id": u.ID, "kind": kind}); err != nil {
+					return res, err
 				}
 				res.care++
 			}
 		}
 	}
 	return res, nil
+}
+
+// recordRegister audits one change of the import to a person (it shows in
+// the person's access log).
+func recordRegister(ctx context.Context, tx pgx.Tx, action audit.Action, personID int64, object string, detail map[string]any) error {
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	detail["source"] = "register import"
+	return audit.Record(ctx, tx, audit.Event{Action: action, PersonID: personID, Object: object, Detail: detail})
 }
 
 // updatePerson brings a person's names and contact details up to date with

@@ -66,7 +66,11 @@ func TestRegisterAndUnitCommands(t *testing.T) {
 	for _, bad := range []struct{ body, want string }{
 		{"cpr;given_name\n" + parent + ";A\n31129-1234;B\n", "line 3: not a valid CPR number"},
 		{"cpr;shoe_size\n" + parent + ";42\n", `unknown column "shoe_size"`},
-		{"cpr;care_unit\n" + parent + ";Tandplejen Syd\n", `line 2: no unit named "Tandplejen Syd"`},
+		{"cpr;care_unit\n" + parent + ";Tandplejen Syd\n", "line 2: care_unit names no unit of this municipality"},
+		{"cpr;care_unit\n" + parent + ";" + other + "\n", "line 2: care_unit names no unit of this municipality"},
+		{"cpr,address,phone\n\n" + parent + ",Åboulevarden 1, 8000 Aarhus C,+4520202020\n", "line 3: more fields than the header"},
+		{"cpr;given_name\n" + parent + ";\xe6ble\n", "line 2: not UTF-8 text"},
+		{"cpr;address;given_name\n" + parent + ";\"Åboulevarden 1\n8000 Aarhus C\";A\n31129-1234;;B\n", "line 4: not a valid CPR number"},
 		{"cpr;custody_holders\n" + other + ";0101011234\n", "line 2: custody holder not in the register or the file"},
 		{"cpr\n" + parent + "\n" + parent + "\n", "line 3: the same CPR number as line 2"},
 	} {
@@ -79,7 +83,11 @@ func TestRegisterAndUnitCommands(t *testing.T) {
 	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT count(*) FROM auth.person`).Scan(&n))
 	require.Equal(t, 3, n, "a refused file changes nothing")
 	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'create' AND object LIKE 'auth.register/%'`).Scan(&n))
-	require.Equal(t, 3, n, "every import that changed the register is in the audit log")
+	require.Equal(t, 3, n, "every import is in the audit log")
+	var childID int64
+	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT id FROM auth.person WHERE cpr = $1`, child).Scan(&childID))
+	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE person_id = $1 AND detail->>'source' = 'register import'`, childID).Scan(&n))
+	require.Equal(t, 4, n, "the child's access log shows its creation, custody, care relation and update")
 
 	// The dentist reaches the children once they work in the clinic.
 	kim, err := auth.UserByUsername(ctx, db.Admin, "kim")
