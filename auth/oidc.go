@@ -65,6 +65,8 @@ type OIDCConfig struct {
 
 type oidcProvider struct {
 	cfg OIDCConfig
+	// missingUnits remembers unit names of UnitMap already reported missing.
+	missingUnits sync.Map
 
 	mu       sync.Mutex
 	provider *oidc.Provider
@@ -254,7 +256,7 @@ func (s *Service) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	u, err := s.oidcUser(r.Context(), p, idt.Subject, claims)
+	u, err := s.oidcUser(r.Context(), p, idt.Subject, claims, true)
 	if err != nil {
 		status := StatusOf(err)
 		key := messageKey(err)
@@ -342,7 +344,7 @@ func (p *oidcProvider) mapRole(claims map[string]any) string {
 // citizens by the CPR claim (person and citizen account made on first
 // login), staff by subject with the role the groups map to (updated at each
 // login; no role: ErrNoRole).
-func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string, claims map[string]any) (User, error) {
+func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string, claims map[string]any, login bool) (User, error) {
 	if subject == "" {
 		return User{}, fmt.Errorf("auth: OIDC: %w: no subject", ErrInvalidCredentials)
 	}
@@ -406,6 +408,9 @@ func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string,
 				existing.Role, existing.DisplayName = role, display
 			}
 			u = existing
+			if !login {
+				return nil
+			}
 			return s.syncUnits(ctx, tx, p, u.ID, claims)
 		}
 		u, err = s.provision(ctx, tx, p, subject, claims, NewUser{TenantID: p.cfg.TenantID, DisplayName: display, Role: role,
@@ -464,7 +469,10 @@ func (s *Service) syncUnits(ctx context.Context, tx pgx.Tx, p *oidcProvider, use
 		}
 	}
 	for k := range managed {
-		if !found[k] {
+		if found[k] {
+			continue
+		}
+		if _, warned := p.missingUnits.LoadOrStore(k, true); !warned {
 			s.log.WarnContext(ctx, "OIDC unit map names a unit the municipality does not have", "unit", k, "provider", p.cfg.Name)
 		}
 	}
@@ -541,7 +549,9 @@ func (s *Service) verifyBearer(ctx context.Context, raw string) (*Principal, err
 	if err := tok.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("auth: bearer: %w: %v", ErrInvalidCredentials, err)
 	}
-	u, err := s.oidcUser(ctx, prov, tok.Subject, claims)
+	// An API token maps to the account as at its last interactive login:
+	// memberships follow the directory at logins, not at every request.
+	u, err := s.oidcUser(ctx, prov, tok.Subject, claims, false)
 	if err != nil {
 		return nil, err
 	}
