@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/storage/postgres"
 )
 
@@ -458,14 +459,24 @@ func (s *Service) syncUnits(ctx context.Context, tx pgx.Tx, p *oidcProvider, use
 		}
 		found[k] = true
 		member := slices.Contains(ids, u.ID)
+		action := audit.Action("")
 		switch {
 		case want[k] && !member:
-			err = AddUserUnit(ctx, tx, userID, u.ID)
+			err, action = AddUserUnit(ctx, tx, userID, u.ID), audit.ActionCreate
 		case !want[k] && member:
-			err = RemoveUserUnit(ctx, tx, userID, u.ID)
+			err, action = RemoveUserUnit(ctx, tx, userID, u.ID), audit.ActionDelete
 		}
 		if err != nil {
 			return err
+		}
+		if action != "" {
+			// Membership decides whose records the account reaches: logged
+			// like any other grant.
+			actx := audit.WithActor(ctx, audit.Actor{UserID: userID, Username: "system:oidc-groups", Role: "system", TenantID: p.cfg.TenantID})
+			if err := audit.Record(actx, tx, audit.Event{Action: action, Object: fmt.Sprintf("auth.user_unit/%d", userID),
+				Detail: map[string]any{"org_unit_id": u.ID, "source": "oidc groups"}}); err != nil {
+				return err
+			}
 		}
 	}
 	for k := range managed {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -290,6 +291,14 @@ func TestOIDCStaffLogin(t *testing.T) {
 	units, err = UserUnits(ctx, oe.db.Admin, u.ID)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []int64{syd.ID, home.ID}, units)
+	var grants []string
+	rows, err := oe.db.Admin.Query(ctx, `SELECT action || ':' || (detail->>'org_unit_id') FROM audit.event WHERE object = $1 ORDER BY id`,
+		fmt.Sprintf("auth.user_unit/%d", u.ID))
+	require.NoError(t, err)
+	grants, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{fmt.Sprintf("create:%d", nord.ID), fmt.Sprintf("delete:%d", nord.ID), fmt.Sprintf("create:%d", syd.ID)}, grants,
+		"every membership the directory gives or takes is in the audit log")
 
 	// No group that maps to a role: refused, and no account is made.
 	b3 := oe.browser()

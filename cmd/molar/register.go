@@ -136,22 +136,27 @@ func cmdUnit(ctx context.Context, args []string, getenv func(string) string, std
 		if u.Role == auth.RoleCitizen {
 			return fmt.Errorf("user %q is a citizen account, not staff", username)
 		}
-		return postgres.InTx(ctx, db.pool, func(tx pgx.Tx) error {
+		actx := audit.WithActor(ctx, audit.Actor{Username: "system:cli", Role: "system", TenantID: u.TenantID})
+		return postgres.InTenant(actx, db.pool, u.TenantID, func(tx pgx.Tx) error {
 			unit, err := unitByName(ctx, tx, u.TenantID, name)
 			if err != nil {
 				return err
 			}
+			action, done := audit.ActionCreate, fmt.Sprintf("%s works in %s", u.Username, unit.Name)
 			if remove {
-				if err := auth.RemoveUserUnit(ctx, tx, u.ID, unit.ID); err != nil {
-					return err
-				}
-				fmt.Fprintf(stdout, "%s is no longer in %s\n", u.Username, unit.Name)
-				return nil
+				err, action, done = auth.RemoveUserUnit(ctx, tx, u.ID, unit.ID), audit.ActionDelete, fmt.Sprintf("%s is no longer in %s", u.Username, unit.Name)
+			} else {
+				err = auth.AddUserUnit(ctx, tx, u.ID, unit.ID)
 			}
-			if err := auth.AddUserUnit(ctx, tx, u.ID, unit.ID); err != nil {
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s works in %s\n", u.Username, unit.Name)
+			// Membership decides whose records the account reaches.
+			if err := audit.Record(actx, tx, audit.Event{Action: action, Object: fmt.Sprintf("auth.user_unit/%d", u.ID),
+				Detail: map[string]any{"org_unit_id": unit.ID, "source": "molar unit member"}}); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, done)
 			return nil
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -117,4 +118,7 @@ func TestRegisterAndUnitCommands(t *testing.T) {
 	code, _, errs = runCmd(t, env, "unit", "member", "--username", "kim", "--unit", "Tandplejen Nord", "--remove")
 	require.Equal(t, 0, code, errs)
 	require.False(t, access())
+	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE object = $1 AND action IN ('create', 'delete')`,
+		"auth.user_unit/"+strconv.FormatInt(kim.ID, 10)).Scan(&n))
+	require.Equal(t, 2, n, "membership given and taken, both audited")
 }
