@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
 )
@@ -87,18 +88,18 @@ func qrFixtures(t *testing.T, n int) []Instance {
 }
 
 func TestDCMTKFindscu(t *testing.T) {
-	dcmtk(t, "findscu")
+	dicomtest.Tool(t, "findscu")
 	ar := &qrArchive{}
 	addr := startServer(t, &Server{AETitle: "MOLAR", Find: ar})
-	h, p := hostPort(t, addr)
+	h, p := dicomtest.HostPort(t, addr)
 	outDir := t.TempDir()
-	out, err := runTool(t, 30*time.Second, "findscu", "-v", "-S", "-aet", "FINDSCU", "-aec", "MOLAR", "-X", "-od", outDir,
+	out, err := dicomtest.Run(t, 30*time.Second, "findscu", "-v", "-S", "-aet", "FINDSCU", "-aec", "MOLAR", "-X", "-od", outDir,
 		"-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=Hansen*", "-k", "StudyInstanceUID", h, p)
 	require.NoError(t, err, out)
 	rsp, _ := filepath.Glob(filepath.Join(outDir, "rsp*.dcm"))
 	assert.Len(t, rsp, 5, out)
 	if len(rsp) > 0 {
-		dump, err := runTool(t, 10*time.Second, "dcmdump", rsp[0])
+		dump, err := dicomtest.Run(t, 10*time.Second, "dcmdump", rsp[0])
 		require.NoError(t, err)
 		assert.Contains(t, dump, "Sørensen^Æble0")
 	}
@@ -109,20 +110,20 @@ func TestDCMTKFindscu(t *testing.T) {
 	ar.mu.Unlock()
 
 	// Patient root, cancel after two responses.
-	out, err = runTool(t, 30*time.Second, "findscu", "-v", "-P", "-aet", "FINDSCU", "-aec", "MOLAR", "--cancel", "2",
+	out, err = dicomtest.Run(t, 30*time.Second, "findscu", "-v", "-P", "-aet", "FINDSCU", "-aec", "MOLAR", "--cancel", "2",
 		"-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientName", h, p)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Received Final Find Response (Cancel", out)
 }
 
 func TestDCMTKMovescuToStorescp(t *testing.T) {
-	dcmtk(t, "movescu")
+	dicomtest.Tool(t, "movescu")
 	outDir := t.TempDir()
 	storeAddr := startStorescp(t, outDir)
 	ar := &qrArchive{insts: qrFixtures(t, 3), destAddr: storeAddr}
 	addr := startServer(t, &Server{AETitle: "MOLAR", Move: ar})
-	h, p := hostPort(t, addr)
-	out, err := runTool(t, 60*time.Second, "movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "MOLAR", "-aem", "STORESCP",
+	h, p := dicomtest.HostPort(t, addr)
+	out, err := dicomtest.Run(t, 60*time.Second, "movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "MOLAR", "-aem", "STORESCP",
 		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=2.25.271722841182218180260196051945293747180.9.1", h, p)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Received Final Move Response (Success)", out)
@@ -136,19 +137,19 @@ func TestDCMTKMovescuToStorescp(t *testing.T) {
 		}
 	}
 	// Unknown destination.
-	out, err = runTool(t, 30*time.Second, "movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "MOLAR", "-aem", "NOWHERE",
+	out, err = dicomtest.Run(t, 30*time.Second, "movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "MOLAR", "-aem", "NOWHERE",
 		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=1.2", h, p)
 	assert.Contains(t, out, "Received Final Move Response (Refused: MoveDestinationUnknown)", out)
 	_ = err
 }
 
 func TestDCMTKGetscu(t *testing.T) {
-	dcmtk(t, "getscu")
+	dicomtest.Tool(t, "getscu")
 	ar := &qrArchive{insts: qrFixtures(t, 3)}
 	addr := startServer(t, &Server{AETitle: "MOLAR", Get: ar})
-	h, p := hostPort(t, addr)
+	h, p := dicomtest.HostPort(t, addr)
 	outDir := t.TempDir()
-	out, err := runTool(t, 60*time.Second, "getscu", "-v", "-S", "-aet", "GETSCU", "-aec", "MOLAR", "-od", outDir,
+	out, err := dicomtest.Run(t, 60*time.Second, "getscu", "-v", "-S", "-aet", "GETSCU", "-aec", "MOLAR", "-od", outDir,
 		"-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=2.25.271722841182218180260196051945293747180.9.1", h, p)
 	require.NoError(t, err, out)
 	files, _ := os.ReadDir(outDir)

@@ -25,42 +25,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
-
-	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 const pydicomFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 
-func dcmtk(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		pgtest.Unavailable(t, "DCMTK tool "+name+" (apt-get install dcmtk)", err)
-	}
-	return p
-}
-
-// runTool runs a DCMTK tool with TCP_NODELAY=1 and returns combined output.
-func runTool(t testing.TB, timeout time.Duration, name string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, dcmtk(t, name), args...)
-	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func hostPort(t testing.TB, addr string) (string, string) {
-	h, p, err := net.SplitHostPort(addr)
-	require.NoError(t, err)
-	return h, p
-}
-
 func TestDCMTKEchoscu(t *testing.T) {
-	dcmtk(t, "echoscu")
+	dicomtest.Tool(t, "echoscu")
 	s := &Server{AETitle: "MOLAR", Policy: func(ctx context.Context, req *AssociationRequest) Decision {
 		if req.CallingAE == "BADGUY" {
 			return RejectCallingAE()
@@ -68,21 +41,21 @@ func TestDCMTKEchoscu(t *testing.T) {
 		return Accept(ServiceEcho)
 	}}
 	addr := startServer(t, s)
-	h, p := hostPort(t, addr)
-	out, err := runTool(t, 20*time.Second, "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "MOLAR", h, p)
+	h, p := dicomtest.HostPort(t, addr)
+	out, err := dicomtest.Run(t, 20*time.Second, "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "MOLAR", h, p)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Received Echo Response (Success)")
 
 	// Several echoes in one association.
-	out, err = runTool(t, 20*time.Second, "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "MOLAR", "--repeat", "3", h, p)
+	out, err = dicomtest.Run(t, 20*time.Second, "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "MOLAR", "--repeat", "3", h, p)
 	require.NoError(t, err, out)
 	assert.Equal(t, 3, strings.Count(out, "Received Echo Response (Success)"), out)
 
-	out, err = runTool(t, 20*time.Second, "echoscu", "-v", "-aet", "BADGUY", "-aec", "MOLAR", h, p)
+	out, err = dicomtest.Run(t, 20*time.Second, "echoscu", "-v", "-aet", "BADGUY", "-aec", "MOLAR", h, p)
 	require.Error(t, err, out)
 	assert.Contains(t, out, "Calling AE Title Not Recognized", out)
 
-	out, err = runTool(t, 20*time.Second, "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "WRONG", h, p)
+	out, err = dicomtest.Run(t, 20*time.Second, "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "WRONG", h, p)
 	require.Error(t, err, out)
 	assert.Contains(t, out, "Called AE Title Not Recognized", out)
 }
@@ -154,7 +127,7 @@ func makeFixtures(t *testing.T) []fixture {
 	io := filepath.Join(dir, "io_ele.dcm")
 	writeDentalIO(t, io, "2.25.271722841182218180260196051945293747180.9.3.1", 96, 64)
 	// DCMTK must read what we wrote.
-	out, err := runTool(t, 20*time.Second, "dcmdump", "-q", io)
+	out, err := dicomtest.Run(t, 20*time.Second, "dcmdump", "-q", io)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "Tooth 16")
 	conv := []struct {
@@ -181,7 +154,7 @@ func makeFixtures(t *testing.T) []fixture {
 		src := filepath.Join(dir, "src_"+c.name)
 		writeDentalIO(t, src, inst, 96, 64)
 		args := append(append([]string{}, c.args...), src, dst)
-		out, err := runTool(t, 60*time.Second, c.tool, args...)
+		out, err := dicomtest.Run(t, 60*time.Second, c.tool, args...)
 		require.NoError(t, err, "%s %v: %s", c.tool, args, out)
 		require.NoError(t, os.Remove(src))
 		files = append(files, dst)
@@ -198,7 +171,7 @@ func makeFixtures(t *testing.T) []fixture {
 	jpg := filepath.Join(dir, "photo.jpg")
 	require.NoError(t, os.WriteFile(jpg, jb.Bytes(), 0o644))
 	vlp := filepath.Join(dir, "photo_vlp.dcm")
-	out, err = runTool(t, 30*time.Second, "img2dcm", "-vlp", "-k", "PatientName=Test^Photo", jpg, vlp)
+	out, err = dicomtest.Run(t, 30*time.Second, "img2dcm", "-vlp", "-k", "PatientName=Test^Photo", jpg, vlp)
 	require.NoError(t, err, out)
 	require.NoError(t, os.Remove(jpg))
 	files = append(files, vlp)
@@ -350,7 +323,7 @@ func (r *recordingStore) Store(ctx context.Context, req *StoreRequest, data io.R
 }
 
 func TestDCMTKStorescuAllSyntaxes(t *testing.T) {
-	dcmtk(t, "storescu")
+	dicomtest.Tool(t, "storescu")
 	fx := makeFixtures(t)
 	require.GreaterOrEqual(t, len(fx), 11)
 	dir := t.TempDir()
@@ -362,8 +335,8 @@ func TestDCMTKStorescuAllSyntaxes(t *testing.T) {
 	profile := writeProfile(t, t.TempDir(), fx)
 	rec := &recordingStore{}
 	addr := startServer(t, &Server{AETitle: "MOLAR", Store: rec})
-	h, p := hostPort(t, addr)
-	out, err := runTool(t, 120*time.Second, "storescu", "-v", "-aet", "STORESCU", "-aec", "MOLAR", "-xf", profile, "Molar", "-nh", "+sd", "+r", h, p, dir)
+	h, p := dicomtest.HostPort(t, addr)
+	out, err := dicomtest.Run(t, 120*time.Second, "storescu", "-v", "-aet", "STORESCU", "-aec", "MOLAR", "-xf", profile, "Molar", "-nh", "+sd", "+r", h, p, dir)
 	require.NoError(t, err, out)
 	assert.Equal(t, len(fx), strings.Count(out, "Received Store Response (Success)"), out)
 
@@ -405,7 +378,7 @@ func TestDCMTKStorescuAllSyntaxes(t *testing.T) {
 }
 
 func TestDCMTKStorescuManyAssociations(t *testing.T) {
-	dcmtk(t, "storescu")
+	dicomtest.Tool(t, "storescu")
 	dir := t.TempDir()
 	for i := 0; i < 20; i++ {
 		writeDentalIO(t, filepath.Join(dir, fmt.Sprintf("io%02d.dcm", i)), fmt.Sprintf("2.25.271722841182218180260196051945293747180.9.7.%d", i), 128, 128)
@@ -428,7 +401,7 @@ func TestDCMTKStorescuManyAssociations(t *testing.T) {
 			reasons[r]++
 			mu.Unlock()
 		}}})
-	h, p := hostPort(t, addr)
+	h, p := dicomtest.HostPort(t, addr)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	outs := make([]string, 4)
@@ -436,7 +409,7 @@ func TestDCMTKStorescuManyAssociations(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = runTool(t, 120*time.Second, "storescu", "-v", "-aet", fmt.Sprintf("SCU%d", i), "-aec", "MOLAR",
+			outs[i], errs[i] = dicomtest.Run(t, 120*time.Second, "storescu", "-v", "-aet", fmt.Sprintf("SCU%d", i), "-aec", "MOLAR",
 				"--user", fmt.Sprintf("user%d", i), "--password", "pw", "+sd", h, p, dir)
 		}()
 	}
@@ -456,10 +429,10 @@ func TestDCMTKStorescuManyAssociations(t *testing.T) {
 
 // startStorescp runs DCMTK's storescp (+xa: all transfer syntaxes) writing to dir.
 func startStorescp(t *testing.T, dir string, extra ...string) string {
-	bin := dcmtk(t, "storescp")
+	bin := dicomtest.Tool(t, "storescp")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	_, port := hostPort(t, ln.Addr().String())
+	_, port := dicomtest.HostPort(t, ln.Addr().String())
 	ln.Close()
 	args := append([]string{"-aet", "STORESCP", "+xa", "-od", dir}, extra...)
 	args = append(args, port)
@@ -488,7 +461,7 @@ func startStorescp(t *testing.T, dir string, extra ...string) string {
 }
 
 func TestSCUToDCMTKStorescp(t *testing.T) {
-	dcmtk(t, "storescp")
+	dicomtest.Tool(t, "storescp")
 	fx := makeFixtures(t)
 	outDir := t.TempDir()
 	addr := startStorescp(t, outDir, "+uf") // unique file names: fixtures share SOP instance UIDs
@@ -557,7 +530,7 @@ func TestSCUToDCMTKStorescp(t *testing.T) {
 
 // storescp with a small maximum PDU: we must fragment to it.
 func TestSCUToDCMTKStorescpSmallPDU(t *testing.T) {
-	dcmtk(t, "storescp")
+	dicomtest.Tool(t, "storescp")
 	outDir := t.TempDir()
 	addr := startStorescp(t, outDir, "--max-pdu", "4096")
 	src := filepath.Join(t.TempDir(), "io.dcm")
@@ -580,13 +553,13 @@ func TestSCUToDCMTKStorescpSmallPDU(t *testing.T) {
 
 // storescu with a small maximum PDU to a server advertising a small one.
 func TestDCMTKStorescuSmallPDU(t *testing.T) {
-	dcmtk(t, "storescu")
+	dicomtest.Tool(t, "storescu")
 	src := filepath.Join(t.TempDir(), "io.dcm")
 	writeDentalIO(t, src, "2.25.271722841182218180260196051945293747180.9.9.2", 256, 256)
 	rec := &recordingStore{}
 	addr := startServer(t, &Server{Store: rec, MaxPDULength: 4096})
-	h, p := hostPort(t, addr)
-	out, err := runTool(t, 60*time.Second, "storescu", "-v", "--max-pdu", "4096", "-aec", "MOLAR", h, p, src)
+	h, p := dicomtest.HostPort(t, addr)
+	out, err := dicomtest.Run(t, 60*time.Second, "storescu", "-v", "--max-pdu", "4096", "-aec", "MOLAR", h, p, src)
 	require.NoError(t, err, out)
 	_, body := datasetBody(t, src)
 	rec.mu.Lock()
@@ -597,7 +570,7 @@ func TestDCMTKStorescuSmallPDU(t *testing.T) {
 }
 
 func TestSCUToDCMTKStorescpRejectsUnknownCalledAE(t *testing.T) {
-	dcmtk(t, "storescp")
+	dicomtest.Tool(t, "storescp")
 	addr := startStorescp(t, t.TempDir(), "--refuse")
 	_, err := Dial(context.Background(), addr, DialOptions{CallingAE: "MOLAR", CalledAE: "STORESCP", Contexts: []ProposedContext{VerificationContext()}})
 	var rj *RejectedError
