@@ -216,6 +216,19 @@ func UpdatePersonContact(ctx context.Context, q Querier, id int64, address, phon
 	return nil
 }
 
+// UpdatePersonName changes a person's given and family names (a register
+// extract, a name change).
+func UpdatePersonName(ctx context.Context, q Querier, id int64, given, family string) error {
+	tag, err := q.Exec(ctx, `UPDATE auth.person SET given_name = $2, family_name = $3 WHERE id = $1`, id, given, family)
+	if err != nil {
+		return dbErr("update person", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("auth: update person: %w", ErrNotFound)
+	}
+	return nil
+}
+
 // AddCustody records that holder has custody of child (same tenant).
 func AddCustody(ctx context.Context, q Querier, tenantID, holderPersonID, childPersonID int64) error {
 	_, err := q.Exec(ctx, `INSERT INTO auth.custody (tenant_id, holder_person_id, child_person_id) VALUES ($1, $2, $3)`,
@@ -276,6 +289,15 @@ func AddCareRelation(ctx context.Context, q Querier, c CareRelation) (CareRelati
 		return CareRelation{}, dbErr("add care relation", err)
 	}
 	return c, nil
+}
+
+// HasCareRelation reports whether the unit cares for the person today or
+// later with a relation of this kind.
+func HasCareRelation(ctx context.Context, q Querier, personID, orgUnitID int64, kind string) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM auth.care_relation WHERE person_id = $1 AND org_unit_id = $2
+		AND kind = $3 AND (valid_to IS NULL OR valid_to >= current_date))`, personID, orgUnitID, kind).Scan(&ok)
+	return ok, dbErr("care relation", err)
 }
 
 // EndCareRelation sets the last day of a care relation.

@@ -440,9 +440,8 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 			if kind == "" {
 				kind = defaultCareKind(u.Kind)
 			}
-			var active bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM auth.care_relation WHERE person_id = $1 AND org_unit_id = $2
-				AND kind = $3 AND (valid_to IS NULL OR valid_to >= current_date))`, child, u.ID, kind).Scan(&active); err != nil {
+			active, err := auth.HasCareRelation(ctx, tx, child, u.ID, kind)
+			if err != nil {
 				return res, fmt.Errorf("line %d: %w", r.line, err)
 			}
 			if !active {
@@ -485,7 +484,7 @@ func updatePerson(ctx context.Context, tx pgx.Tx, p auth.Person, r registerRow) 
 	if given == p.GivenName && family == p.FamilyName && addr == p.Address && phone == p.Phone && mail == p.Email {
 		return false, nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE auth.person SET given_name = $2, family_name = $3 WHERE id = $1`, p.ID, given, family); err != nil {
+	if err := auth.UpdatePersonName(ctx, tx, p.ID, given, family); err != nil {
 		return false, err
 	}
 	return true, auth.UpdatePersonContact(ctx, tx, p.ID, addr, phone, mail)
