@@ -223,8 +223,8 @@ func main() {
 	}
 }
 
-// target is one DESIGN §5 ratio: a's rate over b's, at least min.
-type target struct {
+// goal is one DESIGN §5 ratio: a's rate over b's, at least min.
+type goal struct {
 	what   string
 	size   string
 	assocs int
@@ -232,7 +232,7 @@ type target struct {
 	min    float64
 }
 
-var targetList = []target{
+var goals = []goal{
 	{"small, Molar fs / Orthanc", "small", 1, "Molar (filesystem)", "Orthanc 1.10", 2},
 	{"small, Molar fs / Orthanc", "small", 4, "Molar (filesystem)", "Orthanc 1.10", 3},
 	{"large, Molar fs / storescp", "large", 1, "Molar (filesystem)", "DCMTK storescp", 0.85},
@@ -253,7 +253,7 @@ func printTargets(all []result, rounds int) {
 		rate[fmt.Sprintf("%s|%s|%d|%d", r.Target, r.Size, r.Assocs, r.Round)] = r.PerSec
 	}
 	fmt.Printf("\n| target (DESIGN §5) | assoc. | per round | median | goal | |\n|---|---|---|---|---|---|\n")
-	for _, t := range targetList {
+	for _, t := range goals {
 		var ratios []float64
 		var cells []string
 		for rep := 0; rep < rounds; rep++ {
