@@ -34,38 +34,14 @@ func instances() int {
 	return 1_000_000
 }
 
-// fill generates an index of n instances with SQL.
+// fill generates an index of n instances with SQL (FillIndex).
 func fill(b *testing.B, db *pgtest.DB, tenant int64, n int) {
-	ctx := context.Background()
-	studies := n / 10
-	patients := max(studies/5, 1)
 	start := time.Now()
-	for _, q := range []string{
-		`INSERT INTO dicom.patient (tenant_id, patient_id, name, name_ci, name_fuzzy, birth_date, sex)
-		 SELECT $1, 'P' || g, 'Family' || (g % 5000) || '^Given' || g, lower('Family' || (g % 5000) || '^Given' || g),
-		        'family' || (g % 5000) || ' given' || g, date '2005-01-01' + (g % 6000), CASE WHEN g % 2 = 0 THEN 'F' ELSE 'M' END
-		 FROM generate_series(1, ` + strconv.Itoa(patients) + `) g`,
-		`INSERT INTO dicom.study (tenant_id, patient_ref, study_uid, study_date, study_time, accession, description, description_ci, modalities, sop_classes, recon_state)
-		 SELECT $1, (SELECT min(id) FROM dicom.patient) + (g % ` + strconv.Itoa(patients) + `), '2.25.9.' || g, date '2015-01-01' + (g % 3650), time '08:00' + (g % 600) * interval '1 minute',
-		        'A' || g, 'Bitewings', 'bitewings', ARRAY[CASE WHEN g % 3 = 0 THEN 'PX' ELSE 'IO' END], ARRAY['1.2.840.10008.5.1.4.1.1.1.3'], 'matched'
-		 FROM generate_series(1, ` + strconv.Itoa(studies) + `) g`,
-		`INSERT INTO dicom.series (tenant_id, study_ref, series_uid, modality, series_number)
-		 SELECT $1, s.id, s.study_uid || '.1', s.modalities[1], 1 FROM dicom.study s WHERE s.tenant_id = $1`,
-		`INSERT INTO dicom.instance (tenant_id, series_ref, study_ref, sop_instance_uid, sop_class_uid, instance_number, transfer_syntax, object_key, size, sha256, tooth_codes)
-		 SELECT $1, se.id, se.study_ref, se.series_uid || '.' || i, '1.2.840.10008.5.1.4.1.1.1.3', i, '1.2.840.10008.1.2.1',
-		        'instances/bench/' || se.id || '/' || i || '.dcm', 40000, '\x00', ARRAY[(10 + (i % 8) + 1)::text]
-		 FROM dicom.series se, generate_series(1, 10) i WHERE se.tenant_id = $1`,
-		`ANALYZE dicom.patient; ANALYZE dicom.study; ANALYZE dicom.series; ANALYZE dicom.instance`,
-	} {
-		if _, err := db.Admin.Exec(ctx, q, tenant); err != nil && q[:7] != "ANALYZE" {
-			b.Fatalf("fill: %v", err)
-		}
-	}
-	if _, err := db.Admin.Exec(ctx, `ANALYZE`); err != nil {
+	studies, patients, err := FillIndex(context.Background(), db.Admin, tenant, n)
+	if err != nil {
 		b.Fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "index of %d instances (%d studies, %d patients) generated in %s\n", n, studies, patients, time.Since(start).Round(time.Second))
-	_ = b
 }
 
 // BenchmarkLargeIndex builds the large index once, then runs the study

@@ -30,10 +30,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molar-health/molar/bench"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/storage/postgres"
 )
 
 var (
@@ -45,6 +49,7 @@ var (
 	jsonOut = flag.String("json", "", "write the results here")
 	only    = flag.String("only", "", "measure only these targets (comma list of fs, s3, orthanc, storescp; empty: all)")
 	repeat  = flag.Int("repeat", 1, "runs of every measurement, 1 to 5 (the tables show the median)")
+	preload = flag.Int("preload", 0, "also measure a molar (filesystem) whose index already holds this many instances, e.g. 1000000 (DESIGN §5: ≥ 90% of the empty-index rate)")
 	keep    = flag.Bool("keep", false, "keep the working folder (generated files, data) for profiling")
 )
 
@@ -70,6 +75,12 @@ type result struct {
 	Seconds float64 `json:"seconds"`
 	PerSec  float64 `json:"instances_per_s"`
 	MBps    float64 `json:"mb_per_s"`
+	// Busy is the share of all the machine's cores in use during the run
+	// (every process: the peer, storescu, PostgreSQL, thumbnail jobs).
+	Busy float64 `json:"machine_busy"`
+	// CPUms is the CPU time per instance of the receiving process and its
+	// children (molar with its PostgreSQL; 0 where not measured).
+	CPUms float64 `json:"cpu_ms_per_instance"`
 }
 
 func main() {
@@ -124,7 +135,8 @@ func main() {
 
 	type target struct {
 		name, addr, ae string
-		pid            int // molar: wait for its background work (thumbnails) to settle between runs
+		pid            int  // the receiving process, for its CPU time
+		settle         bool // molar: wait for its background work (thumbnails) to settle between runs
 	}
 	var targets []target
 	var mfs *molarProc
@@ -132,7 +144,19 @@ func main() {
 		m, stop := startMolar(bin, filepath.Join(root, "molar-fs"), nil)
 		mfs = m
 		stops = append(stops, stop)
-		targets = append(targets, target{"Molar (filesystem)", m.addr, "MOLAR", m.pid})
+		targets = append(targets, target{"Molar (filesystem)", m.addr, "MOLAR", m.pid, true})
+	}
+	if *preload > 0 && want("fs") {
+		data := filepath.Join(root, "molar-big")
+		m, stop := startMolar(bin, data, nil)
+		stops = append(stops, stop)
+		start := time.Now()
+		check(preloadIndex(data, *preload))
+		log.Printf("index of molar-big filled with %d instances, vacuumed and analysed in %s", *preload, time.Since(start).Round(time.Second))
+		targets = append(targets, target{bigIndexTarget, m.addr, "MOLAR", m.pid, true})
+		goals = append(goals,
+			goal{fmt.Sprintf("small, %d indexed / empty index", *preload), "small", 1, bigIndexTarget, "Molar (filesystem)", 0.9},
+			goal{fmt.Sprintf("small, %d indexed / empty index", *preload), "small", 4, bigIndexTarget, "Molar (filesystem)", 0.9})
 	}
 	if *useS3 && want("s3") {
 		ep, stop := startVersity(root)
@@ -140,21 +164,21 @@ func main() {
 		ms3, stop := startMolar(bin, filepath.Join(root, "molar-s3"), []string{"MOLAR_S3_ENDPOINT=" + ep, "MOLAR_S3_BUCKET=bench",
 			"MOLAR_S3_ACCESS_KEY=benchkey", "MOLAR_S3_SECRET_KEY=benchsecret123"})
 		stops = append(stops, stop)
-		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR", ms3.pid})
+		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR", ms3.pid, true})
 	}
 	if want("orthanc") {
-		oaddr, stop := startOrthanc(root)
+		oaddr, opid, stop := startOrthanc(root)
 		stops = append(stops, stop)
-		targets = append(targets, target{"Orthanc 1.10", oaddr, "ORTHANC", 0})
+		targets = append(targets, target{"Orthanc 1.10", oaddr, "ORTHANC", opid, false})
 	}
 	if want("storescp") {
-		saddr, stop := startStorescp(root)
+		saddr, spid, stop := startStorescp(root)
 		stops = append(stops, stop)
-		targets = append(targets, target{"DCMTK storescp", saddr, "STORESCP", 0})
+		targets = append(targets, target{"DCMTK storescp", saddr, "STORESCP", spid, false})
 	}
 	var pids []int
 	for _, tg := range targets {
-		if tg.pid != 0 {
+		if tg.settle {
 			pids = append(pids, tg.pid)
 		}
 	}
@@ -169,10 +193,23 @@ func main() {
 					// Every target starts on an idle machine: molar's thumbnail
 					// jobs of the previous run must not slow the next target.
 					settle(pids)
+					var t0 int64
+					if tg.pid != 0 {
+						t0 = cpuTicks([]int{tg.pid})
+					}
+					busy0, all0 := machineTicks()
 					r := storeRun(tg.addr, tg.ae, files, k)
+					busy1, all1 := machineTicks()
+					if all1 > all0 {
+						r.Busy = float64(busy1-busy0) / float64(all1-all0)
+					}
+					if tg.pid != 0 && r.OK > 0 {
+						r.CPUms = float64(cpuTicks([]int{tg.pid})-t0) * 10 / float64(r.OK)
+					}
 					r.Target, r.Size, r.Round = tg.name, size, rep
 					r.MBps = float64(sizes[size]) * float64(r.OK) / r.Seconds / 1e6
-					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s", r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps)
+					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s; machine busy %.0f%%, receiver CPU %.2f ms/instance",
+						r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps, 100*r.Busy, r.CPUms)
 					all = append(all, r)
 				}
 			}
@@ -221,6 +258,39 @@ func main() {
 		}
 		check(os.WriteFile(*svg, chart(results, names), 0o644))
 	}
+}
+
+// bigIndexTarget is the molar whose index was filled by -preload.
+const bigIndexTarget = "Molar (fs, large index)"
+
+// preloadIndex fills the index of the molar serving data (its embedded
+// cluster, as the administrator) with n generated instances in the bench
+// municipality, then vacuums: the state of an archive that has been
+// running for years.
+func preloadIndex(data string, n int) error {
+	ctx := context.Background()
+	pid, err := os.ReadFile(filepath.Join(data, "pg", "postmaster.pid"))
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(pid), "\n")
+	if len(lines) < 5 {
+		return fmt.Errorf("postmaster.pid: %q", pid)
+	}
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s dbname=molar sslmode=disable", lines[4], lines[3], postgres.AdminUser))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var tenant int64
+	if err := conn.QueryRow(ctx, `SELECT id FROM auth.tenant WHERE code = '0101'`).Scan(&tenant); err != nil {
+		return fmt.Errorf("bench tenant: %w", err)
+	}
+	if _, _, err := bench.FillIndex(ctx, conn, tenant, n); err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, "VACUUM (ANALYZE) dicom.patient, dicom.study, dicom.series, dicom.instance")
+	return err
 }
 
 // goal is one DESIGN §5 ratio: a's rate over b's, at least min.
@@ -319,6 +389,28 @@ func settle(pids []int) {
 		prev = cur
 	}
 	log.Printf("background work still running after 30 s")
+}
+
+// machineTicks returns the busy and total clock ticks of all cores
+// (/proc/stat; iowait counts as idle: a core waiting for the disk is free).
+func machineTicks() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest time is already in user time
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
 }
 
 // cpuTicks sums utime+stime of pids and all their descendants.
@@ -476,7 +568,7 @@ func startVersity(root string) (string, func()) {
 	return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 }
 
-func startOrthanc(root string) (string, func()) {
+func startOrthanc(root string) (string, int, func()) {
 	dir := filepath.Join(root, "orthanc")
 	check(os.MkdirAll(dir, 0o755))
 	dport, hport := freePort(), freePort()
@@ -498,10 +590,10 @@ func startOrthanc(root string) (string, func()) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", dport)
 	waitTCP(addr)
-	return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	return addr, cmd.Process.Pid, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 }
 
-func startStorescp(root string) (string, func()) {
+func startStorescp(root string) (string, int, func()) {
 	dir := filepath.Join(root, "storescp")
 	check(os.MkdirAll(dir, 0o755))
 	port := freePort()
@@ -510,7 +602,7 @@ func startStorescp(root string) (string, func()) {
 	check(cmd.Start())
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	waitTCP(addr)
-	return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	return addr, cmd.Process.Pid, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 }
 
 var okLine = regexp.MustCompile(`Received Store Response \(Success\)`)
@@ -565,7 +657,7 @@ func rss(pid int) int64 {
 func rssLargeInstance(m *molarProc, size int64) (growth, base int64) {
 	ctx := context.Background()
 	base = rss(m.pid)
-	var peak int64
+	peak := base // a transfer shorter than one sampling interval: no growth seen
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -613,10 +705,10 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 // chart draws grouped bars: small instances/s and large MB/s per target.
 func chart(results []result, targets []string) []byte {
-	colors := []string{"#2a6f97", "#61a5c2", "#e76f51", "#8d99ae"}
+	colors := []string{"#2a6f97", "#61a5c2", "#e76f51", "#8d99ae", "#264653"}
 	var b strings.Builder
-	w, h := 760, 360
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, w, h)
+	w, h := 780, 360 // h: the bars and their labels; legend rows of four below
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, w, h+16*((len(targets)-1)/4))
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`)
 	panels := []struct {
 		size, unit string
@@ -632,7 +724,7 @@ func chart(results []result, targets []string) []byte {
 		}
 		fmt.Fprintf(&b, `<text x="%d" y="20" font-weight="bold">C-STORE, %s</text>`, x0, p.unit)
 		for gi, k := range []int{1, 4} {
-			gx := x0 + 20 + gi*160
+			gx := x0 + 20 + gi*max(160, len(targets)*32+16)
 			fmt.Fprintf(&b, `<text x="%d" y="%d">%d association(s)</text>`, gx, h-40, k)
 			for ti, tn := range targets {
 				for _, r := range results {
@@ -648,7 +740,8 @@ func chart(results []result, targets []string) []byte {
 		}
 	}
 	for ti, tn := range targets {
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`, 40+ti*180, h-20, colors[ti%len(colors)], 54+ti*180, h-11, tn)
+		lx, ly := 40+(ti%4)*180, h-20+16*(ti/4)
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`, lx, ly, colors[ti%len(colors)], lx+14, ly+9, tn)
 	}
 	b.WriteString(`</svg>`)
 	return []byte(b.String())
