@@ -110,6 +110,13 @@ type PutOptions struct {
 	// and stores nothing. Note that the zero value means "empty object".
 	Size        int64
 	ContentType string
+	// Derived marks an object that can be made again from others (a
+	// thumbnail). The store need not make it durable before Put returns
+	// (storage/fs skips the fsyncs), but the Put stays atomic: readers see
+	// the old object or the whole new one, never a part. After a crash a
+	// derived object may be missing or empty; whoever reads it treats an
+	// empty one as missing and makes it again.
+	Derived bool
 }
 
 // Range selects bytes [Offset, Offset+Length) of an object. Length -1 means to the end.

@@ -79,8 +79,12 @@ type result struct {
 	// (every process: the peer, storescu, PostgreSQL, thumbnail jobs).
 	Busy float64 `json:"machine_busy"`
 	// CPUms is the CPU time per instance of the receiving process and its
-	// children (molar with its PostgreSQL; 0 where not measured).
+	// children (molar with its PostgreSQL; 0 where not measured), for molar
+	// until its thumbnails of the run are made.
 	CPUms float64 `json:"cpu_ms_per_instance"`
+	// ThumbLag is how long after the last Success molar had made every
+	// thumbnail of the run (seconds).
+	ThumbLag float64 `json:"thumbnail_lag_s,omitempty"`
 }
 
 func main() {
@@ -135,8 +139,9 @@ func main() {
 
 	type target struct {
 		name, addr, ae string
-		pid            int  // the receiving process, for its CPU time
-		settle         bool // molar: wait for its background work (thumbnails) to settle between runs
+		pid            int        // the receiving process, for its CPU time
+		settle         bool       // molar: wait for its background work (thumbnails) to settle between runs
+		molar          *molarProc // molar: measure its thumbnail lag
 	}
 	var targets []target
 	var mfs *molarProc
@@ -144,16 +149,16 @@ func main() {
 		m, stop := startMolar(bin, filepath.Join(root, "molar-fs"), nil)
 		mfs = m
 		stops = append(stops, stop)
-		targets = append(targets, target{"Molar (filesystem)", m.addr, "MOLAR", m.pid, true})
+		targets = append(targets, target{"Molar (filesystem)", m.addr, "MOLAR", m.pid, true, m})
 	}
 	if *preload > 0 && want("fs") {
 		data := filepath.Join(root, "molar-big")
 		m, stop := startMolar(bin, data, nil)
 		stops = append(stops, stop)
 		start := time.Now()
-		check(preloadIndex(data, *preload))
+		check(preloadIndex(m, *preload))
 		log.Printf("index of molar-big filled with %d instances, vacuumed and analysed in %s", *preload, time.Since(start).Round(time.Second))
-		targets = append(targets, target{bigIndexTarget, m.addr, "MOLAR", m.pid, true})
+		targets = append(targets, target{bigIndexTarget, m.addr, "MOLAR", m.pid, true, m})
 		goals = append(goals,
 			goal{fmt.Sprintf("small, %d indexed / empty index", *preload), "small", 1, bigIndexTarget, "Molar (filesystem)", 0.9},
 			goal{fmt.Sprintf("small, %d indexed / empty index", *preload), "small", 4, bigIndexTarget, "Molar (filesystem)", 0.9})
@@ -164,17 +169,17 @@ func main() {
 		ms3, stop := startMolar(bin, filepath.Join(root, "molar-s3"), []string{"MOLAR_S3_ENDPOINT=" + ep, "MOLAR_S3_BUCKET=bench",
 			"MOLAR_S3_ACCESS_KEY=benchkey", "MOLAR_S3_SECRET_KEY=benchsecret123"})
 		stops = append(stops, stop)
-		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR", ms3.pid, true})
+		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR", ms3.pid, true, ms3})
 	}
 	if want("orthanc") {
 		oaddr, opid, stop := startOrthanc(root)
 		stops = append(stops, stop)
-		targets = append(targets, target{"Orthanc 1.10", oaddr, "ORTHANC", opid, false})
+		targets = append(targets, target{"Orthanc 1.10", oaddr, "ORTHANC", opid, false, nil})
 	}
 	if want("storescp") {
 		saddr, spid, stop := startStorescp(root)
 		stops = append(stops, stop)
-		targets = append(targets, target{"DCMTK storescp", saddr, "STORESCP", spid, false})
+		targets = append(targets, target{"DCMTK storescp", saddr, "STORESCP", spid, false, nil})
 	}
 	var pids []int
 	for _, tg := range targets {
@@ -200,6 +205,9 @@ func main() {
 					busy0, all0 := machineTicks()
 					r := storeRun(tg.addr, tg.ae, files, k)
 					busy1, all1 := machineTicks()
+					if tg.molar != nil {
+						r.ThumbLag = thumbnailLag(tg.molar)
+					}
 					if all1 > all0 {
 						r.Busy = float64(busy1-busy0) / float64(all1-all0)
 					}
@@ -208,8 +216,12 @@ func main() {
 					}
 					r.Target, r.Size, r.Round = tg.name, size, rep
 					r.MBps = float64(sizes[size]) * float64(r.OK) / r.Seconds / 1e6
-					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s; machine busy %.0f%%, receiver CPU %.2f ms/instance",
-						r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps, 100*r.Busy, r.CPUms)
+					lag := ""
+					if tg.molar != nil {
+						lag = fmt.Sprintf("; thumbnails all made %.1f s after the last Success", r.ThumbLag)
+					}
+					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s; machine busy %.0f%%, receiver CPU %.2f ms/instance%s",
+						r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps, 100*r.Busy, r.CPUms, lag)
 					all = append(all, r)
 				}
 			}
@@ -267,17 +279,9 @@ const bigIndexTarget = "Molar (fs, large index)"
 // cluster, as the administrator) with n generated instances in the bench
 // municipality, then vacuums: the state of an archive that has been
 // running for years.
-func preloadIndex(data string, n int) error {
+func preloadIndex(m *molarProc, n int) error {
 	ctx := context.Background()
-	pid, err := os.ReadFile(filepath.Join(data, "pg", "postmaster.pid"))
-	if err != nil {
-		return err
-	}
-	lines := strings.Split(string(pid), "\n")
-	if len(lines) < 5 {
-		return fmt.Errorf("postmaster.pid: %q", pid)
-	}
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s dbname=molar sslmode=disable", lines[4], lines[3], postgres.AdminUser))
+	conn, err := m.admin(ctx)
 	if err != nil {
 		return err
 	}
@@ -508,6 +512,41 @@ func waitTCP(addr string) {
 type molarProc struct {
 	addr string
 	pid  int
+	data string
+}
+
+// admin connects to the embedded cluster of m as its administrator.
+func (m *molarProc) admin(ctx context.Context) (*pgx.Conn, error) {
+	pid, err := os.ReadFile(filepath.Join(m.data, "pg", "postmaster.pid"))
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(string(pid), "\n")
+	if len(lines) < 5 {
+		return nil, fmt.Errorf("postmaster.pid: %q", pid)
+	}
+	return pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=%s dbname=molar sslmode=disable", lines[4], lines[3], postgres.AdminUser))
+}
+
+// thumbnailLag waits until m has made the thumbnails of everything it
+// received (nothing queued, no thumbnail job pending) and returns how long
+// that took: the lag of the last instance's thumbnails after its Success.
+func thumbnailLag(m *molarProc) float64 {
+	ctx := context.Background()
+	start := time.Now()
+	conn, err := m.admin(ctx)
+	check(err)
+	defer conn.Close(ctx)
+	for time.Since(start) < 5*time.Minute {
+		var n int
+		check(conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM dicom.thumbnail_queue)
+			+ (SELECT count(*) FROM river.river_job WHERE kind = 'imaging.thumbnail' AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))`).Scan(&n))
+		if n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start).Seconds()
 }
 
 func startMolar(bin, data string, env []string) (*molarProc, func()) {
@@ -540,7 +579,7 @@ func startMolar(bin, data string, env []string) (*molarProc, func()) {
 	case <-time.After(3 * time.Minute):
 		log.Fatal("molar not ready")
 	}
-	return &molarProc{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid}, func() {
+	return &molarProc{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid, data: data}, func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()

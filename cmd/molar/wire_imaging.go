@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 
 	"github.com/riverqueue/river"
 
@@ -21,7 +22,8 @@ func imagingPart(s *server) corePart {
 	}
 	s.thumbs = thumb.NewDispatcher(s.db.pool, s.log)
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
-		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store})
+		// As much CPU as the other background work (wiring.go): half the cores.
+		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2)})
 	}
 	p.runners = []runner{{name: "thumbnail dispatcher", run: func(ctx context.Context) error { return s.thumbs.Run(ctx, s.queue) }}}
 	return p

@@ -10,7 +10,6 @@ import (
 
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/pixel"
-	"github.com/molar-health/molar/dicom/render"
 	"github.com/molar-health/molar/dicom/thumb"
 
 	"github.com/go-chi/chi/v5"
@@ -105,15 +104,11 @@ func (x portalImages) Thumbnail(ctx context.Context, tenantID, personID int64, r
 	if err != nil {
 		return err
 	}
-	rc, _, err := x.s.store.Get(ctx, thumb.Key(in.ObjectKey, 512), nil)
-	if err == nil {
-		defer rc.Close()
-		_, err = io.Copy(w, rc)
-		return err
-	}
-	imgs, err := thumb.Render(ctx, x.s.store, in.ObjectKey, []int{512}, pixel.Options{})
-	if err != nil || len(imgs) == 0 {
+	rc, _, err := thumb.Ensure(ctx, x.s.store, in.ObjectKey, 512, pixel.Options{})
+	if err != nil {
 		return fmt.Errorf("portal: thumbnail: %w", err)
 	}
-	return render.Encode(w, imgs[0], render.JPEG, 85)
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	return err
 }

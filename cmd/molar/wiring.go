@@ -18,6 +18,7 @@ import (
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/thumb"
 	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/modules/booking"
 	"github.com/molar-health/molar/modules/directory"
@@ -194,7 +195,8 @@ func (s *server) wire(ctx context.Context) error {
 	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log,
 		// Background work (thumbnails) takes at most half the cores, so
 		// arriving instances always have CPU to be acknowledged quickly.
-		Concurrency: max(1, runtime.NumCPU()/2), Periodic: []*river.PeriodicJob{house.Periodic()}}); err != nil {
+		Concurrency: max(1, runtime.NumCPU()/2), Queues: map[string]int{thumb.Queue: thumb.QueueWorkers},
+		Periodic: []*river.PeriodicJob{house.Periodic()}}); err != nil {
 		return err
 	}
 	s.reg.MustRegister(s.queue.Collector())

@@ -29,7 +29,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/disintegration/imaging"
@@ -46,6 +48,9 @@ import (
 // DefaultSizes are the thumbnail sizes (longest side, px).
 var DefaultSizes = []int{128, 512}
 
+// DefaultQuality is the JPEG quality of thumbnails.
+const DefaultQuality = 85
+
 // MaxAttempts of a thumbnail job before it is given up.
 const MaxAttempts = 8
 
@@ -57,9 +62,19 @@ type Args struct {
 // Kind implements river.JobArgs.
 func (Args) Kind() string { return "imaging.thumbnail" }
 
+// Queue is the River queue of thumbnail jobs. It gets more workers than
+// the cores it may use (Worker.Parallel): River fetches jobs in rounds
+// spaced by its fetch cooldown, as many per round as it has free workers,
+// so one worker would make thumbnails at ≈ 50 instances/s however idle
+// the CPUs, and a burst of 1,000 instances would wait 20 s for them.
+const Queue = "thumbnails"
+
+// QueueWorkers is the number of jobs the thumbnail queue holds at once.
+const QueueWorkers = 16
+
 // InsertOpts makes repeated enqueues of one instance a single job.
 func (Args) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: MaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: Queue, MaxAttempts: MaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // EnqueueThumbnail inserts the thumbnail job for the instance stored under
@@ -109,8 +124,11 @@ func Lookup(ctx context.Context, store storage.ObjectStore, instanceKey string, 
 	}
 	var st Status
 	for _, s := range sizes {
-		_, err := store.Stat(ctx, Key(instanceKey, s))
+		info, err := store.Stat(ctx, Key(instanceKey, s))
 		switch {
+		case err == nil && info.Size == 0:
+			// Cut short by a crash (thumbnails are derived objects,
+			// written without fsync): missing, Ensure makes it again.
 		case err == nil:
 			st.Ready = append(st.Ready, s)
 		case !errors.Is(err, storage.ErrNotFound):
@@ -141,8 +159,15 @@ type Worker struct {
 	river.WorkerDefaults[Args]
 	Store   storage.ObjectStore
 	Sizes   []int // default DefaultSizes
-	Quality int   // JPEG quality (default 85)
+	Quality int   // JPEG quality (default DefaultQuality)
 	Pixel   pixel.Options
+	// Parallel bounds the thumbnails made at once (CPU: decoding, resizing,
+	// encoding), default 1, whatever the queue's workers: arriving
+	// instances keep the other cores.
+	Parallel int
+
+	once sync.Once
+	cpu  chan struct{}
 }
 
 // Timeout bounds one attempt.
@@ -150,7 +175,14 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return 2 * time.Minut
 
 // Work implements river.Worker.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
+	w.once.Do(func() { w.cpu = make(chan struct{}, max(w.Parallel, 1)) })
+	select {
+	case w.cpu <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	err := w.Make(ctx, job.Args.Key)
+	<-w.cpu
 	switch {
 	case err == nil:
 		return nil
@@ -176,7 +208,7 @@ func IsPermanent(err error) bool {
 
 func (w *Worker) fail(ctx context.Context, key string, cause error) {
 	b, _ := json.Marshal(Failure{Reason: cause.Error(), At: time.Now().UTC()})
-	_, _ = w.Store.Put(ctx, FailedKey(key), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json"})
+	_, _ = w.Store.Put(ctx, FailedKey(key), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json", Derived: true})
 }
 
 // Make renders and stores the thumbnails of one instance now (the job's
@@ -188,14 +220,14 @@ func (w *Worker) Make(ctx context.Context, key string) error {
 	}
 	q := w.Quality
 	if q <= 0 {
-		q = 85
+		q = DefaultQuality
 	}
 	for i, s := range w.sizes() {
 		var buf bytes.Buffer
 		if err := render.Encode(&buf, imgs[i], render.JPEG, q); err != nil {
 			return err
 		}
-		if _, err := w.Store.Put(ctx, Key(key, s), &buf, storage.PutOptions{Size: int64(buf.Len()), ContentType: "image/jpeg"}); err != nil {
+		if _, err := w.Store.Put(ctx, Key(key, s), &buf, storage.PutOptions{Size: int64(buf.Len()), ContentType: "image/jpeg", Derived: true}); err != nil {
 			return fmt.Errorf("thumb: store %d px: %w", s, err)
 		}
 	}
@@ -203,6 +235,34 @@ func (w *Worker) Make(ctx context.Context, key string) error {
 		return fmt.Errorf("thumb: %w", err)
 	}
 	return nil
+}
+
+// Ensure returns the size px thumbnail of an instance: the stored one, or
+// when there is none (the job has not run yet, or a crash lost it) one
+// rendered now, which it also stores for the next reader (best effort: a
+// read-only store still gets its image). made reports the rendering. The
+// caller checks Lookup for a recorded failure first.
+func Ensure(ctx context.Context, store storage.ObjectStore, instanceKey string, size int, opts pixel.Options) (jpeg io.ReadCloser, made bool, err error) {
+	rc, info, err := store.Get(ctx, Key(instanceKey, size), nil)
+	switch {
+	case err == nil && info.Size > 0:
+		return rc, false, nil
+	case err == nil:
+		rc.Close()
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, false, fmt.Errorf("thumb: %w", err)
+	}
+	imgs, err := Render(ctx, store, instanceKey, []int{size}, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	var buf bytes.Buffer
+	if err := render.Encode(&buf, imgs[0], render.JPEG, DefaultQuality); err != nil {
+		return nil, false, err
+	}
+	b := buf.Bytes()
+	_, _ = store.Put(ctx, Key(instanceKey, size), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "image/jpeg", Derived: true})
+	return io.NopCloser(bytes.NewReader(b)), true, nil
 }
 
 func (w *Worker) sizes() []int {

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
+	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/pixel"
 	"github.com/molar-health/molar/dicom/pixel/pixeltest"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/fs"
@@ -88,6 +93,99 @@ func TestMakeAndLookup(t *testing.T) {
 	t.Log(st.Failed.Reason)
 }
 
+// TestEnsure: a thumbnail the job has not made, or one a crash left empty,
+// is rendered on request and stored for the next reader.
+func TestEnsure(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	key := "instances/b/io.dcm"
+	put(t, store, key, pixeltest.Spec{Rows: 300, Columns: 200, BitsAllocated: 16, BitsStored: 12, Seed: 4}.File())
+
+	read := func() ([]byte, bool) {
+		rc, made, err := Ensure(ctx, store, key, 128, pixel.Options{})
+		require.NoError(t, err)
+		defer rc.Close()
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(rc)
+		require.NoError(t, err)
+		img, err := jpeg.Decode(bytes.NewReader(buf.Bytes()))
+		require.NoError(t, err)
+		require.Equal(t, 128, img.Bounds().Dy())
+		return buf.Bytes(), made
+	}
+	first, made := read()
+	require.True(t, made, "nothing stored yet: rendered")
+	st, err := Lookup(ctx, store, key, []int{128})
+	require.NoError(t, err)
+	require.Equal(t, []int{128}, st.Ready, "and stored")
+	again, made := read()
+	require.False(t, made, "the stored one is served")
+	require.Equal(t, first, again)
+
+	// A crash left the derived object empty: missing, made again.
+	put(t, store, Key(key, 128), nil)
+	st, err = Lookup(ctx, store, key, []int{128})
+	require.NoError(t, err)
+	require.True(t, st.Pending(), "an empty thumbnail is not ready")
+	healed, made := read()
+	require.True(t, made)
+	require.Equal(t, first, healed)
+	info, err := store.Stat(ctx, Key(key, 128))
+	require.NoError(t, err)
+	require.Equal(t, int64(len(first)), info.Size)
+
+	_, _, err = Ensure(ctx, store, "instances/b/missing.dcm", 128, pixel.Options{})
+	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// TestParallel: however many jobs the queue hands the worker at once, at
+// most Parallel thumbnails are made at the same time.
+func TestParallel(t *testing.T) {
+	ctx := context.Background()
+	base := newStore(t)
+	var keys []string
+	for i := range 6 {
+		key := fmt.Sprintf("instances/c/%d.dcm", i)
+		put(t, base, key, pixeltest.Spec{Rows: 64, Columns: 64, BitsAllocated: 8, BitsStored: 8, Seed: uint64(i)}.File())
+		keys = append(keys, key)
+	}
+	for _, parallel := range []int{1, 2} {
+		store := &slowStore{ObjectStore: base}
+		w := &Worker{Store: store, Parallel: parallel}
+		var wg sync.WaitGroup
+		errs := make([]error, len(keys))
+		for i, key := range keys {
+			wg.Go(func() {
+				errs[i] = w.Work(ctx, &river.Job[Args]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: MaxAttempts}, Args: Args{Key: key}})
+			})
+		}
+		wg.Wait()
+		require.NoError(t, errors.Join(errs...))
+		require.LessOrEqual(t, int(store.max.Load()), parallel, "thumbnails made at once with Parallel %d", parallel)
+		require.Positive(t, store.max.Load())
+	}
+}
+
+// slowStore holds every Get open a little and records how many were open
+// at once.
+type slowStore struct {
+	storage.ObjectStore
+	open, max atomic.Int32
+}
+
+func (s *slowStore) Get(ctx context.Context, key string, rng *storage.Range) (io.ReadCloser, storage.ObjectInfo, error) {
+	n := s.open.Add(1)
+	defer s.open.Add(-1)
+	for {
+		m := s.max.Load()
+		if n <= m || s.max.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(10 * time.Millisecond)
+	return s.ObjectStore.Get(ctx, key, rng)
+}
+
 // TestJobThroughRiver: the job inserted in a transaction runs after commit
 // and makes the thumbnails; a job for a broken instance is cancelled with
 // its error recorded; a rolled-back insert never runs.
@@ -98,7 +196,7 @@ func TestJobThroughRiver(t *testing.T) {
 	store := newStore(t)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &Worker{Store: store})
-	q, err := jobs.New(db.App, jobs.Options{Workers: workers, FetchPoll: 50 * time.Millisecond})
+	q, err := jobs.New(db.App, jobs.Options{Workers: workers, FetchPoll: 50 * time.Millisecond, Queues: map[string]int{Queue: QueueWorkers}})
 	require.NoError(t, err)
 	require.NoError(t, q.Start(ctx))
 	t.Cleanup(func() { q.Stop(context.Background()) })

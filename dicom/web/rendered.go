@@ -245,38 +245,25 @@ func (s *Service) handleThumbnail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := thumb.Lookup(r.Context(), s.Store, in.ObjectKey, []int{size})
-	if err == nil && len(st.Ready) > 0 {
-		rc, _, err := s.Store.Get(r.Context(), thumb.Key(in.ObjectKey, size), nil)
-		if err == nil {
-			defer rc.Close()
-			w.Header().Set("Content-Type", "image/jpeg")
-			w.Header().Set("X-Molar-Thumbnail", "ready")
-			_, _ = io.Copy(w, rc)
-			return
-		}
-	}
-	if err == nil && st.Failed != nil {
+	if err == nil && len(st.Ready) == 0 && st.Failed != nil {
 		s.placeholder(w, vw, vh, st.Failed.Reason)
 		return
 	}
-	// Pending: render now.
-	imgs, err := thumb.Render(r.Context(), s.Store, in.ObjectKey, []int{size}, pixel.Options{})
-	if err != nil || len(imgs) == 0 {
-		reason := "cannot render this image"
-		if err != nil {
-			reason = err.Error()
-		}
-		s.placeholder(w, vw, vh, reason)
+	// Stored, or (job not run yet, or the thumbnail lost in a crash)
+	// rendered now and stored for the next request.
+	rc, made, err := thumb.Ensure(r.Context(), s.Store, in.ObjectKey, size, pixel.Options{})
+	if err != nil {
+		s.placeholder(w, vw, vh, err.Error())
 		return
 	}
-	var buf bytes.Buffer
-	if err := render.Encode(&buf, imgs[0], render.JPEG, 85); err != nil {
-		s.placeholder(w, vw, vh, "encoding failed")
-		return
+	defer rc.Close()
+	source := "ready"
+	if made {
+		source = "rendered"
 	}
 	w.Header().Set("Content-Type", "image/jpeg")
-	w.Header().Set("X-Molar-Thumbnail", "rendered")
-	_, _ = w.Write(buf.Bytes())
+	w.Header().Set("X-Molar-Thumbnail", source)
+	_, _ = io.Copy(w, rc)
 }
 
 // placeholder writes a grey PNG and the reason.

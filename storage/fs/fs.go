@@ -175,8 +175,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		}
 		return storage.ObjectInfo{}, fmt.Errorf("storage/fs: put %q: %w", key, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return storage.ObjectInfo{}, fmt.Errorf("storage/fs: put %q: sync: %w", key, err)
+	if !opts.Derived {
+		if err := tmp.Sync(); err != nil {
+			return storage.ObjectInfo{}, fmt.Errorf("storage/fs: put %q: sync: %w", key, err)
+		}
 	}
 	fi, err := tmp.Stat()
 	if err != nil {
@@ -194,6 +196,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		return storage.ObjectInfo{}, fmt.Errorf("storage/fs: put %q: %w", key, err)
 	}
 	committed = true
+	if opts.Derived {
+		return info(key, fi), nil
+	}
 	// The object is in place; from here on an error means "maybe not
 	// durable", which the caller must hear about.
 	if err := syncDir(filepath.Dir(final)); err != nil {

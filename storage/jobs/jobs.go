@@ -88,7 +88,11 @@ type Options struct {
 	Workers *river.Workers
 	// Concurrency of the default queue (default 4).
 	Concurrency int
-	Logger      *slog.Logger
+	// Queues are further queues and their number of workers (a job picks
+	// its queue in its InsertOpts), so one kind of work can have more jobs
+	// in hand than the default queue without taking its workers.
+	Queues map[string]int
+	Logger *slog.Logger
 	// FetchPoll is how often idle workers look for jobs besides
 	// notifications (default 1 s; tests use less).
 	FetchPoll time.Duration
@@ -122,6 +126,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 			conc = 4
 		}
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: conc}}
+		for name, n := range opts.Queues {
+			cfg.Queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+		}
 		cfg.Workers = opts.Workers
 		cfg.PeriodicJobs = opts.Periodic
 		if opts.FetchPoll > 0 {

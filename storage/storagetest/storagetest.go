@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.ObjectStore) {
 		{"RangeEmptyObject", testRangeEmptyObject},
 		{"Stat", testStat},
 		{"Overwrite", testOverwrite},
+		{"Derived", testDerived},
 		{"Delete", testDelete},
 		{"List", testList},
 		{"ListStops", testListStops},
@@ -375,6 +376,23 @@ func testOverwrite(t *testing.T, s storage.ObjectStore) {
 	put(t, s, "o/key", nil)
 	requireContent(t, s, "o/key", nil)
 	assert.Equal(t, []string{"o/key"}, listKeys(t, s, ""))
+}
+
+// testDerived: a derived object (no durability asked for) is stored, read,
+// replaced and listed like any other.
+func testDerived(t *testing.T, s storage.ObjectStore) {
+	ctx := context.Background()
+	first, second := Pattern(7, 70<<10), Pattern(8, 3<<10)
+	for _, body := range [][]byte{first, second} {
+		info, err := s.Put(ctx, "thumbs/x/128.jpg", bytes.NewReader(body), storage.PutOptions{Size: int64(len(body)), ContentType: "image/jpeg", Derived: true})
+		require.NoError(t, err)
+		assert.Equal(t, int64(len(body)), info.Size)
+		requireContent(t, s, "thumbs/x/128.jpg", body)
+	}
+	_, err := s.Put(ctx, "thumbs/x/512.jpg", bytes.NewReader(first[:10]), storage.PutOptions{Size: 11, Derived: true})
+	require.Error(t, err, "a short stream fails a derived Put too")
+	requireMissing(t, s, "thumbs/x/512.jpg")
+	assert.Equal(t, []string{"thumbs/x/128.jpg"}, listKeys(t, s, ""))
 }
 
 func testDelete(t *testing.T, s storage.ObjectStore) {
