@@ -22,8 +22,9 @@ func imagingPart(s *server) corePart {
 	}
 	s.thumbs = thumb.NewDispatcher(s.db.pool, s.log)
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
-		// As much CPU as the other background work (wiring.go): half the cores.
-		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2)})
+		// As much CPU as the other background work (wiring.go): half the
+		// cores, at a lower priority than arriving instances.
+		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2), Nice: 10})
 	}
 	p.runners = []runner{{name: "thumbnail dispatcher", run: func(ctx context.Context) error { return s.thumbs.Run(ctx, s.queue) }}}
 	return p

@@ -165,6 +165,11 @@ type Worker struct {
 	// encoding), default 1, whatever the queue's workers: arriving
 	// instances keep the other cores.
 	Parallel int
+	// Nice is the scheduling priority the thumbnails are made at (Linux
+	// nice value, 0–19; 0 leaves it): with 10, arriving instances get
+	// about nine tenths of a busy core and thumbnails the rest, and all
+	// of an idle one.
+	Nice int
 
 	once sync.Once
 	cpu  chan struct{}
@@ -181,7 +186,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	err := w.Make(ctx, job.Args.Key)
+	err := niced(w.Nice, func() error { return w.Make(ctx, job.Args.Key) })
 	<-w.cpu
 	switch {
 	case err == nil:
