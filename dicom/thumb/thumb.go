@@ -171,8 +171,8 @@ type Worker struct {
 	// of an idle one.
 	Nice int
 
-	once sync.Once
-	cpu  chan struct{}
+	once    sync.Once
+	threads *pool
 }
 
 // Timeout bounds one attempt.
@@ -180,14 +180,8 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return 2 * time.Minut
 
 // Work implements river.Worker.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
-	w.once.Do(func() { w.cpu = make(chan struct{}, max(w.Parallel, 1)) })
-	select {
-	case w.cpu <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	err := niced(w.Nice, func() error { return w.Make(ctx, job.Args.Key) })
-	<-w.cpu
+	w.once.Do(func() { w.threads = newPool(w.Parallel, w.Nice) })
+	err := w.threads.run(ctx, func() error { return w.Make(ctx, job.Args.Key) })
 	switch {
 	case err == nil:
 		return nil

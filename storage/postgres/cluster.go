@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sort"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,7 +180,22 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if attached {
 		return nil
 	}
-	return c.start(ctx, bin)
+	// After a crash (kill -9 of molar and its postmaster) the old server's
+	// backends leave within moments of noticing; until they have, the new
+	// server refuses to start on the shared memory they still hold.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.start(ctx, bin)
+		if err == nil || !strings.Contains(err.Error(), "shared memory block") || !strings.Contains(err.Error(), "still in use") || time.Now().After(deadline) {
+			return err
+		}
+		c.Logger.Info("embedded PostgreSQL: the crashed server's processes are still leaving; starting again")
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Attached reports whether Start found the cluster run by another live
@@ -434,15 +450,30 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 	)
 	cmd.Stdout = lf
 	cmd.Stderr = lf
-	// If molar dies, the postmaster gets a fast-shutdown signal.
+	// If molar dies, the postmaster gets a fast-shutdown signal. Linux
+	// sends it when the thread that started the server ends, not the
+	// process: the server is started from a thread locked to a goroutine
+	// that lives until the server has exited, so no other goroutine's
+	// thread coming to an end can stop it.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGINT
-	if err := cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends after the server
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := <-started; err != nil {
 		lf.Close()
 		return fmt.Errorf("postgres: start server: %w", err)
 	}
 	c.cmd = cmd
-	c.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(c.done) }()
+	c.done = done
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -457,6 +488,8 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 		select {
 		case <-c.done:
 			c.cmd = nil
+			c.logFile.Close()
+			c.logFile = nil
 			return fmt.Errorf("postgres: server exited during start-up: %s", lastLines(readFile(logPath), 5))
 		case <-ctx.Done():
 			c.stopLocked(context.Background())

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"runtime"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -307,4 +309,44 @@ func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
 	require.False(t, next.Attached())
 	require.True(t, next.Running())
 	require.NoError(t, next.Stop(ctx))
+}
+
+// TestEmbeddedClusterOutlivesEndingThreads: Linux signals a child started
+// with Pdeathsig when the thread that started it ends, not the process.
+// Here the goroutine that starts the cluster holds its thread and returns,
+// which ends the thread; the server must keep running.
+func TestEmbeddedClusterOutlivesEndingThreads(t *testing.T) {
+	pgtest.AdminURL(t)
+	dir, err := os.MkdirTemp("", "molar-threads-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx := context.Background()
+	c := &postgres.Cluster{Dir: filepath.Join(dir, "pg"), Logger: slog.New(slog.DiscardHandler)}
+	result, finished := make(chan error, 1), make(chan struct{})
+	launch := func() {
+		runtime.LockOSThread() // returning while locked ends the thread
+		result <- c.Start(ctx)
+		close(finished)
+	}
+	go func() {
+		runtime.LockOSThread()
+		if syscall.Gettid() == syscall.Getpid() {
+			// Go never ends the main thread: start from another one
+			// (this goroutine holds the main thread meanwhile).
+			go launch()
+			<-finished
+			return
+		}
+		launch()
+	}()
+	require.NoError(t, <-result)
+	<-finished
+	defer c.Stop(ctx)
+
+	time.Sleep(300 * time.Millisecond) // a signalled server shuts down at once
+	conn, err := pgx.Connect(ctx, c.URL("postgres", postgres.AdminUser))
+	require.NoError(t, err, "the server still accepts connections")
+	require.NoError(t, conn.Ping(ctx))
+	conn.Close(ctx)
 }
