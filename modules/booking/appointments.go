@@ -339,11 +339,24 @@ func chooseAlternatives(pl *plan, typ Type, asked []int64, start, end time.Time)
 // transaction took is skipped; when every alternative of a kind is taken,
 // the booking fails with ErrSlotTaken. old, when moving, are the resources
 // held now, replaced in place.
+//
+// Bookings of one resource take turns (a transaction-level advisory lock
+// per resource): PostgreSQL checks an exclusion constraint after inserting
+// the index entry, so transactions inserting conflicting rows at the same
+// moment wait for each other and all but one end in a deadlock, found
+// only after deadlock_timeout (one second each; fifty parents at the slot
+// that opens at eight would wait most of a minute). In turn, the second
+// sees the first's row committed and gets a plain exclusion violation.
+// A deadlock that remains (two types holding their kinds in opposite
+// order) is retried.
 func hold(ctx context.Context, tx pgx.Tx, tenantID, apptID int64, typ Type, alts [][]int64, start, end time.Time, old []int64) error {
 	for i, ids := range alts {
 		taken := false
 		for _, rid := range ids {
-			err := savepoint(ctx, tx, func(tx pgx.Tx) error {
+			err := holdOne(ctx, tx, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)`, resourceLockClass, rid); err != nil {
+					return err
+				}
 				if i < len(old) && old[i] != 0 {
 					_, err := tx.Exec(ctx, `UPDATE booking.appointment_resource SET resource_id = $3, during = tstzrange($4, $5, '[)')
 						WHERE appointment_id = $1 AND resource_id = $2`, apptID, old[i], rid, start, end)
@@ -367,6 +380,22 @@ func hold(ctx context.Context, tx pgx.Tx, tenantID, apptID int64, typ Type, alts
 		}
 	}
 	return nil
+}
+
+// resourceLockClass is the first key of the advisory locks that make
+// bookings of one resource take turns (the second is the resource id).
+const resourceLockClass = 0x626f6f6b // "book"
+
+// holdOne runs fn in a savepoint, again when PostgreSQL ends it in a
+// deadlock (a few times: the other transaction has gone on meanwhile).
+func holdOne(ctx context.Context, tx pgx.Tx, fn func(pgx.Tx) error) error {
+	var err error
+	for range 3 {
+		if err = savepoint(ctx, tx, fn); !postgres.IsDeadlock(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // savepoint runs fn in a nested transaction (a savepoint), so a refused

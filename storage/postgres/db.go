@@ -137,6 +137,10 @@ func IsUniqueViolation(err error) bool { return hasCode(err, "23505") }
 // IsExclusionViolation reports whether err is an exclusion constraint violation.
 func IsExclusionViolation(err error) bool { return hasCode(err, "23P01") }
 
+// IsDeadlock reports whether err is PostgreSQL's deadlock verdict (40P01):
+// the statement was chosen to break a cycle of waits and may be retried.
+func IsDeadlock(err error) bool { return hasCode(err, "40P01") }
+
 // IsInsufficientPrivilege reports whether err is a permission error (42501).
 func IsInsufficientPrivilege(err error) bool { return hasCode(err, "42501") }
 
