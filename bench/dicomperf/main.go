@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -258,16 +259,17 @@ func main() {
 		}
 	}
 	printTargets(all, *repeat)
+	var names []string
+	for _, tg := range targets {
+		names = append(names, tg.name)
+	}
+	printCosts(all, names)
 	fmt.Printf("\nmolar RSS while receiving a %d MiB multi-frame instance: baseline %d MiB, growth %d MiB\n", *bigMB, base>>20, growth>>20)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(map[string]any{"results": results, "runs": all, "rss_growth_bytes": growth, "big_bytes": int64(*bigMB) << 20}, "", " ")
 		check(os.WriteFile(*jsonOut, b, 0o644))
 	}
 	if *svg != "" {
-		var names []string
-		for _, tg := range targets {
-			names = append(names, tg.name)
-		}
 		check(os.WriteFile(*svg, chart(results, names), 0o644))
 	}
 }
@@ -349,6 +351,39 @@ func printTargets(all []result, rounds int) {
 		}
 		fmt.Printf("| %s | %d | %s | %.2f | ≥ %.2f | %s |\n", t.what, t.assocs, strings.Join(cells, ", "), med, t.min, verdict)
 	}
+}
+
+// printCosts prints, per target and run kind, the medians of the
+// receiver's CPU time per instance and of the machine's load, and for
+// molar how long after the last Success its thumbnails were all made.
+func printCosts(all []result, targets []string) {
+	fmt.Printf("\n| receiver | instances, assoc. | CPU per instance (median) | machine busy | thumbnails all made after the last Success (median, max) |\n|---|---|---|---|---|\n")
+	for _, tg := range targets {
+		for _, size := range []string{"small", "large"} {
+			for _, k := range []int{1, 4} {
+				var cpu, busy, lag []float64
+				for _, r := range all {
+					if r.Target == tg && r.Size == size && r.Assocs == k {
+						cpu, busy, lag = append(cpu, r.CPUms), append(busy, r.Busy), append(lag, r.ThumbLag)
+					}
+				}
+				if len(cpu) == 0 {
+					continue
+				}
+				thumbs := "—"
+				if slices.Max(lag) > 0 {
+					thumbs = fmt.Sprintf("%.1f s, %.1f s", median(lag), slices.Max(lag))
+				}
+				fmt.Printf("| %s | %s, %d | %.2f ms | %.0f%% | %s |\n", tg, size, k, median(cpu), 100*median(busy), thumbs)
+			}
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // medians folds repeated runs into one result per target, size and
