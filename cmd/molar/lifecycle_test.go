@@ -248,6 +248,20 @@ func TestServeLifecycle(t *testing.T) {
 	p = startMolar(t, data)
 	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "nyansat", "a-long-password-42"))
 	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "tandlaege", demo.Password))
+
+	// The embedded PostgreSQL dies under a running molar (OOM killer, an
+	// administrator's kill): molar stops with a clear error instead of
+	// answering everything with errors; started again, all is back.
+	b, err := os.ReadFile(filepath.Join(data, "pg", "postmaster.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Error(t, p.wait(t, time.Minute), "a non-zero exit")
+	require.Contains(t, lastLine(p.stderr.String()), "embedded PostgreSQL stopped unexpectedly")
+	p = startMolar(t, data)
+	require.Equal(t, http.StatusOK, canLogIn(t, p.web, "nyansat", "a-long-password-42"))
+
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t, time.Minute))
 	require.Empty(t, postgresProcessesFor(data))

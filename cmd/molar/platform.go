@@ -82,6 +82,15 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, migrate bo
 	return db, nil
 }
 
+// exited is closed when the embedded PostgreSQL this process started stops;
+// nil (never closed) for an external database or another molar's cluster.
+func (db *database) exited() <-chan struct{} {
+	if db.cluster == nil {
+		return nil
+	}
+	return db.cluster.Exited()
+}
+
 // close closes the pool and stops the embedded cluster (if this process owns it).
 func (db *database) close(ctx context.Context) {
 	if db.pool != nil {

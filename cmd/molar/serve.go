@@ -110,10 +110,21 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	s.printBanner(stdout, httpLn.Addr().String(), dicomLn.Addr().String())
 	log.Info("ready", "http", httpLn.Addr().String(), "dicom", dicomLn.Addr().String())
-	<-ctx.Done()
-	log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String())
-	s.shutdown(context.WithoutCancel(ctx))
-	return nil
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String())
+		s.shutdown(context.WithoutCancel(ctx))
+		return nil
+	case <-s.db.exited():
+		// Without its database molar can neither acknowledge nor serve
+		// anything: stop, so that the supervisor (systemd) starts both
+		// again, rather than answer every request with an error. The
+		// server's own log says why (it is not copied here: its lines can
+		// hold values of failed statements).
+		log.Error("embedded PostgreSQL stopped unexpectedly; molar stops too", "postgres_log", s.db.cluster.LogPath())
+		s.shutdown(context.WithoutCancel(ctx))
+		return fmt.Errorf("embedded PostgreSQL stopped unexpectedly (its log: %s); molar stopped", s.db.cluster.LogPath())
+	}
 }
 
 // newServer opens the database and object store and builds every component.

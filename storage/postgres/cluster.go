@@ -424,7 +424,7 @@ func sharedBuffers() string {
 }
 
 func (c *Cluster) start(ctx context.Context, bin string) error {
-	logPath := filepath.Join(filepath.Dir(c.Dir), filepath.Base(c.Dir)+".log")
+	logPath := c.LogPath()
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("postgres: open server log: %w", err)
@@ -557,6 +557,23 @@ func (c *Cluster) Running() bool {
 }
 
 // Kill kills the server hard (SIGKILL), as in a crash. For tests.
+// Exited is closed when the server this Cluster started exits, whether
+// stopped or not; nil (never ready) when it runs none (attached to another
+// molar's server, or not started).
+func (c *Cluster) Exited() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return nil
+	}
+	return c.done
+}
+
+// LogPath is the file the server writes its log to.
+func (c *Cluster) LogPath() string {
+	return filepath.Join(filepath.Dir(c.Dir), filepath.Base(c.Dir)+".log")
+}
+
 func (c *Cluster) Kill() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
