@@ -2,7 +2,9 @@ package thumb
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -10,10 +12,10 @@ import (
 // thread of its own at scheduling priority nice (Linux keeps the nice
 // value per thread): when the cores are busy, the work of arriving
 // instances goes first. The goroutines and their threads live as long as
-// the process. A thread is never handed back to the Go scheduler with a
+// the process: a thread is never handed back to the Go scheduler with a
 // changed priority (an unprivileged process cannot lower it again), and
-// never ended either: a Go program's ending thread would also signal the
-// children it started (Pdeathsig), such as the embedded PostgreSQL.
+// not ended and made anew for every job either. Should the system refuse
+// the priority, the work runs at the process's own.
 type pool struct {
 	work chan func()
 }
@@ -47,7 +49,9 @@ func (p *pool) run(ctx context.Context, fn func() error) error {
 		var r result
 		defer func() {
 			if v := recover(); v != nil {
-				r.panicked = v
+				// The stack of the pool's thread, which re-panicking on
+				// the caller's goroutine would lose.
+				r.panicked = fmt.Sprintf("%v\n\n%s", v, debug.Stack())
 			}
 			done <- r
 		}()

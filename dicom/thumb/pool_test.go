@@ -3,6 +3,8 @@ package thumb
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -20,15 +22,27 @@ func TestPool(t *testing.T) {
 		require.NoError(t, err)
 		return 20 - p
 	}
+	runtime.LockOSThread() // "the caller's thread": the same one throughout
+	defer runtime.UnlockOSThread()
 	ctx := context.Background()
 	before := nice()
-	p := newPool(1, before+5)
+	target := min(before+5, 19)
+	p := newPool(1, target)
 	var inside int
 	want := errors.New("from fn")
 	require.ErrorIs(t, p.run(ctx, func() error { inside = nice(); return want }), want)
-	require.Equal(t, before+5, inside)
+	require.Equal(t, target, inside)
+	require.Equal(t, before, nice(), "the caller's thread keeps its priority")
 
-	require.PanicsWithValue(t, "boom", func() { _ = p.run(ctx, func() error { panic("boom") }) })
+	func() {
+		defer func() {
+			v := recover()
+			require.NotNil(t, v, "the panic reaches the caller")
+			require.Contains(t, fmt.Sprint(v), "boom")
+			require.Contains(t, fmt.Sprint(v), "pool_test.go", "with the stack where it happened")
+		}()
+		_ = p.run(ctx, func() error { panic("boom") })
+	}()
 	require.NoError(t, p.run(ctx, func() error { return nil }), "the thread survives a panic")
 
 	release := make(chan struct{})

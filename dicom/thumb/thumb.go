@@ -175,16 +175,28 @@ type Worker struct {
 	threads *pool
 }
 
-// Timeout bounds one attempt.
-func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return 2 * time.Minute }
+// attemptTimeout bounds one attempt once it has a thread.
+const attemptTimeout = 2 * time.Minute
+
+// Timeout: none from River. A job may wait for one of the pool's threads
+// while instances arrive (the queue holds more jobs than there are
+// threads); only its work is bounded (attemptTimeout), so that waiting
+// never uses up attempts.
+func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return -1 }
 
 // Work implements river.Worker.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	w.once.Do(func() { w.threads = newPool(w.Parallel, w.Nice) })
-	err := w.threads.run(ctx, func() error { return w.Make(ctx, job.Args.Key) })
+	err := w.threads.run(ctx, func() error {
+		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
+		return w.Make(ctx, job.Args.Key)
+	})
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		return nil // the instance was deleted before its thumbnails were made
 	case IsPermanent(err):
 		w.fail(ctx, job.Args.Key, err)
 		return river.JobCancel(err)
@@ -206,6 +218,9 @@ func IsPermanent(err error) bool {
 }
 
 func (w *Worker) fail(ctx context.Context, key string, cause error) {
+	// Also when the attempt's time ran out: the note must still be written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	b, _ := json.Marshal(Failure{Reason: cause.Error(), At: time.Now().UTC()})
 	_, _ = w.Store.Put(ctx, FailedKey(key), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json", Derived: true})
 }
@@ -230,6 +245,9 @@ func (w *Worker) Make(ctx context.Context, key string) error {
 			return fmt.Errorf("thumb: store %d px: %w", s, err)
 		}
 	}
+	if dropOrphans(ctx, w.Store, key, w.sizes()) {
+		return nil // deleted meanwhile: nothing left to do
+	}
 	if err := w.Store.Delete(ctx, FailedKey(key)); err != nil {
 		return fmt.Errorf("thumb: %w", err)
 	}
@@ -237,17 +255,25 @@ func (w *Worker) Make(ctx context.Context, key string) error {
 }
 
 // Ensure returns the size px thumbnail of an instance: the stored one, or
-// when there is none (the job has not run yet, or a crash lost it) one
+// when there is none (the job has not run yet, or a crash lost it or cut
+// it short) one
 // rendered now, which it also stores for the next reader (best effort: a
 // read-only store still gets its image). made reports the rendering. The
 // caller checks Lookup for a recorded failure first.
 func Ensure(ctx context.Context, store storage.ObjectStore, instanceKey string, size int, opts pixel.Options) (jpeg io.ReadCloser, made bool, err error) {
-	rc, info, err := store.Get(ctx, Key(instanceKey, size), nil)
+	rc, _, err := store.Get(ctx, Key(instanceKey, size), nil)
 	switch {
-	case err == nil && info.Size > 0:
-		return rc, false, nil
 	case err == nil:
+		b, err := io.ReadAll(io.LimitReader(rc, maxThumbnailBytes))
 		rc.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("thumb: %w", err)
+		}
+		if wholeJPEG(b) {
+			return io.NopCloser(bytes.NewReader(b)), false, nil
+		}
+		// Empty or cut short by a crash (derived objects are written
+		// without fsync): made again below.
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, false, fmt.Errorf("thumb: %w", err)
 	}
@@ -260,8 +286,34 @@ func Ensure(ctx context.Context, store storage.ObjectStore, instanceKey string, 
 		return nil, false, err
 	}
 	b := buf.Bytes()
-	_, _ = store.Put(ctx, Key(instanceKey, size), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "image/jpeg", Derived: true})
+	if _, err := store.Put(ctx, Key(instanceKey, size), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "image/jpeg", Derived: true}); err == nil {
+		dropOrphans(ctx, store, instanceKey, []int{size})
+	}
 	return io.NopCloser(bytes.NewReader(b)), true, nil
+}
+
+// maxThumbnailBytes bounds what Ensure reads of a stored thumbnail.
+const maxThumbnailBytes = 8 << 20
+
+// wholeJPEG reports whether b starts and ends like a JPEG file (SOI, EOI):
+// a thumbnail cut short by a crash does not.
+func wholeJPEG(b []byte) bool {
+	return len(b) >= 4 && b[0] == 0xFF && b[1] == 0xD8 && b[len(b)-2] == 0xFF && b[len(b)-1] == 0xD9
+}
+
+// dropOrphans removes the thumbnails just written for an instance whose
+// object has been deleted meanwhile (deletion removes the object first,
+// then lists and removes its thumbnails: a thumbnail written after that
+// listing is seen here, as the object is gone by then). It reports
+// whether the instance is gone.
+func dropOrphans(ctx context.Context, store storage.ObjectStore, instanceKey string, sizes []int) bool {
+	if _, err := store.Stat(ctx, instanceKey); !errors.Is(err, storage.ErrNotFound) {
+		return false
+	}
+	for _, s := range sizes {
+		_ = store.Delete(ctx, Key(instanceKey, s))
+	}
+	return true
 }
 
 func (w *Worker) sizes() []int {

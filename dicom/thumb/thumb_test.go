@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,8 +135,67 @@ func TestEnsure(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(len(first)), info.Size)
 
+	// Cut short (not empty): made again as well.
+	put(t, store, Key(key, 128), first[:len(first)/2])
+	healed, made = read()
+	require.True(t, made, "a thumbnail without its JPEG end is not served")
+	require.Equal(t, first, healed)
+
 	_, _, err = Ensure(ctx, store, "instances/b/missing.dcm", 128, pixel.Options{})
 	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// TestDeletedMeanwhile: an instance deleted while its thumbnails are made
+// (the deletion has listed and removed its thumbnails already) keeps no
+// thumbnail, and a job for an instance deleted before it ran ends without
+// a failure note: nothing of the instance stays behind.
+func TestDeletedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	base := newStore(t)
+	key := "instances/d/io.dcm"
+	put(t, base, key, pixeltest.Spec{Rows: 300, Columns: 200, BitsAllocated: 16, BitsStored: 12, Seed: 5}.File())
+	store := &deletingStore{ObjectStore: base, victim: key}
+	w := &Worker{Store: store}
+	job := &river.Job[Args]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: MaxAttempts}, Args: Args{Key: key}}
+	require.NoError(t, w.Work(ctx, job))
+	require.Empty(t, listAll(t, base, "thumbs/"), "no thumbnail outlives its instance")
+
+	// Deleted before the job ran: done, no failed.json.
+	require.NoError(t, w.Work(ctx, job))
+	require.Empty(t, listAll(t, base, "thumbs/"))
+
+	// Ensure, the same race.
+	put(t, base, key, pixeltest.Spec{Rows: 300, Columns: 200, BitsAllocated: 16, BitsStored: 12, Seed: 5}.File())
+	store.done = false
+	rc, made, err := Ensure(ctx, store, key, 128, pixel.Options{})
+	require.NoError(t, err)
+	rc.Close()
+	require.True(t, made)
+	require.Empty(t, listAll(t, base, "thumbs/"))
+}
+
+// deletingStore deletes victim when the first thumbnail is written, as a
+// deletion running at that moment would.
+type deletingStore struct {
+	storage.ObjectStore
+	victim string
+	done   bool
+}
+
+func (s *deletingStore) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) (storage.ObjectInfo, error) {
+	if !s.done && strings.HasPrefix(key, "thumbs/") {
+		s.done = true
+		if err := s.ObjectStore.Delete(ctx, s.victim); err != nil {
+			return storage.ObjectInfo{}, err
+		}
+	}
+	return s.ObjectStore.Put(ctx, key, r, opts)
+}
+
+func listAll(t *testing.T, s storage.ObjectStore, prefix string) []string {
+	var keys []string
+	require.NoError(t, s.List(context.Background(), prefix, func(o storage.ObjectInfo) error { keys = append(keys, o.Key); return nil }))
+	return keys
 }
 
 // TestParallel: however many jobs the queue hands the worker at once, at
@@ -150,7 +210,7 @@ func TestParallel(t *testing.T) {
 		keys = append(keys, key)
 	}
 	for _, parallel := range []int{1, 2} {
-		store := &slowStore{ObjectStore: base}
+		store := &slowStore{ObjectStore: base, together: int32(parallel)}
 		w := &Worker{Store: store, Parallel: parallel}
 		var wg sync.WaitGroup
 		errs := make([]error, len(keys))
@@ -161,15 +221,15 @@ func TestParallel(t *testing.T) {
 		}
 		wg.Wait()
 		require.NoError(t, errors.Join(errs...))
-		require.LessOrEqual(t, int(store.max.Load()), parallel, "thumbnails made at once with Parallel %d", parallel)
-		require.Positive(t, store.max.Load())
+		require.Equal(t, parallel, int(store.max.Load()), "thumbnails made at once with Parallel %d", parallel)
 	}
 }
 
-// slowStore holds every Get open a little and records how many were open
-// at once.
+// slowStore holds every Get open until together are open at once (or
+// half a second has passed) and records the most that were.
 type slowStore struct {
 	storage.ObjectStore
+	together  int32
 	open, max atomic.Int32
 }
 
@@ -182,7 +242,10 @@ func (s *slowStore) Get(ctx context.Context, key string, rng *storage.Range) (io
 			break
 		}
 	}
-	time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(500 * time.Millisecond); s.max.Load() < s.together && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
 	return s.ObjectStore.Get(ctx, key, rng)
 }
 
