@@ -340,23 +340,32 @@ func chooseAlternatives(pl *plan, typ Type, asked []int64, start, end time.Time)
 // the booking fails with ErrSlotTaken. old, when moving, are the resources
 // held now, replaced in place.
 //
-// Bookings of one resource take turns (a transaction-level advisory lock
-// per resource): PostgreSQL checks an exclusion constraint after inserting
-// the index entry, so transactions inserting conflicting rows at the same
-// moment wait for each other and all but one end in a deadlock, found
-// only after deadlock_timeout (one second each; fifty parents at the slot
-// that opens at eight would wait most of a minute). In turn, the second
-// sees the first's row committed and gets a plain exclusion violation.
-// A deadlock that remains (two types holding their kinds in opposite
-// order) is retried.
+// Bookings that may hold the same resource take turns: each first takes a
+// transaction-level advisory lock on every resource it may hold, in
+// ascending order (so two bookings never wait for each other in a
+// circle). Without the turns, PostgreSQL's exclusion check — made after
+// inserting the index entry — has transactions inserting conflicting rows
+// at the same moment wait for each other, and all but one end in a
+// deadlock found only after deadlock_timeout (one second each: fifty
+// parents at the slot that opens at eight would wait most of a minute). In
+// turn, each sees the rows of those before it committed and gets a plain
+// exclusion violation. A deadlock that still happens (with a writer that
+// takes no turn) counts as "taken".
 func hold(ctx context.Context, tx pgx.Tx, tenantID, apptID int64, typ Type, alts [][]int64, start, end time.Time, old []int64) error {
+	var all []int64
+	for _, ids := range alts {
+		all = append(all, ids...)
+	}
+	slices.Sort(all)
+	for _, rid := range slices.Compact(all) {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)`, resourceLockClass, rid); err != nil {
+			return fmt.Errorf("booking: wait for resource: %w", err)
+		}
+	}
 	for i, ids := range alts {
 		taken := false
 		for _, rid := range ids {
-			err := holdOne(ctx, tx, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)`, resourceLockClass, rid); err != nil {
-					return err
-				}
+			err := savepoint(ctx, tx, func(tx pgx.Tx) error {
 				if i < len(old) && old[i] != 0 {
 					_, err := tx.Exec(ctx, `UPDATE booking.appointment_resource SET resource_id = $3, during = tstzrange($4, $5, '[)')
 						WHERE appointment_id = $1 AND resource_id = $2`, apptID, old[i], rid, start, end)
@@ -366,7 +375,7 @@ func hold(ctx context.Context, tx pgx.Tx, tenantID, apptID int64, typ Type, alts
 					VALUES ($1, $2, $3, tstzrange($4, $5, '[)'))`, tenantID, apptID, rid, start, end)
 				return err
 			})
-			if postgres.IsExclusionViolation(err) {
+			if postgres.IsExclusionViolation(err) || postgres.IsDeadlock(err) {
 				continue
 			}
 			if err != nil {
@@ -385,18 +394,6 @@ func hold(ctx context.Context, tx pgx.Tx, tenantID, apptID int64, typ Type, alts
 // resourceLockClass is the first key of the advisory locks that make
 // bookings of one resource take turns (the second is the resource id).
 const resourceLockClass = 0x626f6f6b // "book"
-
-// holdOne runs fn in a savepoint, again when PostgreSQL ends it in a
-// deadlock (a few times: the other transaction has gone on meanwhile).
-func holdOne(ctx context.Context, tx pgx.Tx, fn func(pgx.Tx) error) error {
-	var err error
-	for range 3 {
-		if err = savepoint(ctx, tx, fn); !postgres.IsDeadlock(err) {
-			return err
-		}
-	}
-	return err
-}
 
 // savepoint runs fn in a nested transaction (a savepoint), so a refused
 // statement does not abort the outer transaction.
