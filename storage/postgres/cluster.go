@@ -429,6 +429,18 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 	if err != nil {
 		return fmt.Errorf("postgres: open server log: %w", err)
 	}
+	// Errors quote what this start wrote to the log, not earlier starts.
+	var logFrom int64
+	if st, err := lf.Stat(); err == nil {
+		logFrom = st.Size()
+	}
+	newLog := func() string {
+		b := readFile(logPath)
+		if int64(len(b)) >= logFrom {
+			b = b[logFrom:]
+		}
+		return lastLines(b, 5)
+	}
 	c.logFile = lf
 	cmd := c.command(context.Background(), filepath.Join(bin, "postgres"),
 		"-D", c.Dir,
@@ -490,7 +502,7 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 			c.cmd = nil
 			c.logFile.Close()
 			c.logFile = nil
-			return fmt.Errorf("postgres: server exited during start-up: %s", lastLines(readFile(logPath), 5))
+			return fmt.Errorf("postgres: server exited during start-up: %s", newLog())
 		case <-ctx.Done():
 			c.stopLocked(context.Background())
 			return fmt.Errorf("postgres: waiting for server: %w", ctx.Err())
@@ -498,7 +510,7 @@ func (c *Cluster) start(ctx context.Context, bin string) error {
 		}
 		if time.Now().After(deadline) {
 			c.stopLocked(context.Background())
-			return fmt.Errorf("postgres: server not ready after 60s: %s", lastLines(readFile(logPath), 5))
+			return fmt.Errorf("postgres: server not ready after 60s: %s", newLog())
 		}
 	}
 }
