@@ -193,8 +193,10 @@ func (s *server) wire(ctx context.Context) error {
 	house := &jobs.Housekeeping{Logger: s.log, Tasks: s.housekeeping()}
 	river.AddWorker(workers, house)
 	if s.queue, err = jobs.New(s.db.pool, jobs.Options{Workers: workers, Logger: s.log,
-		// Background work (thumbnails) takes at most half the cores, so
-		// arriving instances always have CPU to be acknowledged quickly.
+		// Background work takes at most half the cores, so arriving
+		// instances always have CPU to be acknowledged quickly; thumbnails
+		// have their own queue with many jobs in hand, made on a pool of
+		// half the cores' threads at a lower priority (wire_imaging.go).
 		Concurrency: max(1, runtime.NumCPU()/2), Queues: map[string]int{thumb.Queue: thumb.QueueWorkers},
 		Periodic: []*river.PeriodicJob{house.Periodic()}}); err != nil {
 		return err
