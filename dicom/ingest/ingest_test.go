@@ -21,6 +21,7 @@ import (
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/thumb"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
 	fsstore "github.com/molar-health/molar/storage/fs"
@@ -251,18 +252,30 @@ func TestCrashBeforeCommitIsSwept(t *testing.T) {
 		_, _ = in.Ingest(ctx, cstore(crash, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(crash.DataSet(t, uid.ExplicitVRLittleEndian)))
 	}()
 	require.Len(t, e.objects(t), 2)
+	// Thumbnails beside both: the unindexed one's go with it.
+	objects := e.objects(t)
+	for _, k := range objects {
+		for _, name := range []string{thumb.Key(k, 128), thumb.Key(k, 512), thumb.FailedKey(k)} {
+			_, err := e.store.Put(ctx, name, bytes.NewReader([]byte("x")), storage.PutOptions{Size: 1, Derived: true})
+			require.NoError(t, err)
+		}
+	}
 	// Within the grace period nothing goes.
 	n, err := Sweep(ctx, e.db.App, e.store, time.Now(), time.Hour, 1)
 	require.NoError(t, err)
 	require.Zero(t, n)
 	n, err = Sweep(ctx, e.db.App, e.store, time.Now().Add(2*time.Hour), time.Hour, 1)
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
+	require.Equal(t, 4, n, "the unindexed object and its three thumbnail objects")
 	keys := e.objects(t)
 	require.Len(t, keys, 1)
 	row, err := e.instance(t, ok.SOPUID)
 	require.NoError(t, err)
 	require.Equal(t, row.ObjectKey, keys[0])
+	var thumbs []string
+	require.NoError(t, e.store.List(ctx, "thumbs/", func(o storage.ObjectInfo) error { thumbs = append(thumbs, o.Key); return nil }))
+	require.ElementsMatch(t, []string{thumb.Key(row.ObjectKey, 128), thumb.Key(row.ObjectKey, 512), thumb.FailedKey(row.ObjectKey)}, thumbs,
+		"the indexed instance keeps its thumbnails")
 }
 
 type zeros struct{ n int64 }

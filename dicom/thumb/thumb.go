@@ -99,6 +99,18 @@ func base(key string) string {
 	return "thumbs/" + k
 }
 
+// InstanceKey returns the key of the instance that a thumbnail or failure
+// note belongs to (thumbs/<path>/<file> → instances/<path>.dcm), for the
+// sweep of thumbnails whose instance is gone.
+func InstanceKey(thumbObject string) (string, bool) {
+	rest, ok := strings.CutPrefix(thumbObject, "thumbs/")
+	i := strings.LastIndexByte(rest, '/')
+	if !ok || i <= 0 {
+		return "", false
+	}
+	return "instances/" + rest[:i] + ".dcm", true
+}
+
 // Failure is the content of failed.json.
 type Failure struct {
 	Reason string    `json:"reason"`

@@ -48,6 +48,18 @@ func TestKeys(t *testing.T) {
 	require.Equal(t, "thumbs/2026/01/02/abc/128.jpg", Key("instances/2026/01/02/abc.dcm", 128))
 	require.Equal(t, "thumbs/2026/01/02/abc/failed.json", FailedKey("instances/2026/01/02/abc.dcm"))
 	require.Equal(t, "thumbs/other/x/512.jpg", Key("other/x", 512))
+	for in, want := range map[string]string{
+		"thumbs/2026/01/02/abc/128.jpg":     "instances/2026/01/02/abc.dcm",
+		"thumbs/2026/01/02/abc/failed.json": "instances/2026/01/02/abc.dcm",
+		Key("instances/a/b.dcm", 512):       "instances/a/b.dcm",
+		"thumbs/x":                          "",
+		"thumbs/":                           "",
+		"instances/2026/01/02/abc.dcm":      "",
+	} {
+		got, ok := InstanceKey(in)
+		require.Equal(t, want, got, in)
+		require.Equal(t, want != "", ok, in)
+	}
 }
 
 // TestMakeAndLookup: thumbnails of a 12-bit intraoral and a multi-frame
