@@ -119,10 +119,10 @@ func dicomPart(s *server) corePart {
 		s.ingester = newIngester(s)
 		return s.prepareReconciliation()
 	}
-	p.housekeeping = []jobs.Task{{Name: "sweep unindexed DICOM objects", Run: func(ctx context.Context) error {
+	p.housekeeping = []jobs.Task{{Name: "sweep unindexed DICOM objects and their thumbnails", Run: func(ctx context.Context) error {
 		n, err := ingest.Sweep(ctx, s.db.pool, s.store, time.Now(), orphanGrace, orphanDays)
 		if n > 0 {
-			s.log.Info("removed unindexed DICOM objects", "count", n)
+			s.log.Info("removed unindexed DICOM objects and thumbnails", "count", n)
 		}
 		return err
 	}}}
