@@ -183,10 +183,7 @@ CREATE POLICY tenant ON note USING (tenant_id = NULLIF(current_setting('molar.te
 
 func TestEmbeddedClusterRecoversAfterCrash(t *testing.T) {
 	pgtest.AdminURL(t) // skip or fail uniformly when binaries are missing
-	dir, err := os.MkdirTemp("", "molar-crash-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := clusterParent(t, "molar-crash-")
 	ctx := context.Background()
 	c := &postgres.Cluster{Dir: filepath.Join(dir, "pg"), Logger: slog.New(slog.DiscardHandler)}
 	require.NoError(t, c.Start(ctx))
@@ -225,10 +222,7 @@ func TestEmbeddedClusterRecoversAfterCrash(t *testing.T) {
 
 func TestOrphanServerIsTakenOver(t *testing.T) {
 	pgtest.AdminURL(t)
-	dir, err := os.MkdirTemp("", "molar-orphan-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := clusterParent(t, "molar-orphan-")
 	ctx := context.Background()
 	c := &postgres.Cluster{Dir: filepath.Join(dir, "pg")}
 	require.NoError(t, c.Start(ctx))
@@ -266,10 +260,7 @@ func holdCluster(dir string) {
 
 func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
 	pgtest.AdminURL(t)
-	dir, err := os.MkdirTemp("", "molar-attach-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := clusterParent(t, "molar-attach-")
 	pgDir := filepath.Join(dir, "pg")
 
 	owner := exec.Command(os.Args[0])
@@ -317,10 +308,7 @@ func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
 // which ends the thread; the server must keep running.
 func TestEmbeddedClusterOutlivesEndingThreads(t *testing.T) {
 	pgtest.AdminURL(t)
-	dir, err := os.MkdirTemp("", "molar-threads-")
-	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := clusterParent(t, "molar-threads-")
 	ctx := context.Background()
 	c := &postgres.Cluster{Dir: filepath.Join(dir, "pg"), Logger: slog.New(slog.DiscardHandler)}
 	result, finished := make(chan error, 1), make(chan struct{})
@@ -349,4 +337,16 @@ func TestEmbeddedClusterOutlivesEndingThreads(t *testing.T) {
 	require.NoError(t, err, "the server still accepts connections")
 	require.NoError(t, conn.Ping(ctx))
 	conn.Close(ctx)
+}
+
+// clusterParent makes a folder for a test's own cluster that the postgres
+// user can enter when the tests run as root (t.TempDir's folders are
+// private to their owner), removed after the test.
+func clusterParent(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
