@@ -257,12 +257,10 @@ func (w *Worker) Make(ctx context.Context, key string) error {
 			return fmt.Errorf("thumb: store %d px: %w", s, err)
 		}
 	}
-	if dropOrphans(ctx, w.Store, key, w.sizes()) {
-		return nil // deleted meanwhile: nothing left to do
-	}
-	if err := w.Store.Delete(ctx, FailedKey(key)); err != nil {
-		return fmt.Errorf("thumb: %w", err)
-	}
+	// A failure note of an earlier attempt may stay: Lookup prefers the
+	// thumbnails, and deleting the instance removes both. (Not deleting it
+	// here saves a request to the store per instance.)
+	dropOrphans(ctx, w.Store, key, w.sizes())
 	return nil
 }
 
