@@ -91,15 +91,28 @@ func TestMakeAndLookup(t *testing.T) {
 		}
 	}
 
+	// A failure note from an earlier attempt gives way to thumbnails made later.
+	key := "instances/a/retried.dcm"
+	put(t, store, key, pixeltest.Spec{Rows: 60, Columns: 40, BitsAllocated: 8, BitsStored: 8, Seed: 9}.File())
+	put(t, store, FailedKey(key), []byte(`{"reason":"store unavailable"}`))
+	st, err := Lookup(ctx, store, key, nil)
+	require.NoError(t, err)
+	require.NotNil(t, st.Failed)
+	require.NoError(t, w.Make(ctx, key))
+	st, err = Lookup(ctx, store, key, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int{128, 512}, st.Ready)
+	require.Nil(t, st.Failed)
+
 	// Truncated pixel data: permanent failure, recorded.
 	bad := io.File()
 	bad = bad[:len(bad)-1000]
 	put(t, store, "instances/a/bad.dcm", bad)
 	job := &river.Job[Args]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: MaxAttempts}, Args: Args{Key: "instances/a/bad.dcm"}}
-	err := w.Work(ctx, job)
+	err = w.Work(ctx, job)
 	var cancel *rivertype.JobCancelError
 	require.True(t, errors.As(err, &cancel), "want JobCancel, got %v", err)
-	st, err := Lookup(ctx, store, "instances/a/bad.dcm", nil)
+	st, err = Lookup(ctx, store, "instances/a/bad.dcm", nil)
 	require.NoError(t, err)
 	require.NotNil(t, st.Failed)
 	require.Contains(t, st.Failed.Reason, "malformed")
