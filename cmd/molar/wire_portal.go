@@ -104,6 +104,11 @@ func (x portalImages) Thumbnail(ctx context.Context, tenantID, personID int64, r
 	if err != nil {
 		return err
 	}
+	// An image whose thumbnail could not be made (failed.json) is not
+	// decoded again on every view: the portal has no image for it.
+	if st, err := thumb.Lookup(ctx, x.s.store, in.ObjectKey, []int{512}); err == nil && len(st.Ready) == 0 && st.Failed != nil {
+		return portal.ErrNoChild
+	}
 	rc, _, err := thumb.Ensure(ctx, x.s.store, in.ObjectKey, 512, pixel.Options{})
 	if err != nil {
 		return fmt.Errorf("portal: thumbnail: %w", err)
