@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -423,4 +424,68 @@ func TestBookingSetupTakesResourcesAndTypesOutOfService(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, post("types", url.Values{"id": {fmt.Sprint(typ.ID)}, "active": {"true"}}))
 	_, err = slots()
 	require.NoError(t, err)
+}
+
+// TestBookingSetupStaysInTheAdministratorsUnits: a clinic administrator
+// sets up the units they belong to; another clinic of the municipality is
+// refused (page and changes, as not found: like everything outside one's
+// reach), and an absence cannot be put on another clinic's resource
+// through their own unit.
+func TestBookingSetupStaysInTheAdministratorsUnits(t *testing.T) {
+	ts, _, mod := bookingServer(t, nil)
+	ctx := context.Background()
+	ten, clinic := ts.demo.TenantID, ts.demo.ClinicID
+	var other auth.OrgUnit
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ten, func(tx pgx.Tx) error {
+		var err error
+		other, err = auth.CreateOrgUnit(ctx, tx, auth.OrgUnit{TenantID: ten, Kind: "dental_clinic", Name: "Tandplejen Nordby"})
+		return err
+	}))
+	otherChair, err := mod.SaveResource(ctx, ten, booking.Resource{UnitID: other.ID, Kind: booking.KindChair, Name: "Stol N1"})
+	require.NoError(t, err)
+
+	c, csrf := ts.login(t, "klinikadmin")
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	post := func(unit int64, what string, form url.Values) int {
+		form.Set("csrf_token", csrf)
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/m/booking/admin/%s?unit=%d", ts.URL, what, unit), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", ts.URL)
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	get := func(unit int64) (int, string) {
+		resp, err := c.Get(fmt.Sprintf("%s/m/booking/admin?unit=%d", ts.URL, unit))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	code, body := get(clinic)
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, body, "Tandplejen Nordby", "the unit picker lists the administrator's units only")
+	code, _ = get(other.ID)
+	require.Equal(t, http.StatusNotFound, code)
+
+	require.Equal(t, http.StatusNotFound, post(other.ID, "resources", url.Values{"id": {strconv.FormatInt(otherChair.ID, 10)}, "active": {"false"}}))
+	require.Equal(t, http.StatusNotFound, post(other.ID, "closed", url.Values{"day": {time.Now().AddDate(0, 1, 0).Format("2006-01-02")}, "reason": {"Lukket"}}))
+	// Through their own unit, another unit's resource is not found.
+	require.Equal(t, http.StatusNotFound, post(clinic, "resources", url.Values{"id": {strconv.FormatInt(otherChair.ID, 10)}, "active": {"false"}}))
+	from := time.Now().AddDate(0, 0, 7)
+	require.Equal(t, http.StatusNotFound, post(clinic, "absence", url.Values{"resource": {strconv.FormatInt(otherChair.ID, 10)},
+		"from": {from.Format("2006-01-02T15:04")}, "until": {from.Add(4 * time.Hour).Format("2006-01-02T15:04")}, "reason": {"Kursus"}}))
+
+	res, err := mod.Resources(ctx, ten, other.ID)
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	require.True(t, res[0].Active, "the other clinic's chair is untouched")
+	abs, err := mod.Absences(ctx, ten, other.ID, time.Now(), time.Now().AddDate(1, 0, 0))
+	require.NoError(t, err)
+	require.Empty(t, abs)
+	closed, err := mod.ClosedDays(ctx, ten, other.ID, time.Now())
+	require.NoError(t, err)
+	require.Empty(t, closed)
 }

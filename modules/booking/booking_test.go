@@ -118,7 +118,7 @@ func TestOpeningHoursClosedDaysAndAbsence(t *testing.T) {
 	require.NoError(t, f.m.AddClosedDay(ctx, f.tenant, f.clinic, time.Date(2026, 3, 6, 0, 0, 0, 0, time.UTC), "Personaledag"))
 	require.ErrorIs(t, book(local(2026, 3, 6, 10, 0), f.exam), booking.ErrClosed, "closed day")
 	// The dentist is away on Tuesday morning: the treatment (chair + staff) cannot be booked then.
-	_, err := f.m.AddAbsence(ctx, f.tenant, booking.Absence{ResourceID: f.staff, From: local(2026, 3, 3, 8, 0), Until: local(2026, 3, 3, 12, 0), Reason: "Kursus"})
+	_, err := f.m.AddAbsence(ctx, f.tenant, f.clinic, booking.Absence{ResourceID: f.staff, From: local(2026, 3, 3, 8, 0), Until: local(2026, 3, 3, 12, 0), Reason: "Kursus"})
 	require.NoError(t, err)
 	require.ErrorIs(t, book(local(2026, 3, 3, 9, 0), f.staffOnly), booking.ErrSlotTaken)
 	require.NoError(t, book(local(2026, 3, 3, 12, 0), f.staffOnly))

@@ -222,6 +222,41 @@ func (m *Module) defaultUnit(ctx context.Context, p *auth.Principal, r *http.Req
 	return 0, units, web.E(web.NotFound, "no units")
 }
 
+// adminUnit is defaultUnit for the set-up pages: a clinic administrator
+// sets up the units they belong to (auth.user_unit), not every unit of the
+// municipality. Appointment types stay municipality-wide.
+func (m *Module) adminUnit(ctx context.Context, p *auth.Principal, r *http.Request) (int64, []Unit, error) {
+	all, err := m.UnitList(ctx, p.TenantID)
+	if err != nil {
+		return 0, nil, err
+	}
+	mine, err := auth.UserUnits(ctx, m.Pool, p.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
+	var units []Unit
+	for _, u := range all {
+		if slices.Contains(mine, u.ID) {
+			units = append(units, u)
+		}
+	}
+	if len(units) == 0 {
+		return 0, nil, fmt.Errorf("booking: set-up: not a member of any unit: %w", ErrForbidden)
+	}
+	if id := formInt(r, "unit"); id != 0 {
+		if !slices.ContainsFunc(units, func(u Unit) bool { return u.ID == id }) {
+			return 0, nil, fmt.Errorf("booking: set-up of unit %d: not a member: %w", id, ErrForbidden)
+		}
+		return id, units, nil
+	}
+	for _, u := range units {
+		if u.Kind == "dental_clinic" {
+			return u.ID, units, nil
+		}
+	}
+	return units[0].ID, units, nil
+}
+
 // gridRow is one quarter-hour row of the day view.
 type gridRow struct {
 	Time  time.Time
@@ -677,7 +712,7 @@ type adminView struct {
 // GET /m/booking/admin?unit=
 func (m *Module) handleAdmin(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	ctx := r.Context()
-	unitID, units, err := m.defaultUnit(ctx, p, r)
+	unitID, units, err := m.adminUnit(ctx, p, r)
 	if err != nil {
 		m.fail(w, r, err)
 		return
@@ -721,7 +756,7 @@ func (m *Module) handleAdminPost(w http.ResponseWriter, r *http.Request, p *auth
 		return
 	}
 	ctx := r.Context()
-	unitID, _, err := m.defaultUnit(ctx, p, r)
+	unitID, _, err := m.adminUnit(ctx, p, r)
 	if err != nil {
 		m.fail(w, r, err)
 		return
@@ -772,7 +807,7 @@ func (m *Module) handleAdminPost(w http.ResponseWriter, r *http.Request, p *auth
 		from, err1 := parseLocal(f("from"))
 		until, err2 := parseLocal(f("until"))
 		if err = errors.Join(err1, err2); err == nil {
-			_, err = m.AddAbsence(ctx, p.TenantID, Absence{ResourceID: formInt(r, "resource"), From: from, Until: until, Reason: f("reason")})
+			_, err = m.AddAbsence(ctx, p.TenantID, unitID, Absence{ResourceID: formInt(r, "resource"), From: from, Until: until, Reason: f("reason")})
 		}
 	case "rules":
 		atoi := func(k string) int { n, _ := strconv.Atoi(f(k)); return n }

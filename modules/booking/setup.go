@@ -282,17 +282,19 @@ type Absence struct {
 	Reason      string
 }
 
-// AddAbsence records a resource's absence. Existing appointments are not
-// moved; the calendar shows them so staff can rebook.
-func (m *Module) AddAbsence(ctx context.Context, tenantID int64, a Absence) (Absence, error) {
+// AddAbsence records the absence of a resource of unit unitID. Existing
+// appointments are not moved; the calendar shows them so staff can rebook.
+// A resource of another unit is ErrNotFound.
+func (m *Module) AddAbsence(ctx context.Context, tenantID, unitID int64, a Absence) (Absence, error) {
 	if a.ResourceID <= 0 || !a.Until.After(a.From) || len(a.Reason) > 200 {
 		return Absence{}, fmt.Errorf("%w: absence needs a resource and a period", ErrInvalid)
 	}
 	err := postgres.InTenant(ctx, m.Pool, tenantID, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `INSERT INTO booking.absence (tenant_id, resource_id, during, reason)
-			VALUES ($1, $2, tstzrange($3, $4, '[)'), $5) RETURNING id`, tenantID, a.ResourceID, a.From, a.Until, strings.TrimSpace(a.Reason)).Scan(&a.ID)
+			SELECT $1, r.id, tstzrange($3, $4, '[)'), $5 FROM booking.resource r WHERE r.id = $2 AND r.unit_id = $6
+			RETURNING id`, tenantID, a.ResourceID, a.From, a.Until, strings.TrimSpace(a.Reason), unitID).Scan(&a.ID)
 	})
-	if isFK(err) {
+	if isFK(err) || errors.Is(err, pgx.ErrNoRows) {
 		return Absence{}, fmt.Errorf("booking: absence: %w", ErrNotFound)
 	}
 	if err != nil {
