@@ -312,6 +312,33 @@ func EndCareRelation(ctx context.Context, q Querier, id int64, lastDay time.Time
 	return nil
 }
 
+// StaffMember is a staff account (not a citizen) and the units it works in.
+type StaffMember struct {
+	UserID      int64
+	Username    string
+	DisplayName string
+	Role        string
+	Units       []int64
+}
+
+// Staff lists a municipality's staff accounts with their units, by name.
+func Staff(ctx context.Context, q Querier, tenantID int64) ([]StaffMember, error) {
+	rows, err := q.Query(ctx, `SELECT u.id, u.username, u.display_name, u.role,
+			coalesce(array_agg(uu.org_unit_id ORDER BY uu.org_unit_id) FILTER (WHERE uu.org_unit_id IS NOT NULL), '{}')
+		FROM auth.users u LEFT JOIN auth.user_unit uu ON uu.user_id = u.id
+		WHERE u.tenant_id = $1 AND u.role <> $2
+		GROUP BY u.id ORDER BY u.display_name, u.username`, tenantID, RoleCitizen)
+	if err != nil {
+		return nil, dbErr("staff", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StaffMember, error) {
+		var m StaffMember
+		err := r.Scan(&m.UserID, &m.Username, &m.DisplayName, &m.Role, &m.Units)
+		return m, err
+	})
+	return out, dbErr("staff", err)
+}
+
 // AddUserUnit makes a user a member of an organisational unit (same tenant).
 func AddUserUnit(ctx context.Context, q Querier, userID, orgUnitID int64) error {
 	tag, err := q.Exec(ctx, `INSERT INTO auth.user_unit (user_id, org_unit_id)

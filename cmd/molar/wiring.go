@@ -119,7 +119,7 @@ type corePart struct {
 // migrations are needed. Building a part must not use s.shell or s.queue:
 // they exist only when prepare runs.
 func coreParts(s *server) []corePart {
-	return []corePart{journalPart(s), bookingPart(s), portalPart(s), imagingPart(s), dicomPart(s), dicomwebPart(s), viewerPart(s), exportPart(s)}
+	return []corePart{journalPart(s), bookingPart(s), portalPart(s), imagingPart(s), dicomPart(s), dicomwebPart(s), viewerPart(s), exportPart(s), staffPart(s)}
 }
 
 // migrateAll applies the core's and every module's migrations, then River's.
