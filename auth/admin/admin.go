@@ -200,7 +200,7 @@ func Messages() map[string]map[string]string {
 		"da": {
 			"staffadmin.nav": "Medarbejdere", "staffadmin.title": "Medarbejdere og enheder",
 			"staffadmin.intro": "Hvem der arbejder i en enhed, afgør hvis journaler de kan se. Du kan ændre enheder, du selv hører til.",
-			"staffadmin.unit": "Enhed", "staffadmin.kind": "Type", "staffadmin.members": "Medarbejdere", "staffadmin.nobody": "Ingen endnu.",
+			"staffadmin.unit":  "Enhed", "staffadmin.kind": "Type", "staffadmin.members": "Medarbejdere", "staffadmin.nobody": "Ingen endnu.",
 			"staffadmin.remove": "Fjern", "staffadmin.add": "Tilføj medarbejder til enhed", "staffadmin.user": "Medarbejder",
 			"staffadmin.save": "Tilføj", "staffadmin.saved.added": "Medarbejderen er tilføjet enheden.",
 			"staffadmin.saved.removed": "Medarbejderen er fjernet fra enheden.", "staffadmin.none": "Du hører ikke til nogen enhed og kan ikke ændre noget her.",
@@ -208,7 +208,7 @@ func Messages() map[string]map[string]string {
 		"en": {
 			"staffadmin.nav": "Staff", "staffadmin.title": "Staff and units",
 			"staffadmin.intro": "Who works in a unit decides whose records they can see. You can change the units you belong to yourself.",
-			"staffadmin.unit": "Unit", "staffadmin.kind": "Kind", "staffadmin.members": "Staff", "staffadmin.nobody": "Nobody yet.",
+			"staffadmin.unit":  "Unit", "staffadmin.kind": "Kind", "staffadmin.members": "Staff", "staffadmin.nobody": "Nobody yet.",
 			"staffadmin.remove": "Remove", "staffadmin.add": "Add a staff member to a unit", "staffadmin.user": "Staff member",
 			"staffadmin.save": "Add", "staffadmin.saved.added": "The staff member was added to the unit.",
 			"staffadmin.saved.removed": "The staff member was removed from the unit.", "staffadmin.none": "You belong to no unit and cannot change anything here.",
