@@ -199,7 +199,7 @@ func Messages() map[string]map[string]string {
 	return map[string]map[string]string{
 		"da": {
 			"staffadmin.nav": "Medarbejdere", "staffadmin.title": "Medarbejdere og enheder",
-			"staffadmin.intro": "Hvem der arbejder i en enhed, afgør hvis journaler de kan se. Du kan ændre enheder, du selv hører til.",
+			"staffadmin.intro": "Hvem der arbejder i en enhed, afgør hvis journaler de kan se. En klinikadministrator ændrer de enheder, vedkommende selv hører til; en systemadministrator alle.",
 			"staffadmin.unit":  "Enhed", "staffadmin.kind": "Type", "staffadmin.members": "Medarbejdere", "staffadmin.nobody": "Ingen endnu.",
 			"staffadmin.remove": "Fjern", "staffadmin.add": "Tilføj medarbejder til enhed", "staffadmin.user": "Medarbejder",
 			"staffadmin.save": "Tilføj", "staffadmin.saved.added": "Medarbejderen er tilføjet enheden.",
@@ -207,7 +207,7 @@ func Messages() map[string]map[string]string {
 		},
 		"en": {
 			"staffadmin.nav": "Staff", "staffadmin.title": "Staff and units",
-			"staffadmin.intro": "Who works in a unit decides whose records they can see. You can change the units you belong to yourself.",
+			"staffadmin.intro": "Who works in a unit decides whose records they can see. A clinic administrator changes the units they belong to; a system administrator all of them.",
 			"staffadmin.unit":  "Unit", "staffadmin.kind": "Kind", "staffadmin.members": "Staff", "staffadmin.nobody": "Nobody yet.",
 			"staffadmin.remove": "Remove", "staffadmin.add": "Add a staff member to a unit", "staffadmin.user": "Staff member",
 			"staffadmin.save": "Add", "staffadmin.saved.added": "The staff member was added to the unit.",
