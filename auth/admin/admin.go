@@ -4,8 +4,10 @@
 // for), so every change is an audit event, and a clinic administrator
 // manages the units they belong to themselves; a system administrator
 // manages all. It needs the admin.users permission. (`molar unit member`
-// does the same from the command line; OIDC logins can keep membership in
-// step with directory groups.)
+// does the same from the command line.) Units whose membership follows
+// directory groups at every OIDC login (MOLAR_OIDC_UNIT_MAP) are shown but
+// not changed here: the next login would undo it. A change that changes
+// nothing (adding a member twice) is no audit event.
 package admin
 
 import (
@@ -16,6 +18,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
@@ -37,6 +40,16 @@ func Pages() fs.FS { sub, _ := fs.Sub(templates, "templates"); return sub }
 type Handler struct {
 	Pool  *pgxpool.Pool
 	Shell *web.Shell
+	// DirectoryUnits names the units whose membership follows directory
+	// groups at every OIDC login (MOLAR_OIDC_UNIT_MAP): shown, not
+	// changed here, as the next login would undo the change.
+	DirectoryUnits []string
+}
+
+func fromDirectory(directory []string, u auth.OrgUnit) bool {
+	return slices.ContainsFunc(directory, func(name string) bool {
+		return strings.EqualFold(strings.TrimSpace(name), strings.TrimSpace(u.Name))
+	})
 }
 
 // Routes mounts the screen.
@@ -62,8 +75,9 @@ func (h *Handler) require(next http.Handler) http.Handler {
 
 type unitRow struct {
 	auth.OrgUnit
-	Members []auth.StaffMember
-	Manage  bool
+	Members   []auth.StaffMember
+	Manage    bool
+	Directory bool // membership follows directory groups
 }
 
 type page struct {
@@ -73,23 +87,31 @@ type page struct {
 	Saved  string
 }
 
-// managed lists the units p may change membership of: all of the
-// municipality's for a system administrator, else p's own.
-func managed(ctx context.Context, tx pgx.Tx, p *auth.Principal, units []auth.OrgUnit) ([]auth.OrgUnit, error) {
-	if p.Can(auth.PermAdminSystem) {
-		return units, nil
+// managed lists the units p may change membership of here: all of the
+// municipality's for a system administrator, else p's own; never one whose
+// membership follows directory groups.
+func (h *Handler) managed(ctx context.Context, tx pgx.Tx, p *auth.Principal, units []auth.OrgUnit) ([]auth.OrgUnit, error) {
+	var mine []int64
+	if !p.Can(auth.PermAdminSystem) {
+		var err error
+		if mine, err = auth.UserUnits(ctx, tx, p.UserID); err != nil {
+			return nil, err
+		}
 	}
-	mine, err := auth.UserUnits(ctx, tx, p.UserID)
-	if err != nil {
-		return nil, err
-	}
+	return manageable(units, mine, p.Can(auth.PermAdminSystem), h.DirectoryUnits), nil
+}
+
+// manageable is the rule of managed: every unit for a system
+// administrator, else the administrator's own (mine); never one named in
+// directory (case and surrounding spaces aside).
+func manageable(units []auth.OrgUnit, mine []int64, system bool, directory []string) []auth.OrgUnit {
 	var out []auth.OrgUnit
 	for _, u := range units {
-		if slices.Contains(mine, u.ID) {
+		if (system || slices.Contains(mine, u.ID)) && !fromDirectory(directory, u) {
 			out = append(out, u)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // GET /admin/staff/
@@ -105,11 +127,11 @@ func (h *Handler) handlePage(w http.ResponseWriter, r *http.Request) {
 		if v.Staff, err = auth.Staff(ctx, tx, p.TenantID); err != nil {
 			return err
 		}
-		if v.Manage, err = managed(ctx, tx, p, units); err != nil {
+		if v.Manage, err = h.managed(ctx, tx, p, units); err != nil {
 			return err
 		}
 		for _, u := range units {
-			row := unitRow{OrgUnit: u, Manage: slices.ContainsFunc(v.Manage, func(m auth.OrgUnit) bool { return m.ID == u.ID })}
+			row := unitRow{OrgUnit: u, Manage: slices.ContainsFunc(v.Manage, func(m auth.OrgUnit) bool { return m.ID == u.ID }), Directory: fromDirectory(h.DirectoryUnits, u)}
 			for _, s := range v.Staff {
 				if slices.Contains(s.Units, u.ID) {
 					row.Members = append(row.Members, s)
@@ -123,7 +145,9 @@ func (h *Handler) handlePage(w http.ResponseWriter, r *http.Request) {
 		h.Shell.Error(w, r, err)
 		return
 	}
-	v.Saved = r.URL.Query().Get("saved")
+	if saved := r.URL.Query().Get("saved"); saved == "added" || saved == "removed" || saved == "unchanged" {
+		v.Saved = saved
+	}
 	h.Shell.Render(w, r, http.StatusOK, "staff_admin", v)
 }
 
@@ -152,12 +176,13 @@ func (h *Handler) handleRemove(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) change(w http.ResponseWriter, r *http.Request, userID, unitID int64, add bool) {
 	ctx := r.Context()
 	p := auth.PrincipalFrom(ctx)
+	unchanged := false
 	err := postgres.InTenant(ctx, h.Pool, p.TenantID, func(tx pgx.Tx) error {
 		units, err := auth.OrgUnits(ctx, tx, p.TenantID)
 		if err != nil {
 			return err
 		}
-		mine, err := managed(ctx, tx, p, units)
+		mine, err := h.managed(ctx, tx, p, units)
 		if err != nil {
 			return err
 		}
@@ -170,6 +195,14 @@ func (h *Handler) change(w http.ResponseWriter, r *http.Request, userID, unitID 
 		}
 		if !slices.ContainsFunc(staff, func(s auth.StaffMember) bool { return s.UserID == userID }) {
 			return web.E(web.NotFound, "")
+		}
+		has, err := auth.UserUnits(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(has, unitID) == add {
+			unchanged = true // nothing to do, nothing to audit
+			return nil
 		}
 		action := audit.ActionCreate
 		if add {
@@ -188,7 +221,10 @@ func (h *Handler) change(w http.ResponseWriter, r *http.Request, userID, unitID 
 		return
 	}
 	saved := "added"
-	if !add {
+	switch {
+	case unchanged:
+		saved = "unchanged"
+	case !add:
 		saved = "removed"
 	}
 	http.Redirect(w, r, "/admin/staff/?saved="+saved, http.StatusSeeOther)
@@ -203,7 +239,8 @@ func Messages() map[string]map[string]string {
 			"staffadmin.unit":  "Enhed", "staffadmin.kind": "Type", "staffadmin.members": "Medarbejdere", "staffadmin.nobody": "Ingen endnu.",
 			"staffadmin.remove": "Fjern", "staffadmin.add": "Tilføj medarbejder til enhed", "staffadmin.user": "Medarbejder",
 			"staffadmin.save": "Tilføj", "staffadmin.saved.added": "Medarbejderen er tilføjet enheden.",
-			"staffadmin.saved.removed": "Medarbejderen er fjernet fra enheden.", "staffadmin.none": "Du hører ikke til nogen enhed og kan ikke ændre noget her.",
+			"staffadmin.saved.removed": "Medarbejderen er fjernet fra enheden.", "staffadmin.saved.unchanged": "Intet ændret: sådan var det allerede.",
+			"staffadmin.directory": "Følger grupperne i kataloget (OIDC) ved hvert login; ændres dér.", "staffadmin.none": "Du hører ikke til nogen enhed og kan ikke ændre noget her.",
 		},
 		"en": {
 			"staffadmin.nav": "Staff", "staffadmin.title": "Staff and units",
@@ -211,7 +248,8 @@ func Messages() map[string]map[string]string {
 			"staffadmin.unit":  "Unit", "staffadmin.kind": "Kind", "staffadmin.members": "Staff", "staffadmin.nobody": "Nobody yet.",
 			"staffadmin.remove": "Remove", "staffadmin.add": "Add a staff member to a unit", "staffadmin.user": "Staff member",
 			"staffadmin.save": "Add", "staffadmin.saved.added": "The staff member was added to the unit.",
-			"staffadmin.saved.removed": "The staff member was removed from the unit.", "staffadmin.none": "You belong to no unit and cannot change anything here.",
+			"staffadmin.saved.removed": "The staff member was removed from the unit.", "staffadmin.saved.unchanged": "Nothing changed: it was so already.",
+			"staffadmin.directory": "Follows the directory's groups (OIDC) at every login; change it there.", "staffadmin.none": "You belong to no unit and cannot change anything here.",
 		},
 	}
 }

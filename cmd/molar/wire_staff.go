@@ -20,6 +20,12 @@ func staffPart(s *server) corePart {
 		return p
 	}
 	h := &staffadmin.Handler{Pool: s.db.pool}
+	if s.cfg.OIDCIssuer != "" {
+		units, _ := parsePairs(s.cfg.OIDCUnitMap, "group=unit name")
+		for _, name := range units {
+			h.DirectoryUnits = append(h.DirectoryUnits, name)
+		}
+	}
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
 		h.Shell = s.shell
 		s.shell.Catalog.Add(staffadmin.Messages())

@@ -74,10 +74,20 @@ func TestStaffAdminScreen(t *testing.T) {
 	require.NoError(t, err)
 	st, _ = post(t, c, ts.URL, ts.URL+"/admin/staff/members", csrf, url.Values{"user_id": {strconv.FormatInt(citizen.ID, 10)}, "unit_id": {strconv.FormatInt(clinic, 10)}})
 	require.Equal(t, http.StatusNotFound, st)
+	// Adding again changes nothing and is no audit event.
+	st, _ = post(t, c, ts.URL, ts.URL+"/admin/staff/members", csrf, member(clinic))
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, 1, audited("create"))
 	st, _ = post(t, c, ts.URL, remove(clinic), csrf, url.Values{})
 	require.Equal(t, http.StatusSeeOther, st)
 	require.Equal(t, []int64{home}, units())
 	require.Equal(t, 1, audited("delete"))
+	// Removing someone who is not there: nothing, no event.
+	st, _ = post(t, c, ts.URL, remove(clinic), csrf, url.Values{})
+	require.Equal(t, http.StatusSeeOther, st)
+	require.Equal(t, 1, audited("delete"))
+	_, body = get(t, c, ts.URL+"/admin/staff/?saved=Ring+til+1234")
+	require.NotContains(t, body, "Ring til 1234", "only the screen's own notices")
 
 	// The system administrator reaches every unit.
 	ac, acsrf := ts.login(t, "admin")

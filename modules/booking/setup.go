@@ -104,7 +104,7 @@ func (m *Module) SaveResource(ctx context.Context, tenantID int64, r Resource) (
 				tenantID, r.UnitID, r.Kind, r.Name, r.UserID, r.StationAE).Scan(&r.ID)
 		}
 		tag, err := tx.Exec(ctx, `UPDATE booking.resource SET kind = $2, name = $3, user_id = NULLIF($4, 0), station_ae = $5, active = $6
-			WHERE id = $1`, r.ID, r.Kind, r.Name, r.UserID, r.StationAE, r.Active)
+			WHERE id = $1 AND unit_id = $7`, r.ID, r.Kind, r.Name, r.UserID, r.StationAE, r.Active, r.UnitID)
 		if err == nil && tag.RowsAffected() == 0 {
 			return ErrNotFound
 		}
