@@ -33,7 +33,10 @@ type OIDCConfig struct {
 	// Label is the button text on the login page (default Name).
 	Label string
 	// TenantID is the municipality whose users this provider signs in.
-	TenantID     int64
+	TenantID int64
+	// TenantFunc finds it at sign-in instead, when TenantID is 0 (the demo
+	// creates the municipality after the server is wired).
+	TenantFunc   func(context.Context) (int64, error)
 	Issuer       string
 	ClientID     string
 	ClientSecret string
@@ -90,7 +93,7 @@ func newOIDCProvider(c OIDCConfig, i int) (*oidcProvider, error) {
 	if c.Label == "" {
 		c.Label = c.Name
 	}
-	if c.Issuer == "" || c.ClientID == "" || c.RedirectURL == "" || c.TenantID == 0 {
+	if c.Issuer == "" || c.ClientID == "" || c.RedirectURL == "" || (c.TenantID == 0 && c.TenantFunc == nil) {
 		return nil, fmt.Errorf("auth: %w: OIDC provider %s needs issuer, client id, redirect URL and tenant", ErrInvalidInput, c.Name)
 	}
 	if c.CPRClaim == "" && c.RoleClaim == "" {
@@ -355,10 +358,17 @@ func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string,
 	if display == "" {
 		display = strings.TrimSpace(given + " " + family)
 	}
+	tenant := p.cfg.TenantID
+	if tenant == 0 {
+		var err error
+		if tenant, err = p.cfg.TenantFunc(ctx); err != nil {
+			return User{}, fmt.Errorf("auth: OIDC: %w", err)
+		}
+	}
 	var u User
-	err := postgres.InTenant(ctx, s.pool, p.cfg.TenantID, func(tx pgx.Tx) error {
+	err := postgres.InTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
 		existing, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM auth.users WHERE tenant_id = $1 AND oidc_issuer = $2 AND oidc_subject = $3`,
-			p.cfg.TenantID, issuer, subject))
+			tenant, issuer, subject))
 		found := err == nil
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return dbErr("OIDC user", err)
@@ -370,7 +380,7 @@ func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string,
 			}
 			person, err := FindPersonByCPR(ctx, tx, cpr)
 			if errors.Is(err, ErrNotFound) {
-				person, err = CreatePerson(ctx, tx, Person{TenantID: p.cfg.TenantID, CPR: cpr, GivenName: given, FamilyName: family,
+				person, err = CreatePerson(ctx, tx, Person{TenantID: tenant, CPR: cpr, GivenName: given, FamilyName: family,
 					Email: claimString(claims, "email")})
 			}
 			if err != nil {
@@ -384,7 +394,7 @@ func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string,
 				u = existing
 				return nil
 			}
-			u, err = s.provision(ctx, tx, p, subject, claims, NewUser{TenantID: p.cfg.TenantID, DisplayName: display, Role: RoleCitizen,
+			u, err = s.provision(ctx, tx, p, subject, claims, NewUser{TenantID: tenant, DisplayName: display, Role: RoleCitizen,
 				PersonID: person.ID, OIDCIssuer: issuer, OIDCSubject: subject})
 			return err
 		}
@@ -412,14 +422,14 @@ func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string,
 			if !login {
 				return nil
 			}
-			return s.syncUnits(ctx, tx, p, u.ID, claims)
+			return s.syncUnits(ctx, tx, p, tenant, u.ID, claims)
 		}
-		u, err = s.provision(ctx, tx, p, subject, claims, NewUser{TenantID: p.cfg.TenantID, DisplayName: display, Role: role,
+		u, err = s.provision(ctx, tx, p, subject, claims, NewUser{TenantID: tenant, DisplayName: display, Role: role,
 			OIDCIssuer: issuer, OIDCSubject: subject})
 		if err != nil {
 			return err
 		}
-		return s.syncUnits(ctx, tx, p, u.ID, claims)
+		return s.syncUnits(ctx, tx, p, tenant, u.ID, claims)
 	})
 	if err != nil {
 		return User{}, err
@@ -429,7 +439,7 @@ func (s *Service) oidcUser(ctx context.Context, p *oidcProvider, subject string,
 
 // syncUnits brings a staff account's membership of the units UnitMap
 // names in line with the groups of this login (see OIDCConfig.UnitMap).
-func (s *Service) syncUnits(ctx context.Context, tx pgx.Tx, p *oidcProvider, userID int64, claims map[string]any) error {
+func (s *Service) syncUnits(ctx context.Context, tx pgx.Tx, p *oidcProvider, tenant, userID int64, claims map[string]any) error {
 	if len(p.cfg.UnitMap) == 0 {
 		return nil
 	}
@@ -443,7 +453,7 @@ func (s *Service) syncUnits(ctx context.Context, tx pgx.Tx, p *oidcProvider, use
 			want[key(name)] = true
 		}
 	}
-	units, err := OrgUnits(ctx, tx, p.cfg.TenantID)
+	units, err := OrgUnits(ctx, tx, tenant)
 	if err != nil {
 		return err
 	}
@@ -472,7 +482,7 @@ func (s *Service) syncUnits(ctx context.Context, tx pgx.Tx, p *oidcProvider, use
 		if action != "" {
 			// Membership decides whose records the account reaches: logged
 			// like any other grant.
-			actx := audit.WithActor(ctx, audit.Actor{UserID: userID, Username: "system:oidc-groups", Role: "system", TenantID: p.cfg.TenantID})
+			actx := audit.WithActor(ctx, audit.Actor{UserID: userID, Username: "system:oidc-groups", Role: "system", TenantID: tenant})
 			if err := audit.Record(actx, tx, audit.Event{Action: action, Object: fmt.Sprintf("auth.user_unit/%d", userID),
 				Detail: map[string]any{"org_unit_id": u.ID, "source": "oidc groups"}}); err != nil {
 				return err

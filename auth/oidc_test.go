@@ -133,7 +133,9 @@ func newOIDCEnv(t *testing.T) *oidcEnv {
 			RoleMap:     map[string]string{"tandplejen-tandlaeger": RoleDentist, "tandplejen-assistenter": RoleDentalAssistant},
 			UnitMap:     map[string]string{"tandplejen-tandlaeger": "Tandplejen Nord", "klinik-syd": "tandplejen syd"},
 		}}
-		c.OIDC[0].TenantID = 1 // the env's first tenant; checked below
+		// The env's first tenant (checked below), found at sign-in as with
+		// the demo (TenantID is the same with a fixed value).
+		c.OIDC[0].TenantFunc = func(context.Context) (int64, error) { return 1, nil }
 	})
 	require.Equal(t, int64(1), oe.tenant.ID)
 	user := func(id, username, first, last string) *storage.User {

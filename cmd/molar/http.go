@@ -77,13 +77,18 @@ func (s *server) mountAuth(ctx context.Context, r chi.Router) error {
 	}
 	if s.cfg.OIDCIssuer != "" {
 		tenant, err := s.oidcTenant(ctx)
+		var tenantFunc func(context.Context) (int64, error)
+		if errors.Is(err, errNoTenant) && s.cfg.Demo {
+			// The demo creates the municipality once the server is wired.
+			tenant, tenantFunc, err = 0, s.oidcTenant, nil
+		}
 		if err != nil {
 			return err
 		}
 		roles, _ := parseRoleMap(s.cfg.OIDCRoleMap)
 		units, _ := parsePairs(s.cfg.OIDCUnitMap, "group=unit name")
 		cfg.OIDC = []auth.OIDCConfig{{
-			Name: "oidc", Label: "MitID", TenantID: tenant,
+			Name: "oidc", Label: "MitID", TenantID: tenant, TenantFunc: tenantFunc,
 			Issuer: s.cfg.OIDCIssuer, ClientID: s.cfg.OIDCClientID, ClientSecret: s.cfg.OIDCSecret,
 			RedirectURL: s.cfg.publicURL() + "/auth/oidc/callback",
 			CPRClaim:    s.cfg.OIDCCPRClaim, RoleClaim: s.cfg.OIDCRoleClaim, RoleMap: roles, UnitMap: units,
@@ -120,11 +125,19 @@ func (s *server) oidcTenant(ctx context.Context) (int64, error) {
 		ids = append(ids, id)
 	}
 	rows.Close()
-	if len(ids) != 1 {
-		return 0, errors.New("invalid setting MOLAR_OIDC_ISSUER (--oidc-issuer): OpenID Connect needs exactly one municipality in the database (create it with molar user add --tenant CODE --tenant-name NAME)")
+	switch len(ids) {
+	case 0:
+		return 0, errNoTenant
+	case 1:
+		return ids[0], nil
 	}
-	return ids[0], nil
+	return 0, fmt.Errorf("%w (there are several)", errOneTenant)
 }
+
+var (
+	errOneTenant = errors.New("invalid setting MOLAR_OIDC_ISSUER (--oidc-issuer): OpenID Connect needs exactly one municipality in the database (create it with molar user add --tenant CODE --tenant-name NAME)")
+	errNoTenant  = fmt.Errorf("%w (there is none yet)", errOneTenant)
+)
 
 // mountCore mounts the core's own pages.
 func (s *server) mountCore(r chi.Router) {

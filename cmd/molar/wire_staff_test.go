@@ -117,3 +117,35 @@ func TestStaffAdminScreen(t *testing.T) {
 	b.Screenshot("staff-admin-nurse-added")
 	require.ElementsMatch(t, []int64{home, clinic}, units())
 }
+
+// TestStaffAdminLeavesDirectoryUnits: with OpenID Connect and the demo on
+// an empty database (the municipality comes with the demo, after the
+// server is wired), a unit whose membership follows directory groups at
+// every login (MOLAR_OIDC_UNIT_MAP) is shown with that note and cannot be
+// changed on the screen: the next login would undo the change.
+func TestStaffAdminLeavesDirectoryUnits(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_OIDC_ISSUER": "http://127.0.0.1:1/idp", "MOLAR_OIDC_CLIENT_ID": "molar",
+		"MOLAR_OIDC_UNIT_MAP": "tandplejen=Tandplejen Molarby Skole"})
+	ctx := context.Background()
+	nurse, err := auth.UserByUsername(ctx, ts.db.pool, "sygeplejerske")
+	require.NoError(t, err)
+	c, csrf := ts.login(t, "admin")
+	st, body := get(t, c, ts.URL+"/admin/staff/")
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, "Følger grupperne i kataloget")
+	st, _ = post(t, c, ts.URL, ts.URL+"/admin/staff/members", csrf, url.Values{"user_id": {strconv.FormatInt(nurse.ID, 10)}, "unit_id": {strconv.FormatInt(ts.demo.ClinicID, 10)}})
+	require.Equal(t, http.StatusNotFound, st)
+	ids, err := auth.UserUnits(ctx, ts.db.pool, nurse.ID)
+	require.NoError(t, err)
+	require.Equal(t, []int64{ts.demo.HomeCareID}, ids)
+	// The other unit stays the administrator's to change.
+	st, _ = post(t, c, ts.URL, fmt.Sprintf("%s/admin/staff/members/%d/%d/delete", ts.URL, nurse.ID, ts.demo.HomeCareID), csrf, url.Values{})
+	require.Equal(t, http.StatusSeeOther, st)
+	ids, err = auth.UserUnits(ctx, ts.db.pool, nurse.ID)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+	// The login page offers the provider.
+	st, body = get(t, ts.client(t), ts.URL+"/login")
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, "MitID")
+}
