@@ -208,6 +208,21 @@ func (s *Service) deny(w http.ResponseWriter, r *http.Request) {
 	writeError(w, r, http.StatusUnauthorized, "unauthenticated")
 }
 
+// RequirePermission is middleware for screens outside this package: a
+// request whose principal lacks perm gets deny (a Forbidden page of the
+// screen's shell), any other goes on.
+func RequirePermission(perm string, deny func(http.ResponseWriter, *http.Request)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := PrincipalFrom(r.Context()); p == nil || !p.Can(perm) {
+				deny(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
 // RequireAuth denies requests without a principal (Middleware already does
 // for non-public paths; use it on routes under a public prefix).
 func (s *Service) RequireAuth(next http.Handler) http.Handler {

@@ -63,14 +63,9 @@ func (h *Handler) Routes(r chi.Router) {
 }
 
 func (h *Handler) require(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := auth.PrincipalFrom(r.Context())
-		if p == nil || !p.Can(auth.PermAdminUsers) {
-			h.Shell.Error(w, r, web.E(web.Forbidden, ""))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return auth.RequirePermission(auth.PermAdminUsers, func(w http.ResponseWriter, r *http.Request) {
+		h.Shell.Error(w, r, web.E(web.Forbidden, ""))
+	})(next)
 }
 
 type unitRow struct {

@@ -45,14 +45,9 @@ func (h *Handler) Routes(r chi.Router) {
 }
 
 func (h *Handler) require(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := auth.PrincipalFrom(r.Context())
-		if p == nil || !p.Can(auth.PermAdminAE) {
-			h.Shell.Error(w, r, web.E(web.Forbidden, ""))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return auth.RequirePermission(auth.PermAdminAE, func(w http.ResponseWriter, r *http.Request) {
+		h.Shell.Error(w, r, web.E(web.Forbidden, ""))
+	})(next)
 }
 
 type page struct {
