@@ -86,6 +86,10 @@ type result struct {
 	// ThumbLag is how long after the last Success molar had made every
 	// thumbnail of the run (seconds).
 	ThumbLag float64 `json:"thumbnail_lag_s,omitempty"`
+	// ThumbP95 and ThumbMax: per instance, from its index transaction to
+	// its thumbnails made (seconds).
+	ThumbP95 float64 `json:"thumbnail_p95_s,omitempty"`
+	ThumbMax float64 `json:"thumbnail_max_s,omitempty"`
 }
 
 func main() {
@@ -204,10 +208,11 @@ func main() {
 						t0 = cpuTicks([]int{tg.pid})
 					}
 					busy0, all0 := machineTicks()
+					runStart := time.Now()
 					r := storeRun(tg.addr, tg.ae, files, k)
 					busy1, all1 := machineTicks()
 					if tg.molar != nil {
-						r.ThumbLag = thumbnailLag(tg.molar)
+						r.ThumbLag, r.ThumbP95, r.ThumbMax = thumbnailLag(tg.molar, runStart)
 					}
 					if all1 > all0 {
 						r.Busy = float64(busy1-busy0) / float64(all1-all0)
@@ -219,7 +224,7 @@ func main() {
 					r.MBps = float64(sizes[size]) * float64(r.OK) / r.Seconds / 1e6
 					lag := ""
 					if tg.molar != nil {
-						lag = fmt.Sprintf("; thumbnails all made %.1f s after the last Success", r.ThumbLag)
+						lag = fmt.Sprintf("; thumbnails all made %.1f s after storescu finished, per instance p95 %.2f s, max %.2f s", r.ThumbLag, r.ThumbP95, r.ThumbMax)
 					}
 					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s; machine busy %.0f%%, receiver CPU %.2f ms/instance%s",
 						r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps, 100*r.Busy, r.CPUms, lag)
@@ -357,24 +362,26 @@ func printTargets(all []result, rounds int) {
 // receiver's CPU time per instance and of the machine's load, and for
 // molar how long after the last Success its thumbnails were all made.
 func printCosts(all []result, targets []string) {
-	fmt.Printf("\n| receiver | instances, assoc. | CPU per instance (median) | machine busy | thumbnails all made after the last Success (median, max) |\n|---|---|---|---|---|\n")
+	fmt.Printf("\n| receiver | instances, assoc. | CPU per instance (median) | machine busy | thumbnails all made after storescu finished (median, max) | thumbnail ready after its instance's commit, p95 (median of rounds) and max |\n|---|---|---|---|---|---|\n")
 	for _, tg := range targets {
 		for _, size := range []string{"small", "large"} {
 			for _, k := range []int{1, 4} {
-				var cpu, busy, lag []float64
+				var cpu, busy, lag, p95, most []float64
 				for _, r := range all {
 					if r.Target == tg && r.Size == size && r.Assocs == k {
 						cpu, busy, lag = append(cpu, r.CPUms), append(busy, r.Busy), append(lag, r.ThumbLag)
+						p95, most = append(p95, r.ThumbP95), append(most, r.ThumbMax)
 					}
 				}
 				if len(cpu) == 0 {
 					continue
 				}
-				thumbs := "—"
+				thumbs, ready := "—", "—"
 				if slices.Max(lag) > 0 {
 					thumbs = fmt.Sprintf("%.1f s, %.1f s", median(lag), slices.Max(lag))
+					ready = fmt.Sprintf("%.2f s, %.2f s", median(p95), slices.Max(most))
 				}
-				fmt.Printf("| %s | %s, %d | %.2f ms | %.0f%% | %s |\n", tg, size, k, median(cpu), 100*median(busy), thumbs)
+				fmt.Printf("| %s | %s, %d | %.2f ms | %.0f%% | %s | %s |\n", tg, size, k, median(cpu), 100*median(busy), thumbs, ready)
 			}
 		}
 	}
@@ -565,13 +572,23 @@ func (m *molarProc) admin(ctx context.Context) (*pgx.Conn, error) {
 
 // thumbnailLag waits until m has made the thumbnails of everything it
 // received (nothing queued, no thumbnail job pending) and returns how long
-// that took: the lag of the last instance's thumbnails after its Success.
-func thumbnailLag(m *molarProc) float64 {
+// that took (the lag of the last instance's thumbnails after storescu
+// finished), and, per instance indexed since runStart, the 95th percentile
+// and the maximum of the time from its index transaction (the moment
+// before its Success) to its finished thumbnail job: DESIGN §5's
+// "thumbnail ready after C-STORE Success".
+func thumbnailLag(m *molarProc, runStart time.Time) (lag, p95, most float64) {
 	ctx := context.Background()
 	start := time.Now()
 	conn, err := m.admin(ctx)
 	check(err)
 	defer conn.Close(ctx)
+	defer func() {
+		check(conn.QueryRow(ctx, `SELECT coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY d), 0), coalesce(max(d), 0)
+			FROM (SELECT extract(epoch FROM j.finalized_at - i.created)::float8 AS d
+				FROM dicom.instance i JOIN river.river_job j ON j.kind = 'imaging.thumbnail' AND j.args->>'key' = i.object_key
+				WHERE i.created >= $1 AND j.state = 'completed') s`, runStart).Scan(&p95, &most))
+	}()
 	for time.Since(start) < 5*time.Minute {
 		var n int
 		check(conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM dicom.thumbnail_queue)
@@ -581,7 +598,7 @@ func thumbnailLag(m *molarProc) float64 {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return time.Since(start).Seconds()
+	return time.Since(start).Seconds(), 0, 0
 }
 
 func startMolar(bin, data string, env []string) (*molarProc, func()) {
