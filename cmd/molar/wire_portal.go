@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -104,13 +105,13 @@ func (x portalImages) Thumbnail(ctx context.Context, tenantID, personID int64, r
 	if err != nil {
 		return err
 	}
-	// An image whose thumbnail could not be made (failed.json) is not
-	// decoded again on every view: the portal has no image for it.
-	if st, err := thumb.Lookup(ctx, x.s.store, in.ObjectKey, []int{512}); err == nil && len(st.Ready) == 0 && st.Failed != nil {
-		return portal.ErrNoChild
-	}
 	rc, _, err := thumb.Ensure(ctx, x.s.store, in.ObjectKey, 512, pixel.Options{})
-	if err != nil {
+	var failed *thumb.FailedError
+	switch {
+	case errors.As(err, &failed):
+		// Not decoded again on every view: the portal has no image for it.
+		return portal.ErrNoChild
+	case err != nil:
 		return fmt.Errorf("portal: thumbnail: %w", err)
 	}
 	defer rc.Close()

@@ -150,21 +150,33 @@ func Lookup(ctx context.Context, store storage.ObjectStore, instanceKey string, 
 	if len(st.Ready) > 0 {
 		return st, nil
 	}
+	f, err := readFailure(ctx, store, instanceKey)
+	st.Failed = f
+	return st, err
+}
+
+// readFailure reads an instance's failure note; nil when there is none.
+func readFailure(ctx context.Context, store storage.ObjectStore, instanceKey string) (*Failure, error) {
 	rc, _, err := store.Get(ctx, FailedKey(instanceKey), nil)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return st, nil
+		return nil, nil
 	case err != nil:
-		return st, fmt.Errorf("thumb: %w", err)
+		return nil, fmt.Errorf("thumb: %w", err)
 	}
 	defer rc.Close()
 	var f Failure
 	if err := json.NewDecoder(rc).Decode(&f); err != nil {
 		f.Reason = "thumbnail failed"
 	}
-	st.Failed = &f
-	return st, nil
+	return &f, nil
 }
+
+// FailedError is Ensure's answer for an instance whose thumbnails could
+// not be made (its failure note).
+type FailedError struct{ Failure }
+
+func (e *FailedError) Error() string { return "thumb: could not be made: " + e.Reason }
 
 // Worker makes thumbnails; register it with river.AddWorker.
 type Worker struct {
@@ -264,12 +276,12 @@ func (w *Worker) Make(ctx context.Context, key string) error {
 	return nil
 }
 
-// Ensure returns the size px thumbnail of an instance: the stored one, or
-// when there is none (the job has not run yet, or a crash lost it or cut
-// it short) one
-// rendered now, which it also stores for the next reader (best effort: a
-// read-only store still gets its image). made reports the rendering. The
-// caller checks Lookup for a recorded failure first.
+// Ensure returns the size px thumbnail of an instance: the stored one;
+// when there is none and a failure is recorded, a *FailedError with its
+// reason; else (the job has not run yet, or a crash lost the thumbnail or
+// cut it short) one rendered now, which it also stores for the next reader
+// (best effort: a read-only store still gets its image). made reports the
+// rendering. A stored thumbnail costs one read of the store.
 func Ensure(ctx context.Context, store storage.ObjectStore, instanceKey string, size int, opts pixel.Options) (jpeg io.ReadCloser, made bool, err error) {
 	rc, _, err := store.Get(ctx, Key(instanceKey, size), nil)
 	switch {
@@ -286,6 +298,12 @@ func Ensure(ctx context.Context, store storage.ObjectStore, instanceKey string, 
 		// without fsync): made again below.
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, false, fmt.Errorf("thumb: %w", err)
+	}
+	switch f, err := readFailure(ctx, store, instanceKey); {
+	case err != nil:
+		return nil, false, err
+	case f != nil:
+		return nil, false, &FailedError{*f}
 	}
 	imgs, err := Render(ctx, store, instanceKey, []int{size}, opts)
 	if err != nil {
@@ -314,16 +332,14 @@ func wholeJPEG(b []byte) bool {
 // dropOrphans removes the thumbnails just written for an instance whose
 // object has been deleted meanwhile (deletion removes the object first,
 // then lists and removes its thumbnails: a thumbnail written after that
-// listing is seen here, as the object is gone by then). It reports
-// whether the instance is gone.
-func dropOrphans(ctx context.Context, store storage.ObjectStore, instanceKey string, sizes []int) bool {
+// listing is seen here, as the object is gone by then).
+func dropOrphans(ctx context.Context, store storage.ObjectStore, instanceKey string, sizes []int) {
 	if _, err := store.Stat(ctx, instanceKey); !errors.Is(err, storage.ErrNotFound) {
-		return false
+		return
 	}
 	for _, s := range sizes {
 		_ = store.Delete(ctx, Key(instanceKey, s))
 	}
-	return true
 }
 
 func (w *Worker) sizes() []int {

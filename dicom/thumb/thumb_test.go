@@ -168,6 +168,13 @@ func TestEnsure(t *testing.T) {
 
 	_, _, err = Ensure(ctx, store, "instances/b/missing.dcm", 128, pixel.Options{})
 	require.ErrorIs(t, err, storage.ErrNotFound)
+
+	// A recorded failure and no thumbnail: the reason, nothing rendered.
+	put(t, store, FailedKey("instances/b/missing.dcm"), []byte(`{"reason":"pixel data malformed"}`))
+	_, _, err = Ensure(ctx, store, "instances/b/missing.dcm", 128, pixel.Options{})
+	var failed *FailedError
+	require.ErrorAs(t, err, &failed)
+	require.Equal(t, "pixel data malformed", failed.Reason)
 }
 
 // TestDeletedMeanwhile: an instance deleted while its thumbnails are made

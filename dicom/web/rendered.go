@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -244,15 +245,15 @@ func (s *Service) handleThumbnail(w http.ResponseWriter, r *http.Request) {
 		s.placeholder(w, vw, vh, "no image in this study")
 		return
 	}
-	st, err := thumb.Lookup(r.Context(), s.Store, in.ObjectKey, []int{size})
-	if err == nil && len(st.Ready) == 0 && st.Failed != nil {
-		s.placeholder(w, vw, vh, st.Failed.Reason)
-		return
-	}
 	// Stored, or (job not run yet, or the thumbnail lost in a crash)
 	// rendered now and stored for the next request.
 	rc, made, err := thumb.Ensure(r.Context(), s.Store, in.ObjectKey, size, pixel.Options{})
-	if err != nil {
+	var failed *thumb.FailedError
+	switch {
+	case errors.As(err, &failed):
+		s.placeholder(w, vw, vh, failed.Reason)
+		return
+	case err != nil:
 		s.placeholder(w, vw, vh, err.Error())
 		return
 	}
