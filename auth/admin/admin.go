@@ -188,14 +188,11 @@ func (h *Handler) change(w http.ResponseWriter, r *http.Request, userID, unitID 
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(staff, func(s auth.StaffMember) bool { return s.UserID == userID }) {
+		i := slices.IndexFunc(staff, func(s auth.StaffMember) bool { return s.UserID == userID })
+		if i < 0 {
 			return web.E(web.NotFound, "")
 		}
-		has, err := auth.UserUnits(ctx, tx, userID)
-		if err != nil {
-			return err
-		}
-		if slices.Contains(has, unitID) == add {
+		if slices.Contains(staff[i].Units, unitID) == add {
 			unchanged = true // nothing to do, nothing to audit
 			return nil
 		}

@@ -205,21 +205,28 @@ func (m *Module) defaultUnit(ctx context.Context, p *auth.Principal, r *http.Req
 	if err != nil {
 		return 0, nil, err
 	}
+	id, err := chooseUnit(units, r)
+	return id, units, err
+}
+
+// chooseUnit is the unit a page is about: the one asked for (?unit=, one
+// of units), else the first dental clinic, else the first unit.
+func chooseUnit(units []Unit, r *http.Request) (int64, error) {
 	if id := formInt(r, "unit"); id != 0 {
 		if !slices.ContainsFunc(units, func(u Unit) bool { return u.ID == id }) {
-			return 0, nil, web.E(web.NotFound, "")
+			return 0, web.E(web.NotFound, "")
 		}
-		return id, units, nil
+		return id, nil
 	}
 	for _, u := range units {
 		if u.Kind == "dental_clinic" {
-			return u.ID, units, nil
+			return u.ID, nil
 		}
 	}
 	if len(units) > 0 {
-		return units[0].ID, units, nil
+		return units[0].ID, nil
 	}
-	return 0, units, web.E(web.NotFound, "no units")
+	return 0, web.E(web.NotFound, "no units")
 }
 
 // adminUnit is defaultUnit for the set-up pages: a clinic administrator
@@ -243,18 +250,8 @@ func (m *Module) adminUnit(ctx context.Context, p *auth.Principal, r *http.Reque
 	if len(units) == 0 {
 		return 0, nil, fmt.Errorf("booking: set-up: not a member of any unit: %w", ErrForbidden)
 	}
-	if id := formInt(r, "unit"); id != 0 {
-		if !slices.ContainsFunc(units, func(u Unit) bool { return u.ID == id }) {
-			return 0, nil, fmt.Errorf("booking: set-up of unit %d: not a member: %w", id, ErrForbidden)
-		}
-		return id, units, nil
-	}
-	for _, u := range units {
-		if u.Kind == "dental_clinic" {
-			return u.ID, units, nil
-		}
-	}
-	return units[0].ID, units, nil
+	id, err := chooseUnit(units, r) // another unit than one's own: not found
+	return id, units, err
 }
 
 // gridRow is one quarter-hour row of the day view.

@@ -568,7 +568,6 @@ func (c *Cluster) Running() bool {
 	}
 }
 
-// Kill kills the server hard (SIGKILL), as in a crash. For tests.
 // Exited is closed when the server this Cluster started exits, whether
 // stopped or not; nil (never ready) when it runs none (attached to another
 // molar's server, or not started).
@@ -586,6 +585,7 @@ func (c *Cluster) LogPath() string {
 	return filepath.Join(filepath.Dir(c.Dir), filepath.Base(c.Dir)+".log")
 }
 
+// Kill kills the server hard (SIGKILL), as in a crash. For tests.
 func (c *Cluster) Kill() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
