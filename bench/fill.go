@@ -29,8 +29,10 @@ func FillIndex(ctx context.Context, db Beginner, tenant int64, n int) (studies, 
 		return 0, 0, fmt.Errorf("fill: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit a no-op
+	if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+		return 0, 0, fmt.Errorf("fill: %w", err)
+	}
 	for _, q := range []string{
-		`SET LOCAL session_replication_role = replica`,
 		`INSERT INTO dicom.patient (tenant_id, patient_id, name, name_ci, name_fuzzy, birth_date, sex)
 		 SELECT $1, 'P' || g, 'Family' || (g % 5000) || '^Given' || g, lower('Family' || (g % 5000) || '^Given' || g),
 		        'family' || (g % 5000) || ' given' || g, date '2005-01-01' + (g % 6000), CASE WHEN g % 2 = 0 THEN 'F' ELSE 'M' END
@@ -46,11 +48,7 @@ func FillIndex(ctx context.Context, db Beginner, tenant int64, n int) (studies, 
 		        'instances/bench/' || se.id || '/' || i || '.dcm', 40000, '\x00', ARRAY[(10 + (i % 8) + 1)::text]
 		 FROM dicom.series se, generate_series(1, 10) i WHERE se.tenant_id = $1 AND se.series_uid LIKE '2.25.9.%'`,
 	} {
-		args := []any{tenant}
-		if q[:3] == "SET" {
-			args = nil
-		}
-		if _, err := tx.Exec(ctx, q, args...); err != nil {
+		if _, err := tx.Exec(ctx, q, tenant); err != nil {
 			return 0, 0, fmt.Errorf("fill: %w", err)
 		}
 	}

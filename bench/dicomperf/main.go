@@ -83,7 +83,7 @@ type result struct {
 	// children (molar with its PostgreSQL; 0 where not measured), for molar
 	// until its thumbnails of the run are made.
 	CPUms float64 `json:"cpu_ms_per_instance"`
-	// ThumbLag is how long after the last Success molar had made every
+	// ThumbLag is how long after storescu finished molar had made every
 	// thumbnail of the run (seconds).
 	ThumbLag float64 `json:"thumbnail_lag_s,omitempty"`
 	// ThumbP95 and ThumbMax: per instance, from its index transaction to
@@ -348,8 +348,7 @@ func printTargets(all []result, rounds int) {
 		if len(ratios) == 0 {
 			continue
 		}
-		sort.Float64s(ratios)
-		med := ratios[len(ratios)/2]
+		med := median(ratios)
 		verdict := "not met"
 		if med >= t.min {
 			verdict = "met"
@@ -360,7 +359,7 @@ func printTargets(all []result, rounds int) {
 
 // printCosts prints, per target and run kind, the medians of the
 // receiver's CPU time per instance and of the machine's load, and for
-// molar how long after the last Success its thumbnails were all made.
+// molar when its thumbnails were made (thumbnailLag).
 func printCosts(all []result, targets []string) {
 	fmt.Printf("\n| receiver | instances, assoc. | CPU per instance (median) | machine busy | thumbnails all made after storescu finished (median, max) | thumbnail ready after its instance's commit, p95 (median of rounds) and max |\n|---|---|---|---|---|---|\n")
 	for _, tg := range targets {
