@@ -60,3 +60,61 @@ func TestImportCommand(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestArchiveVerifyCommand: `molar archive verify` passes on an intact
+// archive and names each lost or damaged object (not the patient), with a
+// non-zero exit status.
+func TestArchiveVerifyCommand(t *testing.T) {
+	env, db := adminEnv(t)
+	code, _, errs := runCmd(t, env, "migrate")
+	require.Equal(t, 0, code, errs)
+	ctx := context.Background()
+	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	for i := 0; i < 3; i++ {
+		in := dicomtest.Instance{PatientID: "0101154321", PatientName: "Ørsted^Åse", StudyUID: dicomtest.Root + ".70", SeriesUID: dicomtest.Root + ".70.1",
+			SOPUID: fmt.Sprintf("%s.70.1.%d", dicomtest.Root, i), InstanceNumber: i}
+		in.Write(t, filepath.Join(dir, fmt.Sprintf("img%d.dcm", i)))
+	}
+	code, out, _ := runCmd(t, env, "import", "--quiet", dir)
+	require.Equal(t, 0, code, out)
+
+	code, out, errs = runCmd(t, env, "archive", "verify", "--quiet", "--hash")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "3 instances checked")
+	require.Contains(t, out, "no problems")
+
+	var keys []string
+	require.NoError(t, postgres.InTenant(ctx, db.App, ten.ID, func(tx pgx.Tx) error {
+		ins, err := index.InstancesOfStudy(ctx, tx, dicomtest.Root+".70")
+		for _, in := range ins {
+			keys = append(keys, in.ObjectKey)
+		}
+		return err
+	}))
+	require.Len(t, keys, 3)
+	objects := filepath.Join(env["MOLAR_DATA_DIR"], "objects")
+	require.NoError(t, os.Remove(filepath.Join(objects, keys[0])))
+	b, err := os.ReadFile(filepath.Join(objects, keys[1]))
+	require.NoError(t, err)
+	b[len(b)-1] ^= 1
+	require.NoError(t, os.WriteFile(filepath.Join(objects, keys[1]), b, 0o644))
+
+	code, out, _ = runCmd(t, env, "archive", "verify", "--quiet")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, keys[0]+": missing")
+	require.NotContains(t, out, keys[1], "same size: only --hash sees it")
+	code, out, errs = runCmd(t, env, "archive", "verify", "--quiet", "--hash")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, keys[0]+": missing")
+	require.Contains(t, out, keys[1]+": wrong-hash")
+	require.Contains(t, out, "1 missing\n1 wrong-hash\n")
+	require.Contains(t, errs, "2 instance(s)")
+	require.NotContains(t, out+errs, "Ørsted")
+	require.NotContains(t, out+errs, "0101154321")
+
+	code, _, errs = runCmd(t, env, "archive", "check")
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, "usage: molar archive verify")
+}

@@ -30,6 +30,7 @@ Commands:
   pull      pull studies from another PACS (C-FIND, C-MOVE) into Molar
   demo      seed the demo municipality into an empty database
   audit     verify the audit log's hash chain (audit verify)
+  archive   check every stored image against the index (archive verify [--hash])
   version   print the version
 
 Run 'molar <command> --help' for the command's flags.
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		err = cmdAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "archive":
+		err = cmdArchive(ctx, args[1:], getenv, stdout, stderr)
 	case "codec":
 		err = cmdCodec(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":

@@ -278,3 +278,34 @@ func KnownObjectKeys(ctx context.Context, q Querier, keys []string) (map[string]
 	}
 	return out, rows.Err()
 }
+
+// ObjectRef is what an instance row says of its stored object.
+type ObjectRef struct {
+	InstanceID int64
+	TenantID   int64
+	Key        string
+	Size       int64
+	SHA256     []byte
+}
+
+// ObjectRefs returns up to limit instance rows of the transaction's tenant
+// with ids above afterID, in id order (for walking the archive in pages).
+func ObjectRefs(ctx context.Context, q Querier, afterID int64, limit int) ([]ObjectRef, error) {
+	rows, err := q.Query(ctx, `SELECT id, tenant_id, object_key, size, sha256 FROM dicom.instance
+		WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+	return collect(rows, err, func(r pgx.Row) (ObjectRef, error) {
+		var o ObjectRef
+		err := r.Scan(&o.InstanceID, &o.TenantID, &o.Key, &o.Size, &o.SHA256)
+		return o, err
+	}, "instance objects")
+}
+
+// CountObjects returns how many instance rows the transaction's tenant has
+// and the size of their objects together.
+func CountObjects(ctx context.Context, q Querier) (n, bytes int64, err error) {
+	err = q.QueryRow(ctx, `SELECT count(*), coalesce(sum(size), 0) FROM dicom.instance`).Scan(&n, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("dicom: count instances: %w", err)
+	}
+	return n, bytes, nil
+}
