@@ -6,6 +6,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/thumb"
 )
 
@@ -24,7 +25,11 @@ func imagingPart(s *server) corePart {
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
 		// As much CPU as the other background work (wiring.go): half the
 		// cores, at a lower priority than arriving instances.
-		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2), Nice: 10})
+		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2), Nice: 10,
+			Logger: s.log, Indexed: func(ctx context.Context, key string) (bool, error) {
+				known, err := index.KnownObjectKeys(ctx, s.db.pool, []string{key})
+				return known[key], err
+			}})
 	}
 	p.runners = []runner{{name: "thumbnail dispatcher", run: func(ctx context.Context) error { return s.thumbs.Run(ctx, s.queue) }}}
 	return p

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -195,6 +196,12 @@ type Worker struct {
 	// of an idle one.
 	Nice int
 
+	// Indexed tells whether an instance row points to key (optional): a
+	// job whose object is missing checks it to tell a deleted instance
+	// from a lost object.
+	Indexed func(ctx context.Context, key string) (bool, error)
+	Logger  *slog.Logger // optional
+
 	once    sync.Once
 	threads *pool
 }
@@ -220,7 +227,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, storage.ErrNotFound):
-		return nil // the instance was deleted before its thumbnails were made
+		return w.lost(ctx, job.Args.Key)
 	case IsPermanent(err):
 		w.fail(ctx, job.Args.Key, err)
 		return river.JobCancel(err)
@@ -228,6 +235,30 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		w.fail(ctx, job.Args.Key, err)
 	}
 	return err
+}
+
+// lost handles an instance object that is not in the store. Usually the
+// instance was deleted before its thumbnails were made: nothing to do. If
+// its row is still there, an acknowledged object has been lost (a restore
+// from an incomplete backup, a hand-deleted file): that is logged as an
+// error for the operators and noted as the thumbnail's failure, so viewers
+// say why there is no image.
+func (w *Worker) lost(ctx context.Context, key string) error {
+	if w.Indexed == nil {
+		return nil
+	}
+	indexed, err := w.Indexed(ctx, key)
+	if err != nil {
+		return fmt.Errorf("thumb: is %s indexed: %w", key, err)
+	}
+	if !indexed {
+		return nil
+	}
+	if w.Logger != nil {
+		w.Logger.Error("the object of an indexed instance is missing from the object store; run molar archive verify", "object", key)
+	}
+	w.fail(ctx, key, errors.New("the image's object is missing from the object store"))
+	return nil
 }
 
 // IsPermanent reports errors in the data (retrying cannot help).

@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -349,4 +350,35 @@ func TestBoxShrink(t *testing.T) {
 	require.Equal(t, uint8(6), m.GrayAt(0, 0).Y)
 	// The block at (2,1): x 14..15, y 22..23 → 42, 52, 43, 53 → 47.5 → 48.
 	require.Equal(t, uint8(48), m.GrayAt(2, 1).Y)
+}
+
+// TestLostObject: a job whose object is missing while its instance row is
+// still there (an acknowledged object lost) is logged as an error and noted
+// as the thumbnail's failure; for a deleted instance it stays quiet.
+func TestLostObject(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	var logs bytes.Buffer
+	indexed := map[string]bool{"instances/l/lost.dcm": true}
+	w := &Worker{Store: store, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Indexed: func(_ context.Context, key string) (bool, error) { return indexed[key], nil }}
+	job := func(key string) *river.Job[Args] {
+		return &river.Job[Args]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: MaxAttempts}, Args: Args{Key: key}}
+	}
+	require.NoError(t, w.Work(ctx, job("instances/l/deleted.dcm")))
+	require.Empty(t, listAll(t, store, "thumbs/"))
+	require.Empty(t, logs.String())
+
+	require.NoError(t, w.Work(ctx, job("instances/l/lost.dcm")))
+	require.Contains(t, logs.String(), "level=ERROR")
+	require.Contains(t, logs.String(), "object=instances/l/lost.dcm")
+	_, _, err := Ensure(ctx, store, "instances/l/lost.dcm", 128, pixel.Options{})
+	var failed *FailedError
+	require.ErrorAs(t, err, &failed)
+	require.Contains(t, failed.Reason, "missing from the object store")
+
+	// The index cannot be asked: the job is tried again.
+	down := errors.New("database down")
+	w.Indexed = func(context.Context, string) (bool, error) { return false, down }
+	require.ErrorIs(t, w.Work(ctx, job("instances/l/other.dcm")), down)
 }
