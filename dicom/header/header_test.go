@@ -354,3 +354,58 @@ func TestReadFileMeta(t *testing.T) {
 	b2, _ := io.ReadAll(rest)
 	assert.Equal(t, body, b2)
 }
+
+// faultyReader fails once, at offset at, with err (a store or network
+// fault), then goes on as if nothing happened (a retrying transport).
+type faultyReader struct {
+	r      io.Reader
+	pos    int
+	at     int
+	err    error
+	failed bool
+}
+
+func (f *faultyReader) Read(p []byte) (int, error) {
+	if !f.failed && f.pos+len(p) > f.at {
+		f.failed = true
+		n, _ := f.r.Read(p[:f.at-f.pos])
+		f.pos += n
+		return n, f.err
+	}
+	n, err := f.r.Read(p)
+	f.pos += n
+	return n, err
+}
+
+// TestReadFaultIsNotBadData: a read that fails anywhere in the header (in
+// the preamble, the meta, an element, before the pixel data) is reported
+// as that failure, never as a truncated or malformed data set: the caller
+// may try again (a thumbnail job), where bad data is final.
+func TestReadFaultIsNotBadData(t *testing.T) {
+	d := buildSample()
+	body, err := d.Encode(uid.ExplicitVRLittleEndian)
+	require.NoError(t, err)
+	pd := NewDataset()
+	pd.Set(&Element{Tag: TagPixelData, VR: "OW", Value: make([]byte, 64)})
+	pb, err := pd.Encode(uid.ExplicitVRLittleEndian)
+	require.NoError(t, err)
+	body = append(body, pb...)
+	var file bytes.Buffer
+	require.NoError(t, WriteFileHeader(&file, "1.2.840.10008.5.1.4.1.1.1.3", "1.2.3.4.5", uid.ExplicitVRLittleEndian))
+	file.Write(body)
+	fault := errors.New("connection reset by peer")
+	for name, in := range map[string][]byte{"part10": file.Bytes(), "bare": body} {
+		for _, at := range []int{0, 1, 7, 100, 131, 133, 140, len(in) / 2, len(in) - len(pb) - 1, len(in) - len(pb) + 2} {
+			if at >= len(in) {
+				continue
+			}
+			_, err := Read(&faultyReader{r: bytes.NewReader(in), at: at, err: fault}, Options{})
+			require.ErrorIs(t, err, fault, "%s, fault at %d", name, at)
+			require.NotErrorIs(t, err, ErrTruncated)
+			require.NotErrorIs(t, err, ErrMalformed)
+		}
+		h, err := Read(bytes.NewReader(in), Options{})
+		require.NoError(t, err, name)
+		require.NotNil(t, h.PixelData)
+	}
+}

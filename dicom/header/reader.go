@@ -201,7 +201,11 @@ func ReadFileMeta(r io.Reader, opts Options) (*Header, io.Reader, error) {
 func (r *Reader) readPreambleAndMeta() (*Header, error) {
 	h := &Header{}
 	// Preamble.
-	if b, _ := r.br.Peek(132); len(b) == 132 && string(b[128:132]) == "DICM" {
+	b, err := r.peek(132)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 132 && string(b[128:132]) == "DICM" {
 		if err := r.skip(132); err != nil {
 			return nil, err
 		}
@@ -209,7 +213,10 @@ func (r *Reader) readPreambleAndMeta() (*Header, error) {
 	}
 	// Meta (group 0002), explicit VR LE by definition; some writers omit the
 	// preamble but keep the meta.
-	if b, _ := r.br.Peek(2); len(b) == 2 && binary.LittleEndian.Uint16(b) == 0x0002 {
+	if b, err = r.peek(2); err != nil {
+		return nil, err
+	}
+	if len(b) == 2 && binary.LittleEndian.Uint16(b) == 0x0002 {
 		meta := &Dataset{}
 		if err := r.readMeta(meta); err != nil {
 			return nil, err
@@ -222,7 +229,9 @@ func (r *Reader) readPreambleAndMeta() (*Header, error) {
 		h.TransferSyntax = r.opts.TransferSyntax
 	}
 	if h.TransferSyntax == "" {
-		h.TransferSyntax = r.detect()
+		if h.TransferSyntax, err = r.detect(); err != nil {
+			return nil, err
+		}
 	}
 	return h, nil
 }
@@ -233,27 +242,46 @@ type state struct {
 }
 
 // detect guesses the encoding of a data set without meta from its first element.
-func (r *Reader) detect() string {
-	b, _ := r.br.Peek(6)
-	if len(b) < 6 {
-		return uid.ImplicitVRLittleEndian
+func (r *Reader) detect() (string, error) {
+	b, err := r.peek(6)
+	switch {
+	case err != nil:
+		return "", err
+	case len(b) < 6:
+		return uid.ImplicitVRLittleEndian, nil
 	}
 	explicit := isVR(b[4], b[5])
 	if b[0] == 0 && b[1] != 0 && explicit { // group stored big endian
-		return uid.ExplicitVRBigEndian
+		return uid.ExplicitVRBigEndian, nil
 	}
 	if explicit {
-		return uid.ExplicitVRLittleEndian
+		return uid.ExplicitVRLittleEndian, nil
 	}
-	return uid.ImplicitVRLittleEndian
+	return uid.ImplicitVRLittleEndian, nil
+}
+
+// peek is the buffered reader's Peek, but a failed read (the store or the
+// network) is returned as the error it is: only the end of the stream may
+// leave it short without an error, so that a passing fault is never taken
+// for a truncated or malformed data set. (bufio reports a read error once,
+// to whichever call meets it.)
+func (r *Reader) peek(n int) ([]byte, error) {
+	b, err := r.br.Peek(n)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return b, r.ioErr(err)
+	}
+	return b, nil
 }
 
 func (r *Reader) readMeta(meta *Dataset) error {
 	st := state{explicit: true, bo: binary.LittleEndian}
 	for {
-		b, err := r.br.Peek(6)
+		b, err := r.peek(6)
+		if err != nil {
+			return err
+		}
 		if len(b) < 2 {
-			if err == io.EOF && len(b) == 0 {
+			if len(b) == 0 {
 				return nil
 			}
 			return fmt.Errorf("%w: in file meta", ErrTruncated)
@@ -379,12 +407,12 @@ func (r *Reader) readItems(ds *Dataset, end int64, depth int, st state, top bool
 			}
 		}
 		if top {
-			b, err := r.br.Peek(4)
-			if len(b) == 0 && err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil, nil // data set without pixel data
-				}
-				return nil, r.ioErr(err)
+			b, err := r.peek(4)
+			if err != nil {
+				return nil, err
+			}
+			if len(b) == 0 {
+				return nil, nil // data set without pixel data
 			}
 			if len(b) < 4 {
 				return nil, fmt.Errorf("%w at offset %d", ErrTruncated, r.pos)
@@ -411,7 +439,10 @@ func (r *Reader) readItems(ds *Dataset, end int64, depth int, st state, top bool
 func (r *Reader) describePixelData(t Tag, st state) (*PixelDataInfo, error) {
 	p := &PixelDataInfo{Tag: t, Offset: r.pos}
 	if st.explicit {
-		b, _ := r.br.Peek(12)
+		b, err := r.peek(12)
+		if err != nil {
+			return nil, err
+		}
 		if len(b) < 8 {
 			return nil, fmt.Errorf("%w in pixel data header", ErrTruncated)
 		}
@@ -427,7 +458,10 @@ func (r *Reader) describePixelData(t Tag, st state) (*PixelDataInfo, error) {
 			p.ValueOffset = r.pos + 8
 		}
 	} else {
-		b, _ := r.br.Peek(8)
+		b, err := r.peek(8)
+		if err != nil {
+			return nil, err
+		}
 		if len(b) < 8 {
 			return nil, fmt.Errorf("%w in pixel data header", ErrTruncated)
 		}
