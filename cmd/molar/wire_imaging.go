@@ -25,11 +25,15 @@ func imagingPart(s *server) corePart {
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
 		// As much CPU as the other background work (wiring.go): half the
 		// cores, at a lower priority than arriving instances.
-		return river.AddWorkerSafely(workers, &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2), Nice: 10,
+		w := &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2), Nice: 10,
 			Logger: s.log, Indexed: func(ctx context.Context, key string) (bool, error) {
 				known, err := index.KnownObjectKeys(ctx, s.db.pool, []string{key})
 				return known[key], err
-			}})
+			}}
+		if err := river.AddWorkerSafely(workers, w); err != nil {
+			return err
+		}
+		return river.AddWorkerSafely(workers, &thumb.BatchWorker{Worker: w})
 	}
 	p.runners = []runner{{name: "thumbnail dispatcher", run: func(ctx context.Context) error { return s.thumbs.Run(ctx, s.queue) }}}
 	return p

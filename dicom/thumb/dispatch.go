@@ -19,8 +19,9 @@ const DispatchBatch = 500
 
 // Dispatch moves up to limit instances queued for thumbnails (the table
 // dicom.thumbnail_queue, which the ingest transaction fills) into thumbnail
-// jobs, in one transaction: a queued row becomes a job or stays queued,
-// never neither. It returns how many rows it took.
+// batch jobs of up to BatchSize instances, in one transaction: a queued row
+// becomes part of a job or stays queued, never neither. It returns how many
+// rows it took.
 func Dispatch(ctx context.Context, db postgres.Beginner, q *jobs.Queue, limit int) (int, error) {
 	n := 0
 	err := postgres.InTx(ctx, db, func(tx pgx.Tx) error {
@@ -35,7 +36,8 @@ func Dispatch(ctx context.Context, db postgres.Beginner, q *jobs.Queue, limit in
 			return err
 		}
 		n = len(keys)
-		params := make([]river.InsertManyParams, 0, len(keys))
+		var params []river.InsertManyParams
+		var batch []string
 		seen := make(map[string]bool, len(keys))
 		for _, k := range keys {
 			if err := storage.ValidateKey(k); err != nil {
@@ -47,7 +49,14 @@ func Dispatch(ctx context.Context, db postgres.Beginner, q *jobs.Queue, limit in
 				continue
 			}
 			seen[k] = true
-			params = append(params, river.InsertManyParams{Args: Args{Key: k}})
+			batch = append(batch, k)
+			if len(batch) == BatchSize {
+				params = append(params, river.InsertManyParams{Args: BatchArgs{Keys: batch}})
+				batch = nil
+			}
+		}
+		if len(batch) > 0 {
+			params = append(params, river.InsertManyParams{Args: BatchArgs{Keys: batch}})
 		}
 		if len(params) == 0 {
 			return nil

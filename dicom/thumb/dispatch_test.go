@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestDispatchTurnsQueuedInstancesIntoJobs(t *testing.T) {
 		return keys
 	}
 	jobKeys := func() []string {
-		rows, err := db.Admin.Query(ctx, "SELECT args->>'key' FROM "+jobs.Schema+".river_job WHERE kind = $1 ORDER BY id", Args{}.Kind())
+		rows, err := db.Admin.Query(ctx, "SELECT k FROM "+jobs.Schema+".river_job, jsonb_array_elements_text(args->'keys') WITH ORDINALITY AS x(k, n) WHERE kind = $1 ORDER BY id, n", BatchArgs{}.Kind())
 		require.NoError(t, err)
 		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err)
@@ -115,10 +116,29 @@ func TestDispatchTurnsQueuedInstancesIntoJobs(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx, q) }()
-	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(stop)
 	e := "instances/2026/11/25/e.dcm"
 	require.Equal(t, index.OutcomeStored, ingest("1.9.5", e, "e", index.KeepFirst, true))
 	d.Wake()
 	require.Eventually(t, func() bool { return len(queued()) == 0 && len(jobKeys()) == 4 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, e, jobKeys()[3])
+	stop()
+	<-done
+
+	// A burst: jobs of BatchSize instances each, the rest in one more.
+	var burst []string
+	for i := range BatchSize + 4 {
+		k := fmt.Sprintf("instances/2026/11/25/burst%02d.dcm", i)
+		require.Equal(t, index.OutcomeStored, ingest(fmt.Sprintf("1.9.10.%d", i), k, k, index.KeepFirst, true))
+		burst = append(burst, k)
+	}
+	n, err = Dispatch(ctx, db.App, q, DispatchBatch)
+	require.NoError(t, err)
+	require.Equal(t, BatchSize+4, n)
+	require.Equal(t, burst, jobKeys()[4:])
+	rows, err := db.Admin.Query(ctx, "SELECT jsonb_array_length(args->'keys') FROM "+jobs.Schema+".river_job WHERE kind = $1 ORDER BY id DESC LIMIT 2", BatchArgs{}.Kind())
+	require.NoError(t, err)
+	sizes, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	require.Equal(t, []int{4, BatchSize}, sizes)
 }

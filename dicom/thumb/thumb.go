@@ -217,22 +217,37 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return -1 }
 
 // Work implements river.Worker.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
+	err := w.attempt(ctx, job.Args.Key)
+	switch {
+	case err == nil:
+		return nil
+	case IsPermanent(err):
+		return river.JobCancel(err) // noted by attempt
+	case job.Attempt >= job.MaxAttempts:
+		w.fail(ctx, job.Args.Key, err)
+	}
+	return err
+}
+
+// attempt makes one instance's thumbnails on one of the pool's threads.
+// It returns nil when there is nothing more to do (made; the instance
+// deleted meanwhile; its object lost, which it reports), the error itself
+// when the data cannot give a thumbnail (IsPermanent: the failure noted),
+// and any other error when trying again may help.
+func (w *Worker) attempt(ctx context.Context, key string) error {
 	w.once.Do(func() { w.threads = newPool(w.Parallel, w.Nice) })
 	err := w.threads.run(ctx, func() error {
 		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		defer cancel()
-		return w.Make(ctx, job.Args.Key)
+		return w.Make(ctx, key)
 	})
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, storage.ErrNotFound):
-		return w.lost(ctx, job.Args.Key)
+		return w.lost(ctx, key)
 	case IsPermanent(err):
-		w.fail(ctx, job.Args.Key, err)
-		return river.JobCancel(err)
-	case job.Attempt >= job.MaxAttempts:
-		w.fail(ctx, job.Args.Key, err)
+		w.fail(ctx, key, err)
 	}
 	return err
 }

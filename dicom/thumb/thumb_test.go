@@ -382,3 +382,74 @@ func TestLostObject(t *testing.T) {
 	w.Indexed = func(context.Context, string) (bool, error) { return false, down }
 	require.ErrorIs(t, w.Work(ctx, job("instances/l/other.dcm")), down)
 }
+
+// flakyStore fails the first Get of key, as a store that hiccups does.
+type flakyStore struct {
+	storage.ObjectStore
+	key    string
+	failed atomic.Bool
+}
+
+func (s *flakyStore) Get(ctx context.Context, key string, rng *storage.Range) (io.ReadCloser, storage.ObjectInfo, error) {
+	if key == s.key && s.failed.CompareAndSwap(false, true) {
+		return nil, storage.ObjectInfo{}, errors.New("connection reset by peer")
+	}
+	return s.ObjectStore.Get(ctx, key, rng)
+}
+
+// TestBatchThroughRiver: a batch job makes the thumbnails of all its
+// instances, notes the failure of a broken one, passes over a deleted one,
+// and hands an instance whose attempt failed for a passing reason to a job
+// of its own, which makes it.
+func TestBatchThroughRiver(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t, jobs.Source())
+	require.NoError(t, jobs.Migrate(ctx, db.OwnerURL, nil))
+	base := newStore(t)
+	good1, good2, bad, gone, flaky := "instances/2026/02/04/g1.dcm", "instances/2026/02/04/g2.dcm",
+		"instances/2026/02/04/bad.dcm", "instances/2026/02/04/gone.dcm", "instances/2026/02/04/flaky.dcm"
+	store := &flakyStore{ObjectStore: base, key: flaky}
+	w := &Worker{Store: store, Parallel: 2}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	river.AddWorker(workers, &BatchWorker{Worker: w})
+	q, err := jobs.New(db.App, jobs.Options{Workers: workers, FetchPoll: 50 * time.Millisecond, Queues: map[string]int{Queue: QueueWorkers}})
+	require.NoError(t, err)
+	require.NoError(t, q.Start(ctx))
+	t.Cleanup(func() { q.Stop(context.Background()) })
+
+	for i, k := range []string{good1, good2, flaky} {
+		put(t, base, k, pixeltest.Spec{Rows: 300, Columns: 200, BitsAllocated: 16, BitsStored: 12, Seed: uint64(i + 1)}.File())
+	}
+	put(t, base, bad, []byte("not DICOM at all, just text that goes on and on"))
+	tx, err := db.App.Begin(ctx)
+	require.NoError(t, err)
+	id, err := q.InsertTx(ctx, tx, BatchArgs{Keys: []string{good1, bad, gone, flaky, good2}}, nil)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+
+	require.Eventually(t, func() bool {
+		st, err := q.Get(ctx, id)
+		return err == nil && st.State == "completed"
+	}, 20*time.Second, 50*time.Millisecond)
+	for _, k := range []string{good1, good2} {
+		st, err := Lookup(ctx, base, k, nil)
+		require.NoError(t, err)
+		require.Equal(t, []int{128, 512}, st.Ready, k)
+	}
+	st, err := Lookup(ctx, base, bad, nil)
+	require.NoError(t, err)
+	require.NotNil(t, st.Failed)
+	require.Empty(t, listAll(t, base, "thumbs/2026/02/04/gone/"))
+	require.True(t, store.failed.Load())
+	// The flaky one: a job of its own, which makes it.
+	var single int64
+	require.NoError(t, db.Admin.QueryRow(ctx, "SELECT id FROM "+jobs.Schema+".river_job WHERE kind = $1 AND args->>'key' = $2", Args{}.Kind(), flaky).Scan(&single))
+	require.Eventually(t, func() bool {
+		st, err := q.Get(ctx, single)
+		return err == nil && st.State == "completed"
+	}, 20*time.Second, 50*time.Millisecond)
+	st, err = Lookup(ctx, base, flaky, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int{128, 512}, st.Ready)
+}
