@@ -585,13 +585,14 @@ func thumbnailLag(m *molarProc, runStart time.Time) (lag, p95, most float64) {
 	defer func() {
 		check(conn.QueryRow(ctx, `SELECT coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY d), 0), coalesce(max(d), 0)
 			FROM (SELECT extract(epoch FROM j.finalized_at - i.created)::float8 AS d
-				FROM dicom.instance i JOIN river.river_job j ON j.kind = 'imaging.thumbnail' AND j.args->>'key' = i.object_key
+				FROM dicom.instance i JOIN river.river_job j ON (j.kind = 'imaging.thumbnail' AND j.args->>'key' = i.object_key)
+					OR (j.kind = 'imaging.thumbnail_batch' AND j.args->'keys' ? i.object_key)
 				WHERE i.created >= $1 AND j.state = 'completed') s`, runStart).Scan(&p95, &most))
 	}()
 	for time.Since(start) < 5*time.Minute {
 		var n int
 		check(conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM dicom.thumbnail_queue)
-			+ (SELECT count(*) FROM river.river_job WHERE kind = 'imaging.thumbnail' AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))`).Scan(&n))
+			+ (SELECT count(*) FROM river.river_job WHERE kind IN ('imaging.thumbnail', 'imaging.thumbnail_batch') AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))`).Scan(&n))
 		if n == 0 {
 			break
 		}

@@ -13,9 +13,10 @@
 // The job: the transaction that indexes an instance also queues it for
 // thumbnails (a trigger fills dicom.thumbnail_queue, no extra round trip on
 // the ingest path), so the work exists exactly when the instance does; the
-// server's Dispatcher turns queued rows into jobs in batches soon after the
-// commit (EnqueueThumbnail enqueues one directly). The
-// worker reads the header and only the frame it needs through ranged reads
+// server's Dispatcher turns queued rows into batch jobs of up to BatchSize
+// instances soon after the commit (EnqueueThumbnail enqueues a job for one
+// instance directly; an instance of a batch whose attempt failed for a
+// passing reason goes on as such a job). The worker reads the header and only the frame it needs through ranged reads
 // (the middle frame of a multi-frame image), renders it with the header's
 // window or the automatic one, and writes every size. Storage errors are
 // retried with River's backoff (MaxAttempts); errors in the data are final
