@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +38,7 @@ import (
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/thumb"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage/postgres"
 )
@@ -174,6 +176,7 @@ func main() {
 		ms3, stop := startMolar(bin, filepath.Join(root, "molar-s3"), []string{"MOLAR_S3_ENDPOINT=" + ep, "MOLAR_S3_BUCKET=bench",
 			"MOLAR_S3_ACCESS_KEY=benchkey", "MOLAR_S3_SECRET_KEY=benchsecret123"})
 		stops = append(stops, stop)
+		ms3.objects = filepath.Join(root, "s3", "bench") // versitygw's POSIX backend: <root>/<bucket>/<key>
 		targets = append(targets, target{"Molar (S3, versitygw)", ms3.addr, "MOLAR", ms3.pid, true, ms3})
 	}
 	if want("orthanc") {
@@ -554,6 +557,10 @@ type molarProc struct {
 	addr string
 	pid  int
 	data string
+	// objects is the folder the object store keeps its keys in as files
+	// (the filesystem store's, or versitygw's bucket): thumbnails are ready
+	// when their files are there.
+	objects string
 }
 
 // admin connects to the embedded cluster of m as its administrator.
@@ -574,21 +581,15 @@ func (m *molarProc) admin(ctx context.Context) (*pgx.Conn, error) {
 // that took (the lag of the last instance's thumbnails after storescu
 // finished), and, per instance indexed since runStart, the 95th percentile
 // and the maximum of the time from its index transaction (the moment
-// before its Success) to its finished thumbnail job: DESIGN §5's
-// "thumbnail ready after C-STORE Success".
+// before its Success) to the moment its last thumbnail was written (the
+// modification time of the thumbnail files, as the store keeps them):
+// DESIGN §5's "thumbnail ready after C-STORE Success".
 func thumbnailLag(m *molarProc, runStart time.Time) (lag, p95, most float64) {
 	ctx := context.Background()
 	start := time.Now()
 	conn, err := m.admin(ctx)
 	check(err)
 	defer conn.Close(ctx)
-	defer func() {
-		check(conn.QueryRow(ctx, `SELECT coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY d), 0), coalesce(max(d), 0)
-			FROM (SELECT extract(epoch FROM j.finalized_at - i.created)::float8 AS d
-				FROM dicom.instance i JOIN river.river_job j ON (j.kind = 'imaging.thumbnail' AND j.args->>'key' = i.object_key)
-					OR (j.kind = 'imaging.thumbnail_batch' AND j.args->'keys' ? i.object_key)
-				WHERE i.created >= $1 AND j.state = 'completed') s`, runStart).Scan(&p95, &most))
-	}()
 	for time.Since(start) < 5*time.Minute {
 		var n int
 		check(conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM dicom.thumbnail_queue)
@@ -598,7 +599,40 @@ func thumbnailLag(m *molarProc, runStart time.Time) (lag, p95, most float64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return time.Since(start).Seconds(), 0, 0
+	lag = time.Since(start).Seconds()
+	rows, err := conn.Query(ctx, `SELECT object_key, created FROM dicom.instance WHERE created >= $1`, runStart)
+	check(err)
+	type inst struct {
+		key     string
+		created time.Time
+	}
+	insts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (inst, error) {
+		var i inst
+		return i, r.Scan(&i.key, &i.created)
+	})
+	check(err)
+	var ds []float64
+	for _, in := range insts {
+		var ready time.Time
+		for _, size := range thumb.DefaultSizes {
+			fi, err := os.Stat(filepath.Join(m.objects, filepath.FromSlash(thumb.Key(in.key, size))))
+			if err != nil {
+				ready = time.Time{}
+				break // not made (a failure is noted instead): not counted
+			}
+			if fi.ModTime().After(ready) {
+				ready = fi.ModTime()
+			}
+		}
+		if !ready.IsZero() {
+			ds = append(ds, ready.Sub(in.created).Seconds())
+		}
+	}
+	if len(ds) == 0 {
+		return lag, 0, 0
+	}
+	sort.Float64s(ds)
+	return lag, ds[min(len(ds)-1, int(math.Ceil(0.95*float64(len(ds))))-1)], ds[len(ds)-1]
 }
 
 func startMolar(bin, data string, env []string) (*molarProc, func()) {
@@ -631,7 +665,7 @@ func startMolar(bin, data string, env []string) (*molarProc, func()) {
 	case <-time.After(3 * time.Minute):
 		log.Fatal("molar not ready")
 	}
-	return &molarProc{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid, data: data}, func() {
+	return &molarProc{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid, data: data, objects: filepath.Join(data, "objects")}, func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
