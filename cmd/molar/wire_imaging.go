@@ -26,7 +26,7 @@ func imagingPart(s *server) corePart {
 		// As much CPU as the other background work (wiring.go): half the
 		// cores, at a lower priority than arriving instances.
 		w := &thumb.Worker{Store: s.store, Parallel: max(1, runtime.NumCPU()/2), Nice: 10,
-			Logger: s.log, Indexed: func(ctx context.Context, key string) (bool, error) {
+			Logger: s.log, Remote: s.cfg.S3Endpoint != "", Indexed: func(ctx context.Context, key string) (bool, error) {
 				known, err := index.KnownObjectKeys(ctx, s.db.pool, []string{key})
 				return known[key], err
 			}}

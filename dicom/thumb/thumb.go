@@ -39,6 +39,7 @@ import (
 	"github.com/disintegration/imaging"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/pixel"
@@ -202,9 +203,16 @@ type Worker struct {
 	// from a lost object.
 	Indexed func(ctx context.Context, key string) (bool, error)
 	Logger  *slog.Logger // optional
+	// Remote says the store is reached over the network (S3): reading an
+	// object and storing its thumbnails then wait on round trips, so they
+	// run outside the pool's threads, many instances at once, and only the
+	// rendering takes a thread. On a local store everything runs on the
+	// thread, at its lower priority (creating files costs CPU too).
+	Remote bool
 
-	once    sync.Once
-	threads *pool
+	once     sync.Once
+	threads  *pool
+	fetching *semaphore.Weighted
 }
 
 // attemptTimeout bounds one attempt once it has a thread.
@@ -230,18 +238,26 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	return err
 }
 
-// attempt makes one instance's thumbnails on one of the pool's threads.
-// It returns nil when there is nothing more to do (made; the instance
-// deleted meanwhile; its object lost, which it reports), the error itself
-// when the data cannot give a thumbnail (IsPermanent: the failure noted),
-// and any other error when trying again may help.
+// attempt makes one instance's thumbnails, the CPU work on one of the
+// pool's threads. It returns nil when there is nothing more to do (made;
+// the instance deleted meanwhile; its object lost, which it reports), the
+// error itself when the data cannot give a thumbnail (IsPermanent: the
+// failure noted), and any other error when trying again may help.
 func (w *Worker) attempt(ctx context.Context, key string) error {
-	w.once.Do(func() { w.threads = newPool(w.Parallel, w.Nice) })
-	err := w.threads.run(ctx, func() error {
-		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		defer cancel()
-		return w.Make(ctx, key)
+	w.once.Do(func() {
+		w.threads = newPool(w.Parallel, w.Nice)
+		w.fetching = semaphore.NewWeighted(fetchBudget)
 	})
+	var err error
+	if w.Remote {
+		err = w.attemptRemote(ctx, key)
+	} else {
+		err = w.threads.run(ctx, func() error {
+			ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+			defer cancel()
+			return w.Make(ctx, key)
+		})
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -251,6 +267,62 @@ func (w *Worker) attempt(ctx context.Context, key string) error {
 		w.fail(ctx, key, err)
 	}
 	return err
+}
+
+// Reading objects ahead for the rendering (Worker.Remote): objects up to
+// fetchMax are read whole before a thread is taken, with at most
+// fetchBudget bytes held at once, each object counted as at least
+// fetchBudget/32 (so at most 32 reads at once).
+const (
+	fetchMax    = 8 << 20
+	fetchBudget = 64 << 20
+)
+
+// attemptRemote is Make for a store reached over the network: the object
+// is read, and the thumbnails stored, outside the pool's threads, so many
+// instances wait on the store at once while the threads render.
+func (w *Worker) attemptRemote(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	info, err := w.Store.Stat(ctx, key)
+	if err != nil {
+		return fmt.Errorf("thumb: %w", err)
+	}
+	var src []byte
+	if info.Size <= fetchMax {
+		weight := max(info.Size, fetchBudget/32)
+		if err := w.fetching.Acquire(ctx, weight); err != nil {
+			return err
+		}
+		defer w.fetching.Release(weight)
+		if src, err = readObject(ctx, w.Store, key, info.Size); err != nil {
+			return err
+		}
+	}
+	var jpegs [][]byte
+	err = w.threads.run(ctx, func() error {
+		var err error
+		jpegs, err = w.encode(ctx, key, src)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return w.put(ctx, key, jpegs)
+}
+
+// readObject reads a whole object of the given size.
+func readObject(ctx context.Context, store storage.ObjectStore, key string, size int64) ([]byte, error) {
+	rc, _, err := store.Get(ctx, key, nil)
+	if err != nil {
+		return nil, fmt.Errorf("thumb: %w", err)
+	}
+	defer rc.Close()
+	b := make([]byte, size)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("thumb: read %s: %w", key, err)
+	}
+	return b, nil
 }
 
 // lost handles an instance object that is not in the store. Usually the
@@ -299,20 +371,47 @@ func (w *Worker) fail(ctx context.Context, key string, cause error) {
 // Make renders and stores the thumbnails of one instance now (the job's
 // work, also usable without the queue).
 func (w *Worker) Make(ctx context.Context, key string) error {
-	imgs, err := Render(ctx, w.Store, key, w.sizes(), w.Pixel)
+	jpegs, err := w.encode(ctx, key, nil)
 	if err != nil {
 		return err
+	}
+	return w.put(ctx, key, jpegs)
+}
+
+// encode renders an instance's thumbnails and encodes them as JPEG, one per
+// size: the CPU part of Make. src, when not nil, is the whole object
+// already read; else the object is read from the store as needed.
+func (w *Worker) encode(ctx context.Context, key string, src []byte) ([][]byte, error) {
+	var imgs []image.Image
+	var err error
+	if src != nil {
+		imgs, err = renderFrom(ctx, bytes.NewReader(src), int64(len(src)), key, w.sizes(), w.Pixel)
+	} else {
+		imgs, err = Render(ctx, w.Store, key, w.sizes(), w.Pixel)
+	}
+	if err != nil {
+		return nil, err
 	}
 	q := w.Quality
 	if q <= 0 {
 		q = DefaultQuality
 	}
-	for i, s := range w.sizes() {
+	out := make([][]byte, len(imgs))
+	for i, img := range imgs {
 		var buf bytes.Buffer
-		if err := render.Encode(&buf, imgs[i], render.JPEG, q); err != nil {
-			return err
+		if err := render.Encode(&buf, img, render.JPEG, q); err != nil {
+			return nil, err
 		}
-		if _, err := w.Store.Put(ctx, Key(key, s), &buf, storage.PutOptions{Size: int64(buf.Len()), ContentType: "image/jpeg", Derived: true}); err != nil {
+		out[i] = buf.Bytes()
+	}
+	return out, nil
+}
+
+// put stores the encoded thumbnails of an instance: the storage part of
+// Make after the rendering.
+func (w *Worker) put(ctx context.Context, key string, jpegs [][]byte) error {
+	for i, s := range w.sizes() {
+		if _, err := w.Store.Put(ctx, Key(key, s), bytes.NewReader(jpegs[i]), storage.PutOptions{Size: int64(len(jpegs[i])), ContentType: "image/jpeg", Derived: true}); err != nil {
 			return fmt.Errorf("thumb: store %d px: %w", s, err)
 		}
 	}
@@ -403,8 +502,12 @@ func Render(ctx context.Context, store storage.ObjectStore, key string, sizes []
 	if err != nil {
 		return nil, fmt.Errorf("thumb: %w", err)
 	}
-	ra := storage.NewReaderAt(ctx, store, key, info.Size, 0, 0)
-	in, err := render.Open(ra, info.Size, opts)
+	return renderFrom(ctx, storage.NewReaderAt(ctx, store, key, info.Size, 0, 0), info.Size, key, sizes, opts)
+}
+
+// renderFrom is Render from the object's bytes (ra, size long).
+func renderFrom(ctx context.Context, ra io.ReaderAt, size int64, key string, sizes []int, opts pixel.Options) ([]image.Image, error) {
+	in, err := render.Open(ra, size, opts)
 	if err != nil {
 		return nil, fmt.Errorf("thumb: %s: %w", key, err)
 	}

@@ -402,54 +402,74 @@ func (s *flakyStore) Get(ctx context.Context, key string, rng *storage.Range) (i
 // and hands an instance whose attempt failed for a passing reason to a job
 // of its own, which makes it.
 func TestBatchThroughRiver(t *testing.T) {
+	for _, remote := range []bool{false, true} {
+		t.Run(fmt.Sprintf("remote=%v", remote), func(t *testing.T) {
+			ctx := context.Background()
+			db := pgtest.Open(t, jobs.Source())
+			require.NoError(t, jobs.Migrate(ctx, db.OwnerURL, nil))
+			base := newStore(t)
+			good1, good2, bad, gone, flaky := "instances/2026/02/04/g1.dcm", "instances/2026/02/04/g2.dcm",
+				"instances/2026/02/04/bad.dcm", "instances/2026/02/04/gone.dcm", "instances/2026/02/04/flaky.dcm"
+			store := &flakyStore{ObjectStore: base, key: flaky}
+			w := &Worker{Store: store, Parallel: 2, Remote: remote}
+			workers := river.NewWorkers()
+			river.AddWorker(workers, w)
+			river.AddWorker(workers, &BatchWorker{Worker: w})
+			q, err := jobs.New(db.App, jobs.Options{Workers: workers, FetchPoll: 50 * time.Millisecond, Queues: map[string]int{Queue: QueueWorkers}})
+			require.NoError(t, err)
+			require.NoError(t, q.Start(ctx))
+			t.Cleanup(func() { q.Stop(context.Background()) })
+
+			for i, k := range []string{good1, good2, flaky} {
+				put(t, base, k, pixeltest.Spec{Rows: 300, Columns: 200, BitsAllocated: 16, BitsStored: 12, Seed: uint64(i + 1)}.File())
+			}
+			put(t, base, bad, []byte("not DICOM at all, just text that goes on and on"))
+			tx, err := db.App.Begin(ctx)
+			require.NoError(t, err)
+			id, err := q.InsertTx(ctx, tx, BatchArgs{Keys: []string{good1, bad, gone, flaky, good2}}, nil)
+			require.NoError(t, err)
+			require.NoError(t, tx.Commit(ctx))
+
+			require.Eventually(t, func() bool {
+				st, err := q.Get(ctx, id)
+				return err == nil && st.State == "completed"
+			}, 20*time.Second, 50*time.Millisecond)
+			for _, k := range []string{good1, good2} {
+				st, err := Lookup(ctx, base, k, nil)
+				require.NoError(t, err)
+				require.Equal(t, []int{128, 512}, st.Ready, k)
+			}
+			st, err := Lookup(ctx, base, bad, nil)
+			require.NoError(t, err)
+			require.NotNil(t, st.Failed)
+			require.Empty(t, listAll(t, base, "thumbs/2026/02/04/gone/"))
+			require.True(t, store.failed.Load())
+			// The flaky one: a job of its own, which makes it.
+			var single int64
+			require.NoError(t, db.Admin.QueryRow(ctx, "SELECT id FROM "+jobs.Schema+".river_job WHERE kind = $1 AND args->>'key' = $2", Args{}.Kind(), flaky).Scan(&single))
+			require.Eventually(t, func() bool {
+				st, err := q.Get(ctx, single)
+				return err == nil && st.State == "completed"
+			}, 20*time.Second, 50*time.Millisecond)
+			st, err = Lookup(ctx, base, flaky, nil)
+			require.NoError(t, err)
+			require.Equal(t, []int{128, 512}, st.Ready)
+		})
+	}
+}
+
+// TestRemoteLargeObject: with a remote store, an object too large to read
+// ahead is rendered from ranged reads on the thread, as on a local store.
+func TestRemoteLargeObject(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Open(t, jobs.Source())
-	require.NoError(t, jobs.Migrate(ctx, db.OwnerURL, nil))
-	base := newStore(t)
-	good1, good2, bad, gone, flaky := "instances/2026/02/04/g1.dcm", "instances/2026/02/04/g2.dcm",
-		"instances/2026/02/04/bad.dcm", "instances/2026/02/04/gone.dcm", "instances/2026/02/04/flaky.dcm"
-	store := &flakyStore{ObjectStore: base, key: flaky}
-	w := &Worker{Store: store, Parallel: 2}
-	workers := river.NewWorkers()
-	river.AddWorker(workers, w)
-	river.AddWorker(workers, &BatchWorker{Worker: w})
-	q, err := jobs.New(db.App, jobs.Options{Workers: workers, FetchPoll: 50 * time.Millisecond, Queues: map[string]int{Queue: QueueWorkers}})
-	require.NoError(t, err)
-	require.NoError(t, q.Start(ctx))
-	t.Cleanup(func() { q.Stop(context.Background()) })
-
-	for i, k := range []string{good1, good2, flaky} {
-		put(t, base, k, pixeltest.Spec{Rows: 300, Columns: 200, BitsAllocated: 16, BitsStored: 12, Seed: uint64(i + 1)}.File())
-	}
-	put(t, base, bad, []byte("not DICOM at all, just text that goes on and on"))
-	tx, err := db.App.Begin(ctx)
-	require.NoError(t, err)
-	id, err := q.InsertTx(ctx, tx, BatchArgs{Keys: []string{good1, bad, gone, flaky, good2}}, nil)
-	require.NoError(t, err)
-	require.NoError(t, tx.Commit(ctx))
-
-	require.Eventually(t, func() bool {
-		st, err := q.Get(ctx, id)
-		return err == nil && st.State == "completed"
-	}, 20*time.Second, 50*time.Millisecond)
-	for _, k := range []string{good1, good2} {
-		st, err := Lookup(ctx, base, k, nil)
-		require.NoError(t, err)
-		require.Equal(t, []int{128, 512}, st.Ready, k)
-	}
-	st, err := Lookup(ctx, base, bad, nil)
-	require.NoError(t, err)
-	require.NotNil(t, st.Failed)
-	require.Empty(t, listAll(t, base, "thumbs/2026/02/04/gone/"))
-	require.True(t, store.failed.Load())
-	// The flaky one: a job of its own, which makes it.
-	var single int64
-	require.NoError(t, db.Admin.QueryRow(ctx, "SELECT id FROM "+jobs.Schema+".river_job WHERE kind = $1 AND args->>'key' = $2", Args{}.Kind(), flaky).Scan(&single))
-	require.Eventually(t, func() bool {
-		st, err := q.Get(ctx, single)
-		return err == nil && st.State == "completed"
-	}, 20*time.Second, 50*time.Millisecond)
-	st, err = Lookup(ctx, base, flaky, nil)
+	store := newStore(t)
+	key := "instances/2026/02/05/big.dcm"
+	data := pixeltest.Spec{Rows: 2200, Columns: 2100, BitsAllocated: 16, BitsStored: 12, Seed: 9}.File()
+	require.Greater(t, len(data), fetchMax)
+	put(t, store, key, data)
+	w := &Worker{Store: store, Remote: true}
+	require.NoError(t, w.attempt(ctx, key))
+	st, err := Lookup(ctx, store, key, nil)
 	require.NoError(t, err)
 	require.Equal(t, []int{128, 512}, st.Ready)
 }
