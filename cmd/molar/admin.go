@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -16,11 +17,41 @@ import (
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/postgres"
 )
 
 // dbFlags are the settings admin commands take: where the database is.
 var dbFlags = map[string]bool{"data-dir": true, "postgres-bin-dir": true, "database-url": true, "database-app-url": true, "log-level": true, "log-format": true}
+
+// storeFlags are the settings of admin commands that also use the object
+// store: dbFlags and the S3 ones, plus extra.
+func storeFlags(extra ...string) map[string]bool {
+	only := map[string]bool{"s3-endpoint": true, "s3-bucket": true, "s3-access-key": true, "s3-secret-key": true, "s3-tls": true, "s3-region": true}
+	for k, v := range dbFlags {
+		only[k] = v
+	}
+	for _, k := range extra {
+		only[k] = true
+	}
+	return only
+}
+
+// openDBAndStore opens the database (migrated) and the object store for an
+// admin command, logging warnings and worse only; the caller closes db.
+func openDBAndStore(ctx context.Context, cfg *Config) (*database, storage.ObjectStore, *slog.Logger, error) {
+	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
+	db, err := openDatabase(ctx, cfg, log, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := openObjectStore(ctx, cfg, log)
+	if err != nil {
+		db.close(ctx)
+		return nil, nil, nil, err
+	}
+	return db, store, log, nil
+}
 
 // adminDB parses the database settings plus the command's own flags
 // (declared by addFlags) and opens the database, migrated.

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
@@ -24,6 +25,16 @@ func adminEnv(t *testing.T) (map[string]string, *pgtest.DB) {
 		"MOLAR_DATA_DIR":         t.TempDir(),
 		"MOLAR_LOG_LEVEL":        "warn",
 	}, db
+}
+
+// tenantEnv is adminEnv migrated, with one municipality (0101).
+func tenantEnv(t *testing.T) (map[string]string, *pgtest.DB, auth.Tenant) {
+	env, db := adminEnv(t)
+	code, _, errs := runCmd(t, env, "migrate")
+	require.Equal(t, 0, code, errs)
+	ten, err := auth.CreateTenant(context.Background(), db.Admin, "0101", "Testkommune")
+	require.NoError(t, err)
+	return env, db, ten
 }
 
 func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 
 	"github.com/schollz/progressbar/v3"
@@ -27,11 +26,7 @@ func cmdArchive(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	var hash, quiet bool
 	var parallel int
-	only := map[string]bool{"s3-endpoint": true, "s3-bucket": true, "s3-access-key": true, "s3-secret-key": true, "s3-tls": true, "s3-region": true}
-	for k, v := range dbFlags {
-		only[k] = v
-	}
-	cfg, fset, err := parseConfigWith("cmd", "archive verify", rest, getenv, stderr, only, func(fs flagSet) {
+	cfg, fset, err := parseConfigWith("cmd", "archive verify", rest, getenv, stderr, storeFlags(), func(fs flagSet) {
 		fs.BoolVar(&hash, "hash", false, "read every object and compare its SHA-256 with the index (slow: reads the whole archive)")
 		fs.IntVar(&parallel, "parallel", 4, "objects checked at once")
 		fs.BoolVar(&quiet, "quiet", false, "no progress bar")
@@ -45,16 +40,11 @@ func cmdArchive(ctx context.Context, args []string, getenv func(string) string, 
 	if parallel < 1 || parallel > 256 {
 		return usageError{errors.New("--parallel: between 1 and 256")}
 	}
-	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
-	db, err := openDatabase(ctx, cfg, log, true)
+	db, store, _, err := openDBAndStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.close(ctx)
-	store, err := openObjectStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
 
 	var bar *progressbar.ProgressBar
 	opts := ingest.VerifyOptions{Hash: hash, Parallel: parallel}

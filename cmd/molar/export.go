@@ -26,11 +26,7 @@ import (
 func cmdExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var tenantCode, studyUID, cprArg, out string
 	var deid, keepDates, keepDevice bool
-	only := map[string]bool{"s3-endpoint": true, "s3-bucket": true, "s3-access-key": true, "s3-secret-key": true, "s3-tls": true, "s3-region": true}
-	for k, v := range dbFlags {
-		only[k] = v
-	}
-	cfg, fset, err := parseConfigWith("cmd", "export", args, getenv, stderr, only, func(fs flagSet) {
+	cfg, fset, err := parseConfigWith("cmd", "export", args, getenv, stderr, storeFlags(), func(fs flagSet) {
 		fs.StringVar(&tenantCode, "tenant", "", "municipality code (default: the only one)")
 		fs.StringVar(&studyUID, "study", "", "Study Instance UID to export")
 		fs.StringVar(&cprArg, "patient", "", "CPR number of the person whose studies to export")
@@ -55,16 +51,11 @@ func cmdExport(ctx context.Context, args []string, getenv func(string) string, s
 			return usageError{errors.New("--patient: not a valid CPR number")}
 		}
 	}
-	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
-	db, err := openDatabase(ctx, cfg, log, true)
+	db, store, _, err := openDBAndStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.close(ctx)
-	store, err := openObjectStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
 	var tenant int64
 	if tenantCode != "" {
 		t, err := auth.TenantByCode(ctx, db.pool, tenantCode)

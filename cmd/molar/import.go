@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/schollz/progressbar/v3"
@@ -31,12 +30,7 @@ import (
 func cmdImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var tenantCode, cprArg string
 	var quiet bool
-	only := map[string]bool{"duplicate-policy": true, "s3-endpoint": true, "s3-bucket": true, "s3-access-key": true,
-		"s3-secret-key": true, "s3-tls": true, "s3-region": true}
-	for k, v := range dbFlags {
-		only[k] = v
-	}
-	cfg, fset, err := parseConfigWith("cmd", "import", args, getenv, stderr, only, func(fs flagSet) {
+	cfg, fset, err := parseConfigWith("cmd", "import", args, getenv, stderr, storeFlags("duplicate-policy"), func(fs flagSet) {
 		fs.StringVar(&tenantCode, "tenant", "", "municipality code to import into (default: the only one)")
 		fs.StringVar(&cprArg, "patient", "", "CPR number of the person that JPEG/PNG/TIFF/STL/PLY files belong to")
 		fs.BoolVar(&quiet, "quiet", false, "no progress bar")
@@ -69,16 +63,11 @@ func cmdImport(ctx context.Context, args []string, getenv func(string) string, s
 			return fmt.Errorf("import: %w", err)
 		}
 	}
-	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
-	db, err := openDatabase(ctx, cfg, log, true)
+	db, store, log, err := openDBAndStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.close(ctx)
-	store, err := openObjectStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
 	var tenant int64
 	if tenantCode != "" {
 		t, err := auth.TenantByCode(ctx, db.pool, tenantCode)

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/uid"
@@ -21,12 +20,8 @@ import (
 // bare data sets through the ingest path, reports failures per file, and a
 // second run finds everything present.
 func TestImportCommand(t *testing.T) {
-	env, db := adminEnv(t)
-	code, _, errs := runCmd(t, env, "migrate")
-	require.Equal(t, 0, code, errs)
+	env, db, ten := tenantEnv(t)
 	ctx := context.Background()
-	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
-	require.NoError(t, err)
 
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "a", "b")
@@ -65,12 +60,8 @@ func TestImportCommand(t *testing.T) {
 // archive and names each lost or damaged object (not the patient), with a
 // non-zero exit status.
 func TestArchiveVerifyCommand(t *testing.T) {
-	env, db := adminEnv(t)
-	code, _, errs := runCmd(t, env, "migrate")
-	require.Equal(t, 0, code, errs)
+	env, db, ten := tenantEnv(t)
 	ctx := context.Background()
-	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
-	require.NoError(t, err)
 	dir := t.TempDir()
 	for i := 0; i < 3; i++ {
 		in := dicomtest.Instance{PatientID: "0101154321", PatientName: "Ørsted^Åse", StudyUID: dicomtest.Root + ".70", SeriesUID: dicomtest.Root + ".70.1",
@@ -80,7 +71,7 @@ func TestArchiveVerifyCommand(t *testing.T) {
 	code, out, _ := runCmd(t, env, "import", "--quiet", dir)
 	require.Equal(t, 0, code, out)
 
-	code, out, errs = runCmd(t, env, "archive", "verify", "--quiet", "--hash")
+	code, out, errs := runCmd(t, env, "archive", "verify", "--quiet", "--hash")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "3 instances checked")
 	require.Contains(t, out, "no problems")

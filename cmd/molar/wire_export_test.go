@@ -133,12 +133,8 @@ func samplePictures(t *testing.T, dir string) {
 // a ZIP archive import, a second run finds everything present; pictures
 // and models are refused without a patient and wrapped with one, twice.
 func TestImportZipDICOMDIRAndPicturesTwice(t *testing.T) {
-	env, db := adminEnv(t)
-	code, _, errs := runCmd(t, env, "migrate")
-	require.Equal(t, 0, code, errs)
+	env, db, ten := tenantEnv(t)
 	ctx := context.Background()
-	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
-	require.NoError(t, err)
 	cpr, _ := auth.ParseCPR("0101154321")
 	person, err := auth.CreatePerson(ctx, db.Admin, auth.Person{TenantID: ten.ID, CPR: cpr, GivenName: "Åse", FamilyName: "Ørsted"})
 	require.NoError(t, err)
@@ -216,12 +212,8 @@ func TestImportZipDICOMDIRAndPicturesTwice(t *testing.T) {
 // de-identified export carries no name, CPR or birth date, and new UIDs
 // that still make one study.
 func TestExportCommandFolderZipDeidentified(t *testing.T) {
-	env, db := adminEnv(t)
-	code, _, errs := runCmd(t, env, "migrate")
-	require.Equal(t, 0, code, errs)
+	env, db, ten := tenantEnv(t)
 	ctx := context.Background()
-	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
-	require.NoError(t, err)
 	cpr, _ := auth.ParseCPR("0101154321")
 	person, err := auth.CreatePerson(ctx, db.Admin, auth.Person{TenantID: ten.ID, CPR: cpr, GivenName: "Åse", FamilyName: "Ørsted"})
 	require.NoError(t, err)
@@ -235,7 +227,7 @@ func TestExportCommandFolderZipDeidentified(t *testing.T) {
 	code, out, _ := runCmd(t, env, "import", "--quiet", src)
 	require.Equal(t, 0, code, out)
 
-	code, _, errs = runCmd(t, env, "export", "--study", study)
+	code, _, errs := runCmd(t, env, "export", "--study", study)
 	require.Equal(t, 2, code, "no --out: usage")
 	require.Contains(t, errs, "usage")
 
