@@ -15,9 +15,9 @@ import (
 const BatchSize = 16
 
 // BatchArgs is a thumbnail job for several instances, what Dispatch
-// enqueues: a job costs the database about as much as the thumbnails of a
-// small instance (insert, fetch, completion), so a burst of C-STOREs
-// becomes a job per BatchSize instances instead of one each.
+// enqueues: each job is rows and statements in the database (insert,
+// fetch, completion, clean-up), so a burst of C-STOREs becomes a job per
+// BatchSize instances instead of one each.
 type BatchArgs struct {
 	Keys []string `json:"keys"`
 }
