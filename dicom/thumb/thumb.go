@@ -39,7 +39,6 @@ import (
 	"github.com/disintegration/imaging"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/pixel"
@@ -210,9 +209,9 @@ type Worker struct {
 	// thread, at its lower priority (creating files costs CPU too).
 	Remote bool
 
-	once     sync.Once
-	threads  *pool
-	fetching *semaphore.Weighted
+	once    sync.Once
+	threads *pool
+	remote  chan struct{} // turns of attemptRemote
 }
 
 // attemptTimeout bounds one attempt once it has a thread.
@@ -246,7 +245,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 func (w *Worker) attempt(ctx context.Context, key string) error {
 	w.once.Do(func() {
 		w.threads = newPool(w.Parallel, w.Nice)
-		w.fetching = semaphore.NewWeighted(fetchBudget)
+		w.remote = make(chan struct{}, remoteAtOnce)
 	})
 	var err error
 	if w.Remote {
@@ -269,44 +268,52 @@ func (w *Worker) attempt(ctx context.Context, key string) error {
 	return err
 }
 
-// Reading objects ahead for the rendering (Worker.Remote): objects up to
-// fetchMax are read whole before a thread is taken, with at most
-// fetchBudget bytes held at once, each object counted as at least
-// fetchBudget/remoteAtOnce, so at most remoteAtOnce instances are between
-// their read and their stored thumbnails at once: enough round trips in
-// flight to keep up with ingest (≈ 3 ms of waiting per instance), few
-// enough not to crowd a store that shares the cores (bench/dicomperf: with
-// 32 at once, versitygw on the same two cores took S3 ingest of small
-// instances on four associations from 1.0 to 0.44 of the filesystem's).
+// On a remote store (Worker.Remote) at most remoteAtOnce instances are
+// between their read and their stored thumbnails at once: enough round
+// trips in flight to keep up with ingest (≈ 3 ms of waiting per
+// instance), few enough not to crowd a store that shares the cores
+// (bench/dicomperf: with 32 at once, versitygw on the same two cores took
+// S3 ingest of small instances on four associations from 1.0 to 0.44 of
+// the filesystem's). Objects up to fetchMax are read whole before a thread
+// is taken (so at most remoteAtOnce × fetchMax bytes are held); larger
+// ones are read as the rendering needs them, on the thread.
 const (
-	fetchMax     = 8 << 20
-	fetchBudget  = 64 << 20
 	remoteAtOnce = 4
+	fetchMax     = 8 << 20
 )
 
 // attemptRemote is Make for a store reached over the network: the object
-// is read, and the thumbnails stored, outside the pool's threads, so many
-// instances wait on the store at once while the threads render.
+// is read, and the thumbnails stored, outside the pool's threads, so
+// instances wait on the store's round trips together while the threads
+// render. Waiting for a turn or a thread is not bounded (as for the local
+// store); each step's work is.
 func (w *Worker) attemptRemote(ctx context.Context, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-	defer cancel()
-	info, err := w.Store.Stat(ctx, key)
-	if err != nil {
-		return fmt.Errorf("thumb: %w", err)
+	select {
+	case w.remote <- struct{}{}:
+		defer func() { <-w.remote }()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	var src []byte
-	if info.Size <= fetchMax {
-		weight := max(info.Size, fetchBudget/remoteAtOnce)
-		if err := w.fetching.Acquire(ctx, weight); err != nil {
-			return err
+	err := func() error {
+		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
+		info, err := w.Store.Stat(ctx, key)
+		if err != nil {
+			return fmt.Errorf("thumb: %w", err)
 		}
-		defer w.fetching.Release(weight)
-		if src, err = readObject(ctx, w.Store, key, info.Size); err != nil {
-			return err
+		if info.Size <= fetchMax {
+			src, err = readObject(ctx, w.Store, key, info.Size)
 		}
+		return err
+	}()
+	if err != nil {
+		return err
 	}
 	var jpegs [][]byte
 	err = w.threads.run(ctx, func() error {
+		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
 		var err error
 		jpegs, err = w.encode(ctx, key, src)
 		return err
@@ -314,6 +321,8 @@ func (w *Worker) attemptRemote(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
 	return w.put(ctx, key, jpegs)
 }
 
