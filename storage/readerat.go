@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -84,7 +85,13 @@ func (r *ReaderAt) get(off int64) ([]byte, error) {
 	}
 	defer rc.Close()
 	data := make([]byte, length)
-	if _, err := io.ReadFull(rc, data); err != nil {
+	if n, err := io.ReadFull(rc, data); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			// The store sent less than the range it was asked for (a cut
+			// connection): a fault of the store, not the end of the
+			// object, so it must not read as io.EOF to the caller.
+			return nil, fmt.Errorf("storage: read %s at %d: the store sent %d of %d bytes", r.key, off, n, length)
+		}
 		return nil, fmt.Errorf("storage: read %s at %d: %w", r.key, off, err)
 	}
 	r.mu.Lock()

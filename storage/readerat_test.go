@@ -46,3 +46,41 @@ func TestReaderAtMatchesTheObject(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, data, all)
 }
+
+// shortStore's Get sends only half of what was asked for, as a store whose
+// connection is cut does.
+type shortStore struct{ storage.ObjectStore }
+
+func (s shortStore) Get(ctx context.Context, key string, rng *storage.Range) (io.ReadCloser, storage.ObjectInfo, error) {
+	rc, info, err := s.ObjectStore.Get(ctx, key, rng)
+	if err != nil {
+		return nil, info, err
+	}
+	n := info.Size / 2
+	if rng != nil {
+		n = rng.Length / 2
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, n), rc}, info, nil
+}
+
+// TestReaderAtShortBodyIsNotTheEnd: a store that sends less than the range
+// asked for is a fault of the store, never the end of the object (which a
+// decoder would take for a truncated file, for good).
+func TestReaderAtShortBodyIsNotTheEnd(t *testing.T) {
+	st, err := fsstore.New(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("molar"), 10000)
+	_, err = st.Put(ctx, "a/c.dcm", bytes.NewReader(data), storage.PutOptions{Size: int64(len(data))})
+	require.NoError(t, err)
+	r := storage.NewReaderAt(ctx, shortStore{st}, "a/c.dcm", int64(len(data)), 4096, 3)
+	for _, off := range []int64{0, 5000, int64(len(data)) - 10} {
+		_, err := r.ReadAt(make([]byte, 8), off)
+		require.Error(t, err, "offset %d", off)
+		require.NotErrorIs(t, err, io.EOF)
+		require.NotErrorIs(t, err, io.ErrUnexpectedEOF)
+	}
+}

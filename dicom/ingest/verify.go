@@ -238,28 +238,47 @@ func checkObject(ctx context.Context, store storage.ObjectStore, ref index.Objec
 		}
 		return nil, nil
 	}
-	rc, _, err := store.Get(ctx, ref.Key, nil)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return problem(ProblemMissing, "not in the object store"), nil
-	case err != nil:
-		return nil, fmt.Errorf("ingest: verify %s: %w", ref.Key, err)
+	// A read that fails half-way is tried once more before it counts as
+	// damage: over a network it is more often a cut connection.
+	for try := 0; ; try++ {
+		sum, n, err := hashObject(ctx, store, ref.Key)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return problem(ProblemMissing, "not in the object store"), nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, errStoreGet):
+			return nil, fmt.Errorf("ingest: verify %s: %w", ref.Key, err)
+		case err != nil && try == 0:
+			continue
+		case err != nil:
+			return problem(ProblemRead, fmt.Sprintf("read failed twice, after %d bytes: %v", n, err)), nil
+		case n != ref.Size:
+			return problem(ProblemSize, fmt.Sprintf("%d bytes, the index says %d", n, ref.Size)), nil
+		case !bytes.Equal(sum, ref.SHA256):
+			return problem(ProblemSHA256, "sha256 "+hex.EncodeToString(sum)[:16]+"…, the index says "+hex.EncodeToString(ref.SHA256)[:min(16, 2*len(ref.SHA256))]+"…"), nil
+		}
+		return nil, nil
+	}
+}
+
+// errStoreGet marks hashObject's errors from the store's Get itself (the
+// store could not be asked), as against failures while reading the body.
+var errStoreGet = errors.New("get")
+
+// hashObject reads an object whole and returns its SHA-256 and length.
+func hashObject(ctx context.Context, store storage.ObjectStore, key string) ([]byte, int64, error) {
+	rc, _, err := store.Get(ctx, key, nil)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, 0, err
+		}
+		return nil, 0, fmt.Errorf("%w: %w", errStoreGet, err)
 	}
 	defer rc.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, rc)
-	switch {
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case err != nil:
-		return problem(ProblemRead, fmt.Sprintf("read failed after %d bytes: %v", n, err)), nil
-	case n != ref.Size:
-		return problem(ProblemSize, fmt.Sprintf("%d bytes, the index says %d", n, ref.Size)), nil
-	}
-	if sum := h.Sum(nil); !bytes.Equal(sum, ref.SHA256) {
-		return problem(ProblemSHA256, "sha256 "+hex.EncodeToString(sum)[:16]+"…, the index says "+hex.EncodeToString(ref.SHA256)[:min(16, 2*len(ref.SHA256))]+"…"), nil
-	}
-	return nil, nil
+	return h.Sum(nil), n, err
 }
 
 // allTenants lists every tenant's id.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -21,6 +22,26 @@ import (
 type damagedStore struct {
 	storage.ObjectStore
 	before func(key string) error
+	// cut, when set, says whether a body of key breaks off after 100 bytes.
+	cut func(key string) bool
+}
+
+// breaking is a body that fails after n bytes.
+type breaking struct {
+	io.ReadCloser
+	n int
+}
+
+func (b *breaking) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, errors.New("connection reset by peer")
+	}
+	if len(p) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.n -= n
+	return n, err
 }
 
 func (s *damagedStore) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
@@ -34,7 +55,11 @@ func (s *damagedStore) Get(ctx context.Context, key string, rng *storage.Range) 
 	if err := s.before(key); err != nil {
 		return nil, storage.ObjectInfo{}, err
 	}
-	return s.ObjectStore.Get(ctx, key, rng)
+	rc, info, err := s.ObjectStore.Get(ctx, key, rng)
+	if err == nil && s.cut != nil && s.cut(key) {
+		rc = &breaking{rc, 100}
+	}
+	return rc, info, err
 }
 
 func TestVerifyFindsLostAndDamagedObjects(t *testing.T) {
@@ -128,4 +153,36 @@ func TestVerifyStopsWhenTheStoreFails(t *testing.T) {
 	_, err := Verify(ctx, e.db.App, store, VerifyOptions{Problem: func(Problem) { problems++ }})
 	require.ErrorIs(t, err, down, "an unreachable store is an error, not a list of lost objects")
 	require.Zero(t, problems)
+}
+
+// TestVerifyReadsTwiceBeforeCallingItDamage: a body that breaks off once is
+// read again and is fine; one that breaks off every time is unreadable.
+func TestVerifyReadsTwiceBeforeCallingItDamage(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	keys := map[string]string{}
+	for i, name := range []string{"once", "always"} {
+		inst := sample(fmt.Sprintf("%s.11.%d", dicomtest.Root, i+1))
+		res, err := e.in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(inst.DataSet(t, uid.ExplicitVRLittleEndian)))
+		require.NoError(t, err)
+		keys[name] = res.ObjectKey
+	}
+	var cutOnce sync.Once
+	store := &damagedStore{ObjectStore: e.store, before: func(string) error { return nil }, cut: func(key string) bool {
+		if key == keys["always"] {
+			return true
+		}
+		cut := false
+		if key == keys["once"] {
+			cutOnce.Do(func() { cut = true })
+		}
+		return cut
+	}}
+	var got []Problem
+	rep, err := Verify(ctx, e.db.App, store, VerifyOptions{Hash: true, Problem: func(p Problem) { got = append(got, p) }})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), rep.Instances)
+	require.Len(t, got, 1)
+	require.Equal(t, keys["always"], got[0].Key)
+	require.Equal(t, ProblemRead, got[0].Kind)
 }

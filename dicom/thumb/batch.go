@@ -52,7 +52,17 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 	errs := make([]error, len(job.Args.Keys))
 	var wg sync.WaitGroup
 	for i, key := range job.Args.Keys {
-		wg.Go(func() { errs[i] = b.Worker.attempt(ctx, key) })
+		wg.Go(func() {
+			// A panic here would end the process (no job runner recovers
+			// this goroutine): it becomes this instance's error, and the
+			// instance's own job meets it again under River's recovery.
+			defer func() {
+				if v := recover(); v != nil {
+					errs[i] = fmt.Errorf("thumb: panic: %v", v)
+				}
+			}()
+			errs[i] = b.Worker.attempt(ctx, key)
+		})
 	}
 	wg.Wait()
 	var again []river.InsertManyParams
@@ -75,7 +85,15 @@ func (b *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 		return fmt.Errorf("thumb: batch: %d instance(s) to retry (%w), no client: %w", len(again), last, err)
 	}
 	if _, err := client.InsertMany(ctx, again); err != nil {
-		return errors.Join(fmt.Errorf("thumb: batch: %d instance(s) to retry: %w", len(again), last), err)
+		err = errors.Join(fmt.Errorf("thumb: batch: %d instance(s) to retry: %w", len(again), last), err)
+		if job.Attempt >= job.MaxAttempts {
+			// The batch is given up: its instances get the failure note
+			// a job of their own would have left.
+			for _, p := range again {
+				b.Worker.fail(ctx, p.Args.(Args).Key, err)
+			}
+		}
+		return err
 	}
 	if b.Worker.Logger != nil {
 		b.Worker.Logger.Warn("thumbnails failed for some instances of a batch; retried one by one", "instances", len(again), "err", last)

@@ -71,8 +71,11 @@ func (Args) Kind() string { return "imaging.thumbnail" }
 // the CPUs, and a burst of 1,000 instances would wait 20 s for them.
 const Queue = "thumbnails"
 
-// QueueWorkers is the number of jobs the thumbnail queue holds at once.
-const QueueWorkers = 16
+// QueueWorkers is the number of jobs the thumbnail queue holds at once:
+// with batch jobs (BatchSize instances each) 64 instances in hand, enough
+// for the threads, few enough that the last of them gets a thread well
+// within River's rescue of jobs that run for an hour.
+const QueueWorkers = 4
 
 // InsertOpts makes repeated enqueues of one instance a single job.
 func (Args) InsertOpts() river.InsertOpts {

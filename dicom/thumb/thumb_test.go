@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -444,6 +445,14 @@ func TestBatchThroughRiver(t *testing.T) {
 			require.NotNil(t, st.Failed)
 			require.Empty(t, listAll(t, base, "thumbs/2026/02/04/gone/"))
 			require.True(t, store.failed.Load())
+			// Only the flaky one got a job of its own: the broken one's
+			// failure is final, the deleted one has nothing to make.
+			var singles []string
+			rows, err := db.Admin.Query(ctx, "SELECT args->>'key' FROM "+jobs.Schema+".river_job WHERE kind = $1", Args{}.Kind())
+			require.NoError(t, err)
+			singles, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			require.Equal(t, []string{flaky}, singles)
 			// The flaky one: a job of its own, which makes it.
 			var single int64
 			require.NoError(t, db.Admin.QueryRow(ctx, "SELECT id FROM "+jobs.Schema+".river_job WHERE kind = $1 AND args->>'key' = $2", Args{}.Kind(), flaky).Scan(&single))
@@ -472,4 +481,40 @@ func TestRemoteLargeObject(t *testing.T) {
 	st, err := Lookup(ctx, store, key, nil)
 	require.NoError(t, err)
 	require.Equal(t, []int{128, 512}, st.Ready)
+}
+
+// panickyStore panics when asked about key.
+type panickyStore struct {
+	storage.ObjectStore
+	key string
+}
+
+func (s panickyStore) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if key == s.key {
+		panic("bug in the store adapter")
+	}
+	return s.ObjectStore.Stat(ctx, key)
+}
+
+// TestBatchPanicStaysInTheJob: a panic while one instance of a batch is
+// made does not end the process (its goroutine is not a job runner's): it
+// is that instance's error, the others are made.
+func TestBatchPanicStaysInTheJob(t *testing.T) {
+	ctx := context.Background()
+	base := newStore(t)
+	good, bad := "instances/2026/02/06/good.dcm", "instances/2026/02/06/panic.dcm"
+	for _, k := range []string{good, bad} {
+		put(t, base, k, pixeltest.Spec{Rows: 60, Columns: 80, BitsAllocated: 16, BitsStored: 12, Seed: 4}.File())
+	}
+	for _, remote := range []bool{false, true} {
+		w := &Worker{Store: panickyStore{base, bad}, Remote: remote}
+		job := &river.Job[BatchArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: MaxAttempts}, Args: BatchArgs{Keys: []string{bad, good}}}
+		// No River client in this context: the instance to retry cannot be
+		// handed on, so the batch fails (and River would run it again).
+		err := (&BatchWorker{Worker: w}).Work(ctx, job)
+		require.ErrorContains(t, err, "panic")
+		st, err := Lookup(ctx, base, good, nil)
+		require.NoError(t, err)
+		require.Equal(t, []int{128, 512}, st.Ready)
+	}
 }
