@@ -297,28 +297,27 @@ func (w *Worker) attemptRemote(ctx context.Context, key string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	var src []byte
+	var src io.ReaderAt
+	var size int64
 	err := func() error {
 		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		defer cancel()
-		info, err := w.Store.Stat(ctx, key)
-		if err != nil {
-			return fmt.Errorf("thumb: %w", err)
-		}
-		if info.Size <= fetchMax {
-			src, err = readObject(ctx, w.Store, key, info.Size)
-		}
+		var err error
+		src, size, err = readObject(ctx, w.Store, key)
 		return err
 	}()
 	if err != nil {
 		return err
+	}
+	if src == nil { // too large to hold: read as the rendering needs it
+		src = storage.NewReaderAt(ctx, w.Store, key, size, 0, 0)
 	}
 	var jpegs [][]byte
 	err = w.threads.run(ctx, func() error {
 		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		defer cancel()
 		var err error
-		jpegs, err = w.encode(ctx, key, src)
+		jpegs, err = w.encode(ctx, key, src, size)
 		return err
 	})
 	if err != nil {
@@ -329,18 +328,22 @@ func (w *Worker) attemptRemote(ctx context.Context, key string) error {
 	return w.put(ctx, key, jpegs)
 }
 
-// readObject reads a whole object of the given size.
-func readObject(ctx context.Context, store storage.ObjectStore, key string, size int64) ([]byte, error) {
-	rc, _, err := store.Get(ctx, key, nil)
+// readObject reads an object whole in one request when it is at most
+// fetchMax long; a larger one it leaves unread (nil) and reports its size.
+func readObject(ctx context.Context, store storage.ObjectStore, key string) (io.ReaderAt, int64, error) {
+	rc, info, err := store.Get(ctx, key, nil)
 	if err != nil {
-		return nil, fmt.Errorf("thumb: %w", err)
+		return nil, 0, fmt.Errorf("thumb: %w", err)
 	}
 	defer rc.Close()
-	b := make([]byte, size)
-	if _, err := io.ReadFull(rc, b); err != nil {
-		return nil, fmt.Errorf("thumb: read %s: %w", key, err)
+	if info.Size > fetchMax {
+		return nil, info.Size, nil
 	}
-	return b, nil
+	b := make([]byte, info.Size)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, 0, fmt.Errorf("thumb: read %s: %w", key, err)
+	}
+	return bytes.NewReader(b), info.Size, nil
 }
 
 // lost handles an instance object that is not in the store. Usually the
@@ -389,24 +392,21 @@ func (w *Worker) fail(ctx context.Context, key string, cause error) {
 // Make renders and stores the thumbnails of one instance now (the job's
 // work, also usable without the queue).
 func (w *Worker) Make(ctx context.Context, key string) error {
-	jpegs, err := w.encode(ctx, key, nil)
+	info, err := w.Store.Stat(ctx, key)
+	if err != nil {
+		return fmt.Errorf("thumb: %w", err)
+	}
+	jpegs, err := w.encode(ctx, key, storage.NewReaderAt(ctx, w.Store, key, info.Size, 0, 0), info.Size)
 	if err != nil {
 		return err
 	}
 	return w.put(ctx, key, jpegs)
 }
 
-// encode renders an instance's thumbnails and encodes them as JPEG, one per
-// size: the CPU part of Make. src, when not nil, is the whole object
-// already read; else the object is read from the store as needed.
-func (w *Worker) encode(ctx context.Context, key string, src []byte) ([][]byte, error) {
-	var imgs []image.Image
-	var err error
-	if src != nil {
-		imgs, err = renderFrom(ctx, bytes.NewReader(src), int64(len(src)), key, w.sizes(), w.Pixel)
-	} else {
-		imgs, err = Render(ctx, w.Store, key, w.sizes(), w.Pixel)
-	}
+// encode renders an instance's thumbnails from the object's bytes (src,
+// size long) and encodes them as JPEG, one per size: the CPU part of Make.
+func (w *Worker) encode(ctx context.Context, key string, src io.ReaderAt, size int64) ([][]byte, error) {
+	imgs, err := renderFrom(ctx, src, size, key, w.sizes(), w.Pixel)
 	if err != nil {
 		return nil, err
 	}
