@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/molar-health/molar/dicom/ingest"
@@ -83,7 +84,7 @@ func cmdArchive(ctx context.Context, args []string, getenv func(string) string, 
 	if hash {
 		what = "present, size and SHA-256 as acknowledged"
 	}
-	fmt.Fprintf(stdout, "%d instances checked (%s): %s\n", rep.Instances, humanBytes(rep.Bytes), what)
+	fmt.Fprintf(stdout, "%d instances checked (%s): %s\n", rep.Instances, humanize.IBytes(uint64(rep.Bytes)), what)
 	if rep.Total() == 0 {
 		fmt.Fprintln(stdout, "no problems")
 		return nil
@@ -97,18 +98,4 @@ func cmdArchive(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stdout, "%d %s\n", rep.Problems[k], k)
 	}
 	return fmt.Errorf("archive verify: %d instance(s) whose object is not as acknowledged", rep.Total())
-}
-
-// humanBytes formats a size in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
