@@ -263,10 +263,10 @@ func (v *Viewer) handleSend(w http.ResponseWriter, r *http.Request) {
 		if in, err = personInstance(r.Context(), c.tx, c.person.ID, chi.URLParam(r, "sop")); err != nil {
 			return err
 		}
-		if ae, err = index.GetAE(r.Context(), c.tx, req.AE); err != nil {
+		if ae, err = index.GetAEOf(r.Context(), c.tx, c.p.TenantID, req.AE); err != nil {
 			return err
 		}
-		if !ae.Can(index.PermMove) || (ae.TenantID != 0 && ae.TenantID != c.p.TenantID) {
+		if !ae.Can(index.PermMove) {
 			return fmt.Errorf("%w: %s is not a destination for images", ErrInvalid, ae.Title)
 		}
 		// The export is audited before it happens: a send that fails midway

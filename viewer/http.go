@@ -462,14 +462,14 @@ func (v *Viewer) config(r *http.Request, mode string, c *personCtx) pageConfig {
 }
 
 func (v *Viewer) sendTargets(ctx context.Context, tx pgx.Tx, tenantID int64) []string {
-	aes, err := index.ListAEs(ctx, tx)
+	aes, err := index.ListAEsOf(ctx, tx, tenantID)
 	if err != nil {
 		v.Log.WarnContext(ctx, "viewer: listing AEs failed", "err", err)
 		return nil
 	}
 	var out []string
 	for _, a := range aes {
-		if a.Can(index.PermMove) && (a.TenantID == 0 || a.TenantID == tenantID) {
+		if a.Can(index.PermMove) {
 			out = append(out, a.Title)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
@@ -210,4 +211,70 @@ func TestDICOMAdminScreen(t *testing.T) {
 	dentist, _ := ts.login(t, "tandlaege")
 	st, _ = get(t, dentist, ts.URL+"/admin/dicom/")
 	require.Equal(t, http.StatusForbidden, st)
+}
+
+// TestDICOMAdminScreenPerMunicipality: with two municipalities on one
+// server, each admin sees and changes only their own AEs and association
+// log; one cannot list, take over, redirect or remove the other's sensor.
+func TestDICOMAdminScreenPerMunicipality(t *testing.T) {
+	ts := newTestServer(t, nil)
+	addr := startDICOM(t, ts)
+	ctx := context.Background()
+	var other auth.Tenant
+	require.NoError(t, postgres.InTx(ctx, ts.db.pool, func(tx pgx.Tx) error {
+		var err error
+		if other, err = auth.CreateTenant(ctx, tx, "0202", "Andenkommune"); err != nil {
+			return err
+		}
+		_, err = auth.CreateUser(ctx, tx, auth.NewUser{TenantID: other.ID, Username: "admin-anden", DisplayName: "Anne Admin", Role: auth.RoleClinicAdmin, Password: demo.Password}, nil)
+		return err
+	}))
+	ca, csrfA := ts.login(t, "admin")
+	cb, csrfB := ts.login(t, "admin-anden")
+	add := func(c *http.Client, csrf, title, host string, replace bool) int {
+		form := url.Values{"title": {title}, "host": {host}, "port": {"104"}, "perm": {"store"}}
+		if replace {
+			form.Set("replace", "on")
+		}
+		st, _ := post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, form)
+		return st
+	}
+	require.Equal(t, http.StatusSeeOther, add(ca, csrfA, "SENSOR_A", "10.1.0.1", false))
+	require.Equal(t, http.StatusSeeOther, add(cb, csrfB, "SENSOR_B", "10.2.0.1", false))
+	for _, title := range []string{"SENSOR_A", "SENSOR_B"} {
+		_, a, err := echo(ctx, addr, title)
+		require.NoError(t, err, title)
+		require.NoError(t, a.Release(ctx))
+	}
+	page := func(c *http.Client) string {
+		var body string
+		require.Eventually(t, func() bool {
+			_, body = get(t, c, ts.URL+"/admin/dicom/")
+			return strings.Contains(body, "released")
+		}, 10*time.Second, 50*time.Millisecond)
+		return body
+	}
+	bodyA, bodyB := page(ca), page(cb)
+	require.Contains(t, bodyA, "SENSOR_A")
+	require.NotContains(t, bodyA, "SENSOR_B", "neither the AE nor its associations")
+	require.NotContains(t, bodyA, "10.2.0.1")
+	require.Contains(t, bodyB, "SENSOR_B")
+	require.NotContains(t, bodyB, "SENSOR_A")
+
+	// A's admin tries to re-home B's sensor, to point it elsewhere, to remove it.
+	require.Equal(t, http.StatusBadRequest, add(ca, csrfA, "SENSOR_B", "attacker.example", false))
+	require.Equal(t, http.StatusBadRequest, add(ca, csrfA, "SENSOR_B", "attacker.example", true))
+	st, _ := post(t, ca, ts.URL, ts.URL+"/admin/dicom/aes/SENSOR_B/delete", csrfA, url.Values{})
+	require.Equal(t, http.StatusNotFound, st)
+	b, err := index.GetAE(ctx, ts.db.pool, "SENSOR_B")
+	require.NoError(t, err)
+	require.Equal(t, other.ID, b.TenantID)
+	require.Equal(t, "10.2.0.1", b.Host)
+
+	// Its own sensor A's admin changes and removes.
+	require.Equal(t, http.StatusSeeOther, add(ca, csrfA, "SENSOR_A", "10.1.0.2", true))
+	st, _ = post(t, ca, ts.URL, ts.URL+"/admin/dicom/aes/SENSOR_A/delete", csrfA, url.Values{})
+	require.Equal(t, http.StatusSeeOther, st)
+	_, err = index.GetAE(ctx, ts.db.pool, "SENSOR_A")
+	require.ErrorIs(t, err, index.ErrNotFound)
 }

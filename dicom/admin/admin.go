@@ -1,7 +1,8 @@
 // Package admin is the DICOM administration screen: the known application
 // entities (who may connect and what they may do) and the association log
 // (who connected, what happened, no patient identifiers). It needs the
-// admin.ae permission.
+// admin.ae permission, and shows and changes only the admin's own
+// municipality's AEs and associations.
 package admin
 
 import (
@@ -64,12 +65,13 @@ func (h *Handler) handlePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, msg, saved string) {
-	aes, err := index.ListAEs(r.Context(), h.Pool)
+	tenant := auth.PrincipalFrom(r.Context()).TenantID
+	aes, err := index.ListAEsOf(r.Context(), h.Pool, tenant)
 	if err != nil {
 		h.Shell.Error(w, r, err)
 		return
 	}
-	log, err := index.Associations(r.Context(), h.Pool, 100)
+	log, err := index.AssociationsOf(r.Context(), h.Pool, tenant, 100)
 	if err != nil {
 		h.Shell.Error(w, r, err)
 		return
@@ -97,7 +99,7 @@ func (h *Handler) handleAdd(w http.ResponseWriter, r *http.Request) {
 	p := auth.PrincipalFrom(r.Context())
 	ae := index.AE{Title: strings.TrimSpace(r.PostFormValue("title")), Host: strings.TrimSpace(r.PostFormValue("host")), Port: port,
 		Permissions: perms, Description: strings.TrimSpace(r.PostFormValue("description")), TenantID: p.TenantID}
-	if err := index.AddAE(r.Context(), h.Pool, ae, r.PostFormValue("replace") == "on"); err != nil {
+	if err := index.AddAEOf(r.Context(), h.Pool, ae, r.PostFormValue("replace") == "on"); err != nil {
 		if errors.Is(err, index.ErrInvalid) || errors.Is(err, index.ErrExists) {
 			h.render(w, r, http.StatusBadRequest, err.Error(), "")
 			return
@@ -110,7 +112,8 @@ func (h *Handler) handleAdd(w http.ResponseWriter, r *http.Request) {
 
 // POST /admin/dicom/aes/{title}/delete
 func (h *Handler) handleRemove(w http.ResponseWriter, r *http.Request) {
-	if err := index.RemoveAE(r.Context(), h.Pool, chi.URLParam(r, "title")); err != nil {
+	tenant := auth.PrincipalFrom(r.Context()).TenantID
+	if err := index.RemoveAEOf(r.Context(), h.Pool, tenant, chi.URLParam(r, "title")); err != nil {
 		h.Shell.Error(w, r, err)
 		return
 	}

@@ -105,27 +105,71 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// AddAE registers an AE, or updates it when replace is true.
-func AddAE(ctx context.Context, q Querier, a AE, replace bool) error {
+// The registry is installation-wide: AE titles are unique (the listener
+// knows a caller by its title alone). The CLI (`molar ae`, the operator)
+// manages all of it with AddAE, ListAEs and RemoveAE; a municipality's
+// admin screen and its users see only that municipality's AEs, through the
+// ...Of functions.
+
+const aeColumns = `title, host, port, permissions, description, coalesce(tenant_id, 0), created`
+
+func scanAE(r pgx.Row) (AE, error) {
+	var a AE
+	err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TenantID, &a.Created)
+	return a, err
+}
+
+// inTenant is the SQL condition "the row belongs to tenant $1": its own
+// tenant, or, without one, the default tenant (the only tenant of a
+// single-municipality installation; none when there are several, so a
+// tenantless AE is then no municipality's: TenantOf fails for it too).
+const inTenant = `coalesce(tenant_id, (SELECT min(id) FROM auth.tenant HAVING count(*) = 1)) = $1`
+
+func checkAE(a AE) (AE, error) {
 	if err := ValidTitle(a.Title); err != nil {
-		return err
+		return a, err
 	}
 	if strings.TrimSpace(a.Host) == "" {
-		return fmt.Errorf("%w: host is required", ErrInvalid)
+		return a, fmt.Errorf("%w: host is required", ErrInvalid)
 	}
 	if a.Port < 1 || a.Port > 65535 {
-		return fmt.Errorf("%w: port must be 1 to 65535", ErrInvalid)
+		return a, fmt.Errorf("%w: port must be 1 to 65535", ErrInvalid)
 	}
 	if a.Permissions == nil {
 		a.Permissions = []string{PermEcho}
 	}
-	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description, tenant_id) VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0))`
+	return a, nil
+}
+
+// AddAE registers an AE, or updates it when replace is true (whichever
+// municipality holds it: the operator's call).
+func AddAE(ctx context.Context, q Querier, a AE, replace bool) error {
+	return addAE(ctx, q, a, replace, "")
+}
+
+// AddAEOf registers an AE for a.TenantID (which must be set), or updates it
+// when replace is true and it is that municipality's. A title another
+// municipality holds is ErrExists, replace or not: no municipality can take
+// over or redirect another's devices.
+func AddAEOf(ctx context.Context, q Querier, a AE, replace bool) error {
+	if a.TenantID == 0 {
+		return fmt.Errorf("%w: AE without a municipality", ErrInvalid)
+	}
+	return addAE(ctx, q, a, replace, ` WHERE `+strings.ReplaceAll(inTenant, "tenant_id", "ae.tenant_id"))
+}
+
+func addAE(ctx context.Context, q Querier, a AE, replace bool, onlyIf string) error {
+	a, err := checkAE(a)
+	if err != nil {
+		return err
+	}
+	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description, tenant_id) VALUES ($2, $3, $4, $5, $6, NULLIF($1, 0))`
 	if replace {
 		sql += ` ON CONFLICT (title) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,
-			permissions = EXCLUDED.permissions, description = EXCLUDED.description, tenant_id = EXCLUDED.tenant_id, updated = now()`
+			permissions = EXCLUDED.permissions, description = EXCLUDED.description, tenant_id = EXCLUDED.tenant_id, updated = now()` + onlyIf
 	}
-	_, err := q.Exec(ctx, sql, a.Title, a.Host, a.Port, a.Permissions, a.Description, a.TenantID)
-	if postgres.IsUniqueViolation(err) {
+	tag, err := q.Exec(ctx, sql, a.TenantID, a.Title, a.Host, a.Port, a.Permissions, a.Description)
+	if postgres.IsUniqueViolation(err) || (err == nil && tag.RowsAffected() == 0) {
 		return fmt.Errorf("%w: AE %s is registered already", ErrExists, a.Title)
 	}
 	if err != nil {
@@ -136,11 +180,19 @@ func AddAE(ctx context.Context, q Querier, a AE, replace bool) error {
 
 // GetAE returns the AE with title, or ErrNotFound.
 func GetAE(ctx context.Context, q Querier, title string) (AE, error) {
-	var a AE
-	err := q.QueryRow(ctx, `SELECT title, host, port, permissions, description, coalesce(tenant_id, 0), created FROM dicom.ae WHERE title = $1`, title).
-		Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TenantID, &a.Created)
+	return getAE(ctx, q, `SELECT `+aeColumns+` FROM dicom.ae WHERE title = $1`, title)
+}
+
+// GetAEOf returns the AE with title if it is tenant's, else ErrNotFound
+// (another municipality's AE is not there for this one).
+func GetAEOf(ctx context.Context, q Querier, tenant int64, title string) (AE, error) {
+	return getAE(ctx, q, `SELECT `+aeColumns+` FROM dicom.ae WHERE `+inTenant+` AND title = $2`, tenant, title)
+}
+
+func getAE(ctx context.Context, q Querier, sql string, args ...any) (AE, error) {
+	a, err := scanAE(q.QueryRow(ctx, sql, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return AE{}, fmt.Errorf("%w: AE %s", ErrNotFound, title)
+		return AE{}, fmt.Errorf("%w: AE %s", ErrNotFound, args[len(args)-1])
 	}
 	if err != nil {
 		return AE{}, fmt.Errorf("dicom: get AE: %w", err)
@@ -150,25 +202,41 @@ func GetAE(ctx context.Context, q Querier, title string) (AE, error) {
 
 // ListAEs lists every AE by title.
 func ListAEs(ctx context.Context, q Querier) ([]AE, error) {
-	rows, err := q.Query(ctx, `SELECT title, host, port, permissions, description, coalesce(tenant_id, 0), created FROM dicom.ae ORDER BY title`)
+	return listAEs(ctx, q, `SELECT `+aeColumns+` FROM dicom.ae ORDER BY title`)
+}
+
+// ListAEsOf lists one municipality's AEs by title: what its admins see and
+// manage and where its users may send images.
+func ListAEsOf(ctx context.Context, q Querier, tenant int64) ([]AE, error) {
+	return listAEs(ctx, q, `SELECT `+aeColumns+` FROM dicom.ae WHERE `+inTenant+` ORDER BY title`, tenant)
+}
+
+func listAEs(ctx context.Context, q Querier, sql string, args ...any) ([]AE, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("dicom: list AEs: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AE, error) {
-		var a AE
-		err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TenantID, &a.Created)
-		return a, err
-	})
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AE, error) { return scanAE(r) })
 }
 
 // RemoveAE deletes an AE; ErrNotFound when there is none.
 func RemoveAE(ctx context.Context, q Querier, title string) error {
-	tag, err := q.Exec(ctx, `DELETE FROM dicom.ae WHERE title = $1`, title)
+	return removeAE(ctx, q, `DELETE FROM dicom.ae WHERE title = $1`, title)
+}
+
+// RemoveAEOf deletes one municipality's AE; ErrNotFound when it has none of
+// that title.
+func RemoveAEOf(ctx context.Context, q Querier, tenant int64, title string) error {
+	return removeAE(ctx, q, `DELETE FROM dicom.ae WHERE `+inTenant+` AND title = $2`, tenant, title)
+}
+
+func removeAE(ctx context.Context, q Querier, sql string, args ...any) error {
+	tag, err := q.Exec(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("dicom: remove AE: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: AE %s", ErrNotFound, title)
+		return fmt.Errorf("%w: AE %s", ErrNotFound, args[len(args)-1])
 	}
 	return nil
 }

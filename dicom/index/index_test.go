@@ -281,3 +281,71 @@ func TestReconciliationLinkCorrectMerge(t *testing.T) {
 	_, err := db.App.Exec(ctx, `DELETE FROM dicom.reconciliation`)
 	require.Error(t, err)
 }
+
+// A municipality's screens see and change only its own AEs and association
+// log; a tenantless AE or log line is the default tenant's while there is
+// one municipality, and nobody's once there are several.
+func TestAEsOfOneMunicipality(t *testing.T) {
+	db, ten, _ := setup(t)
+	ctx := context.Background()
+	titles := func(tenant int64) []string {
+		list, err := index.ListAEsOf(ctx, db.App, tenant)
+		require.NoError(t, err)
+		var out []string
+		for _, a := range list {
+			out = append(out, a.Title)
+		}
+		return out
+	}
+	logged := func(tenant int64) []string {
+		list, err := index.AssociationsOf(ctx, db.App, tenant, 10)
+		require.NoError(t, err)
+		var out []string
+		for _, a := range list {
+			out = append(out, a.Association)
+		}
+		return out
+	}
+	now := time.Now()
+	require.NoError(t, index.AddAE(ctx, db.App, index.AE{Title: "SHARED", Host: "h", Port: 104}, false))
+	require.NoError(t, index.LogAssociation(ctx, db.App, index.Association{Association: "rejected", CallingAE: "X", CalledAE: "MOLAR", Opened: now, Outcome: "rejected"}))
+	require.Equal(t, []string{"SHARED"}, titles(ten))
+	require.Equal(t, []string{"rejected"}, logged(ten))
+
+	other, err := auth.CreateTenant(ctx, db.Admin, "0303", "Anden")
+	require.NoError(t, err)
+	require.Empty(t, titles(ten), "a tenantless AE is nobody's with two municipalities")
+	require.Empty(t, logged(ten))
+	_, err = index.GetAEOf(ctx, db.App, ten, "SHARED")
+	require.ErrorIs(t, err, index.ErrNotFound)
+
+	require.NoError(t, index.AddAEOf(ctx, db.App, index.AE{Title: "PANO_A", Host: "a", Port: 104, TenantID: ten}, false))
+	require.NoError(t, index.AddAEOf(ctx, db.App, index.AE{Title: "PANO_B", Host: "b", Port: 104, TenantID: other.ID}, false))
+	require.NoError(t, index.LogAssociation(ctx, db.App, index.Association{Association: "a1", CallingAE: "PANO_A", CalledAE: "MOLAR", Opened: now, Outcome: "released", TenantID: ten}))
+	require.NoError(t, index.LogAssociation(ctx, db.App, index.Association{Association: "b1", CallingAE: "PANO_B", CalledAE: "MOLAR", Opened: now, Outcome: "released", TenantID: other.ID}))
+	require.Equal(t, []string{"PANO_A"}, titles(ten))
+	require.Equal(t, []string{"PANO_B"}, titles(other.ID))
+	require.Equal(t, []string{"a1"}, logged(ten))
+	require.Equal(t, []string{"b1"}, logged(other.ID))
+
+	// A cannot take over, redirect or remove B's AE, with or without replace.
+	for _, replace := range []bool{false, true} {
+		err := index.AddAEOf(ctx, db.App, index.AE{Title: "PANO_B", Host: "attacker", Port: 104, Permissions: []string{"echo", "store"}, TenantID: ten}, replace)
+		require.ErrorIs(t, err, index.ErrExists, "replace=%v", replace)
+	}
+	require.ErrorIs(t, index.RemoveAEOf(ctx, db.App, ten, "PANO_B"), index.ErrNotFound)
+	_, err = index.GetAEOf(ctx, db.App, ten, "PANO_B")
+	require.ErrorIs(t, err, index.ErrNotFound)
+	b, err := index.GetAE(ctx, db.App, "PANO_B")
+	require.NoError(t, err)
+	require.Equal(t, other.ID, b.TenantID)
+	require.Equal(t, "b", b.Host)
+
+	// Its own AE it may change and remove.
+	require.NoError(t, index.AddAEOf(ctx, db.App, index.AE{Title: "PANO_A", Host: "a2", Port: 105, TenantID: ten}, true))
+	a, err := index.GetAEOf(ctx, db.App, ten, "PANO_A")
+	require.NoError(t, err)
+	require.Equal(t, "a2:105", a.Addr())
+	require.NoError(t, index.RemoveAEOf(ctx, db.App, ten, "PANO_A"))
+	require.ErrorIs(t, index.AddAEOf(ctx, db.App, index.AE{Title: "X", Host: "h", Port: 1}, false), index.ErrInvalid, "no municipality")
+}

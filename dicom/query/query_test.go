@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/query"
@@ -73,4 +74,35 @@ func TestMatcher(t *testing.T) {
 	require.NotNil(t, resp)
 	require.Equal(t, "1.3.1.1", resp.UID(header.TagSOPInstanceUID))
 	require.Equal(t, "Vendor 3", resp.Get(header.NewTag(0x0008, 0x0070)))
+}
+
+// A C-MOVE destination must be an AE of the caller's municipality.
+func TestMoveDestinationOfCallersMunicipality(t *testing.T) {
+	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	ctx := context.Background()
+	a, err := auth.CreateTenant(ctx, db.Admin, "0101", "A")
+	require.NoError(t, err)
+	b, err := auth.CreateTenant(ctx, db.Admin, "0202", "B")
+	require.NoError(t, err)
+	require.NoError(t, index.AddAE(ctx, db.App, index.AE{Title: "VIEW_A", Host: "10.0.0.1", Port: 104, TenantID: a.ID}, false))
+	require.NoError(t, index.AddAE(ctx, db.App, index.AE{Title: "VIEW_B", Host: "10.0.0.2", Port: 104, TenantID: b.ID}, false))
+	s := &query.Service{DB: db.App, Tenant: func(*dimse.AssociationInfo) (int64, error) { return a.ID, nil }}
+	for _, tc := range []struct {
+		title string
+		addr  string
+		err   error
+	}{
+		{"VIEW_A", "10.0.0.1:104", nil},
+		{" VIEW_A ", "10.0.0.1:104", nil},
+		{"VIEW_B", "", dimse.ErrUnknownDestination},
+		{"NOBODY", "", dimse.ErrUnknownDestination},
+	} {
+		d, err := s.Destination(ctx, &dimse.QueryRequest{}, tc.title)
+		if tc.err != nil {
+			require.ErrorIs(t, err, tc.err, tc.title)
+			continue
+		}
+		require.NoError(t, err, tc.title)
+		require.Equal(t, tc.addr, d.Addr)
+	}
 }

@@ -198,13 +198,19 @@ type readCloser struct {
 }
 
 // Destination implements dimse.MoveHandler: the move destination must be a
-// registered AE; sub-operations go to its host and port.
+// registered AE of the caller's municipality (no AE moves one
+// municipality's images to another's devices); sub-operations go to its
+// host and port.
 func (s *Service) Destination(ctx context.Context, req *dimse.QueryRequest, aeTitle string) (dimse.Destination, error) {
 	q, ok := s.DB.(index.Querier)
 	if !ok {
 		return dimse.Destination{}, dimse.Fail(dimse.StatusOutOfResourcesSubOps, "no AE registry", nil)
 	}
-	ae, err := index.GetAE(ctx, q, strings.TrimSpace(aeTitle))
+	tenant, err := s.Tenant(req.Assoc)
+	if err != nil {
+		return dimse.Destination{}, dimse.Fail(dimse.StatusOutOfResourcesSubOps, "no municipality for this AE", err)
+	}
+	ae, err := index.GetAEOf(ctx, q, tenant, strings.TrimSpace(aeTitle))
 	if errors.Is(err, index.ErrNotFound) {
 		return dimse.Destination{}, dimse.ErrUnknownDestination
 	}

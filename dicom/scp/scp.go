@@ -191,7 +191,8 @@ func LogAssociations(h dimse.Hooks, q index.Querier, log *slog.Logger) dimse.Hoo
 		c, _ := info.Value.(Caller)
 		write(index.Association{Association: info.ID, CallingAE: info.CallingAE, CalledAE: info.CalledAE, Peer: peer(info.RemoteAddr),
 			KnownAE: c.Known, Opened: info.Opened, Closed: time.Now(), Outcome: reason, Requests: st.Requests, Stored: st.Stores,
-			Failed: st.StoreFailures, BytesIn: st.BytesIn, BytesOut: st.BytesOut, Implementation: info.ImplementationVersionName})
+			Failed: st.StoreFailures, BytesIn: st.BytesIn, BytesOut: st.BytesOut, Implementation: info.ImplementationVersionName,
+			TenantID: c.TenantID})
 	}
 	return h
 }

@@ -257,10 +257,7 @@ func (h *Handler) handleSend(w http.ResponseWriter, r *http.Request) {
 	var ae index.AE
 	_, insts, err := h.study(r.Context(), chi.URLParam(r, "study"), exportEvent(false, title), func(tx pgx.Tx) error {
 		var err error
-		if ae, err = index.GetAE(r.Context(), tx, title); err != nil {
-			return fmt.Errorf("%w: ukendt modtager %s", errBadRequest, title)
-		}
-		if ae.TenantID != 0 && ae.TenantID != p.TenantID {
+		if ae, err = index.GetAEOf(r.Context(), tx, p.TenantID, title); err != nil {
 			return fmt.Errorf("%w: ukendt modtager %s", errBadRequest, title)
 		}
 		if !ae.Can(index.PermMove) {
