@@ -493,7 +493,7 @@ func (s *Service) Overview(ctx context.Context, p *auth.Principal, personID int6
 	}
 	imgs, err := s.images().ImagesForPerson(ctx, p.TenantID, personID)
 	if err != nil {
-		s.Logger.WarnContext(ctx, "journal: images unavailable", "person_id", personID, "err", err)
+		s.Logger.WarnContext(ctx, "journal: images unavailable", "err", err)
 	}
 	ov.Images = imgs
 	return &ov, nil
@@ -588,7 +588,7 @@ func (s *Service) Tooth(ctx context.Context, p *auth.Principal, personID int64, 
 	}
 	imgs, err := s.images().ImagesForTooth(ctx, p.TenantID, personID, tooth)
 	if err != nil {
-		s.Logger.WarnContext(ctx, "journal: images unavailable", "person_id", personID, "err", err)
+		s.Logger.WarnContext(ctx, "journal: images unavailable", "err", err)
 	}
 	tv.Images = imgs
 	return &tv, nil

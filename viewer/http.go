@@ -224,8 +224,19 @@ func (v *Viewer) handleFind(w http.ResponseWriter, r *http.Request) {
 				}
 				found[i].InCare = d.Allowed && d.Basis != auth.BasisBreakGlass
 			}
-			return audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionSearch, Object: "viewer.search/1",
-				Detail: map[string]any{"kind": kind, "results": len(found)}})
+			// Each person found is named in the log (their access log shows
+			// who looked them up); a search that found nobody is logged too.
+			ev := audit.Event{Action: audit.ActionSearch, Object: "viewer.search/1", Detail: map[string]any{"kind": kind, "results": len(found)}}
+			if len(found) == 0 {
+				return audit.Record(r.Context(), tx, ev)
+			}
+			for _, f := range found {
+				ev.PersonID = f.ID
+				if err := audit.Record(r.Context(), tx, ev); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			v.fail(w, r, err)

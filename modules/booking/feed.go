@@ -139,8 +139,23 @@ func (m *Module) FeedCalendar(ctx context.Context, token string) ([]byte, error)
 			events = append(events, Event{UID: eventUID(a.ID, host), Sequence: a.Version, Start: a.Start, End: a.End,
 				Summary: "Aftale – " + a.UnitName, Location: a.Place(res), Cancelled: !a.Active()})
 		}
-		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionRead, PersonID: *personID, Object: "booking.feed",
-			Detail: map[string]any{"count": len(as)}})
+		// The feed shows the parent's appointments and those of the
+		// children in their custody: the access log of each person whose
+		// appointments it shows says so (the parent's always).
+		count := map[int64]int{}
+		for _, a := range as {
+			count[a.PersonID]++
+		}
+		for i, id := range persons {
+			if i > 0 && count[id] == 0 {
+				continue // a child without appointments: nothing of theirs was shown
+			}
+			if err := audit.Record(ctx, tx, audit.Event{Action: audit.ActionRead, PersonID: id, Object: "booking.feed",
+				Detail: map[string]any{"count": count[id]}}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("booking: feed: %w", err)

@@ -76,8 +76,20 @@ func (m *Module) DueRecalls(ctx context.Context, p *auth.Principal, unitID int64
 			}
 			out = append(out, RecallEntry{Due: d, GivenName: person.GivenName, FamilyName: person.FamilyName, Invited: invited})
 		}
-		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionSearch, Object: "booking.recall",
-			Detail: map[string]any{"unit_id": unitID, "count": len(out)}})
+		// The list shows each child's recall date, which comes from their
+		// journal: each child listed is logged by name, as the journal's
+		// own recall list does; an empty list is logged once.
+		ev := audit.Event{Action: audit.ActionSearch, Object: "booking.recall", Detail: map[string]any{"unit_id": unitID, "count": len(out)}}
+		if len(out) == 0 {
+			return audit.Record(ctx, tx, ev)
+		}
+		for _, e := range out {
+			ev.PersonID = e.PersonID
+			if err := audit.Record(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -167,6 +167,10 @@ func TestInvitationsFromRecallList(t *testing.T) {
 	list, err = f.m.DueRecalls(f.ctx(f.dentist), f.dentist, f.clinic, day(2026, 4, 1))
 	require.NoError(t, err)
 	require.Len(t, list, 2)
+	// Each child listed is in their access log; the one not due yet is not.
+	require.Equal(t, 1, f.auditRows(f.child, audit.ActionSearch, "booking.recall"))
+	require.Equal(t, 1, f.auditRows(f.otherChild, audit.ActionSearch, "booking.recall"))
+	require.Zero(t, f.auditRows(f.teen15, audit.ActionSearch, "booking.recall"))
 	_, err = f.m.DueRecalls(f.ctx(f.parent), f.parent, f.clinic, day(2026, 4, 1))
 	require.ErrorIs(t, err, booking.ErrForbidden)
 
@@ -253,6 +257,11 @@ func TestCalendarFeed(t *testing.T) {
 		require.NotContains(t, string(body), bad, "times and places only")
 	}
 	require.Contains(t, string(body), "LOCATION:Tandplejen Testby\\, Stol 1")
+	// The child's access log shows the feed that showed their appointment;
+	// the 15-year-old's (not in the feed) does not.
+	require.Equal(t, 1, f.auditRows(f.child, audit.ActionRead, "booking.feed"))
+	require.Equal(t, 1, f.auditRows(f.parent.PersonID, audit.ActionRead, "booking.feed"))
+	require.Zero(t, f.auditRows(f.teen15, audit.ActionRead, "booking.feed"))
 
 	// A new link revokes the old one; revoking ends it.
 	token2, err := f.m.CreateFeed(f.ctx(f.parent), f.parent)
