@@ -219,3 +219,39 @@ func TestReconciliationNeedsAccess(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestUnmatchedStudyOnlyForReconcilers: a study not linked to a person has
+// no care relation to check and its Patient ID is often a CPR number, so
+// only staff who reconcile studies read it (QIDO, WADO, archive); a dental
+// assistant (dicom.read, not reconcile) does not even find it.
+func TestUnmatchedStudyOnlyForReconcilers(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	in := dicomtest.Instance{PatientID: "LOCAL-2", PatientName: "Ukendt^Barn", StudyUID: dicomtest.Root + ".71", SeriesUID: dicomtest.Root + ".71.1",
+		SOPUID: dicomtest.Root + ".71.1.1", InstanceNumber: 1}
+	file := in.File(t)
+	_, err := ts.ingester.Ingest(ctx, ingest.Source{TenantID: ts.demo.TenantID, AE: "PANO1", Part10: true, Size: int64(len(file))}, bytes.NewReader(file))
+	require.NoError(t, err)
+
+	study := ts.URL + "/dicomweb/studies/" + in.StudyUID
+	for _, tc := range []struct {
+		login string
+		sees  bool
+	}{
+		{dentistLogin(t, ts), true},
+		{"klinikassistent", false},
+	} {
+		c, _ := ts.login(t, tc.login)
+		st, res, _ := qido(t, c, ts.URL+"/dicomweb/studies?PatientID=LOCAL-2")
+		require.Equal(t, map[bool]int{true: http.StatusOK, false: http.StatusNoContent}[tc.sees], st, tc.login)
+		require.Len(t, res, map[bool]int{true: 1, false: 0}[tc.sees], tc.login)
+		want := map[bool]int{true: http.StatusOK, false: http.StatusForbidden}[tc.sees]
+		resp, body := doReq(t, c, "GET", study+"/metadata", "application/dicom+json", nil, nil)
+		require.Equal(t, want, resp.StatusCode, "%s: metadata", tc.login)
+		if !tc.sees {
+			require.NotContains(t, string(body), "Ukendt")
+		}
+		resp, _ = doReq(t, c, "GET", ts.URL+"/dicom/studies/"+in.StudyUID+"/archive", "", nil, nil)
+		require.Equal(t, want, resp.StatusCode, "%s: archive", tc.login)
+	}
+}

@@ -34,6 +34,21 @@ import (
 // Perm allows reconciling studies.
 const Perm = "dicom.reconcile"
 
+// ErrUnmatched: the study is not linked to a person and the caller does
+// not reconcile studies.
+var ErrUnmatched = fmt.Errorf("dicom: a study not matched to a person is for those who reconcile: %w", auth.ErrForbidden)
+
+// CheckUnmatched is the access rule of a study not (yet) linked to a
+// person: there is no care relation to check, and its Patient ID is often
+// a CPR number, so only those who reconcile studies (Perm) read it, until
+// it is linked; after that the person's access rules apply.
+func CheckUnmatched(p *auth.Principal) error {
+	if !p.Can(Perm) {
+		return ErrUnmatched
+	}
+	return nil
+}
+
 // Roles granted Perm by default.
 var Roles = []string{auth.RoleClinicAdmin, auth.RoleDentist}
 

@@ -44,6 +44,7 @@ import (
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/media"
 	"github.com/molar-health/molar/dicom/query"
+	"github.com/molar-health/molar/dicom/reconcile"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/postgres"
@@ -154,6 +155,8 @@ func (h *Handler) study(ctx context.Context, studyUID string, ev func(index.Stud
 				return err
 			}
 			reason = d.Reason
+		} else if err := reconcile.CheckUnmatched(p); err != nil {
+			return err
 		}
 		if also != nil {
 			if err := also(tx); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/query"
+	"github.com/molar-health/molar/dicom/reconcile"
 	"github.com/molar-health/molar/storage/postgres"
 )
 
@@ -164,7 +165,7 @@ func (s *Service) qido(level query.Level) http.HandlerFunc {
 					if err != nil {
 						return err
 					}
-					sa = studyAccess{ok: true, person: st.PersonID, uid: st.StudyInstanceUID}
+					sa = studyAccess{ok: reconcile.CheckUnmatched(p) == nil, person: st.PersonID, uid: st.StudyInstanceUID}
 					if st.PersonID != 0 {
 						d, err := s.Auth.Access(r.Context(), tx, p, st.PersonID)
 						if err != nil {

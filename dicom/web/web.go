@@ -27,6 +27,7 @@ import (
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/dicom/reconcile"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/postgres"
 	vweb "github.com/molar-health/molar/viewer/web"
@@ -193,6 +194,8 @@ func (s *Service) resolve(ctx context.Context, r *http.Request, action audit.Act
 				return err
 			}
 			reason = d.Reason
+		} else if err := reconcile.CheckUnmatched(p); err != nil {
+			return err
 		}
 		switch {
 		case instUID != "":
