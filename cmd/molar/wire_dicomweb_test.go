@@ -415,3 +415,59 @@ func TestDICOMwebCORSAnyOriginWithoutCredentials(t *testing.T) {
 	require.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Credentials"), "a wildcard never lets the browser send credentials")
 }
+
+// TestSTOWNotStoredWithoutAudit: an instance whose audit row cannot be
+// written is not reported as stored (the client sends it again); the
+// resend, once the audit log works, is stored and audited.
+func TestSTOWNotStoredWithoutAudit(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	admin := failInstanceAudits(t, ts)
+
+	c, _ := ts.login(t, "tandlaege")
+	file := testFile(t, "MR_small_RLE.dcm")
+	stow := func() (int, map[string]map[string]any) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		part, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+		_, _ = part.Write(file)
+		_ = mw.Close()
+		resp, body := doReq(t, c, "POST", ts.URL+"/dicomweb/studies", "application/dicom+json", &buf, map[string]string{
+			"Content-Type": `multipart/related; type="application/dicom"; boundary=` + mw.Boundary(),
+			"X-CSRF-Token": csrfOf(t, ts, c), "Origin": ts.URL,
+		})
+		var out map[string]map[string]any
+		require.NoError(t, json.Unmarshal(body, &out), string(body))
+		return resp.StatusCode, out
+	}
+	st, out := stow()
+	require.Equal(t, http.StatusConflict, st)
+	require.Nil(t, out["00081199"], "nothing reported stored")
+	reason := out["00081198"]["Value"].([]any)[0].(map[string]any)["00081197"].(map[string]any)["Value"].([]any)[0]
+	require.EqualValues(t, 0x0110, reason)
+
+	_, err := admin.Exec(ctx, `DROP TRIGGER fail_audit ON audit.event`)
+	require.NoError(t, err)
+	st, out = stow()
+	require.Equal(t, http.StatusOK, st)
+	require.Len(t, out["00081199"]["Value"], 1)
+	var n int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'create' AND object LIKE 'dicom.instance/%'`).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+// failInstanceAudits makes every audit row of a stored instance fail to
+// insert (a trigger, dropped by the caller through the returned superuser
+// connection to let them through again).
+func failInstanceAudits(t *testing.T, ts *testServer) *pgx.Conn {
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, ts.cfg.DatabaseURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { admin.Close(ctx) })
+	_, err = admin.Exec(ctx, `CREATE FUNCTION public.fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit log unavailable (test)'; END $$;
+		CREATE TRIGGER fail_audit BEFORE INSERT ON audit.event FOR EACH ROW
+		WHEN (NEW.action = 'create' AND NEW.object LIKE 'dicom.instance/%') EXECUTE FUNCTION public.fail_audit()`)
+	require.NoError(t, err)
+	return admin
+}

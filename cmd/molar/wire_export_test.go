@@ -501,3 +501,27 @@ func TestDeleteStudyAndInstance(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestUploadNotStoredWithoutAudit: a file stored by an upload whose audit
+// row cannot be written is reported as not stored, with the reason.
+func TestUploadNotStoredWithoutAudit(t *testing.T) {
+	ts := newTestServer(t, nil)
+	withIngester(t, ts)
+	failInstanceAudits(t, ts)
+	c, csrf := ts.login(t, "tandlaege")
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, err := mw.CreateFormFile("file", "a.dcm")
+	require.NoError(t, err)
+	in := dicomtest.Instance{PatientID: "LOCAL-9", PatientName: "Test^Upload", StudyUID: dicomtest.Root + ".86", SeriesUID: dicomtest.Root + ".86.1",
+		SOPUID: dicomtest.Root + ".86.1.1", InstanceNumber: 1}
+	_, _ = fw.Write(in.File(t))
+	require.NoError(t, mw.Close())
+	code, body := doForm(t, c, ts, "POST", ts.URL+"/dicom/upload", csrf, &buf, mw.FormDataContentType())
+	require.Equal(t, http.StatusUnprocessableEntity, code, string(body))
+	var res map[string]any
+	require.NoError(t, json.Unmarshal(body, &res))
+	require.Equal(t, float64(0), res["stored"], res)
+	require.Equal(t, float64(1), res["rejected"], res)
+	require.Contains(t, string(body), "revisionsloggen")
+}

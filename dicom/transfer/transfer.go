@@ -469,6 +469,17 @@ func (h *Handler) handleUpload(w http.ResponseWriter, r *http.Request) {
 	counts := map[media.Outcome]int{}
 	for _, e := range entries {
 		im.Import(ctx, e, func(fr media.FileResult) {
+			if fr.Outcome == media.Stored {
+				err := postgres.InTenant(ctx, h.Pool, p.TenantID, func(tx pgx.Tx) error {
+					return audit.Record(ctx, tx, audit.Event{Action: audit.ActionCreate, PersonID: fr.Result.PersonID,
+						Object: fmt.Sprintf("dicom.instance/%d", fr.Result.InstanceID)})
+				})
+				if err != nil {
+					// Stored, but never reported as stored without its audit row.
+					h.log().ErrorContext(ctx, "upload: audit", "err", err)
+					fr.Outcome, fr.Reason = media.Rejected, "gemt, men revisionsloggen kunne ikke skrives: kontakt systemadministratoren"
+				}
+			}
 			counts[fr.Outcome]++
 			u := uploaded{Name: fr.Name, Outcome: string(fr.Outcome), Reason: fr.Reason,
 				StudyUID: fr.Result.StudyInstanceUID, SOPInstanceUID: fr.Result.SOPInstanceUID}
@@ -476,16 +487,6 @@ func (h *Handler) handleUpload(w http.ResponseWriter, r *http.Request) {
 				u.Reason = oneLine(fr.Reason)
 			}
 			out = append(out, u)
-			if fr.Outcome != media.Stored {
-				return
-			}
-			err := postgres.InTenant(ctx, h.Pool, p.TenantID, func(tx pgx.Tx) error {
-				return audit.Record(ctx, tx, audit.Event{Action: audit.ActionCreate, PersonID: fr.Result.PersonID,
-					Object: fmt.Sprintf("dicom.instance/%d", fr.Result.InstanceID)})
-			})
-			if err != nil {
-				h.log().ErrorContext(ctx, "upload: audit", "err", err)
-			}
 		})
 	}
 	status := http.StatusOK

@@ -72,7 +72,11 @@ func (s *Service) handleSTOW(w http.ResponseWriter, r *http.Request) {
 				Object: fmt.Sprintf("dicom.instance/%d", res.InstanceID)})
 		})
 		if err != nil {
+			// Stored but not audited: not reported as stored, so the client
+			// sends it again; the resend (identical) is audited then.
 			s.Log.ErrorContext(r.Context(), "stow: audit", "err", err)
+			failed = append(failed, failure(res.SOPClassUID, res.SOPInstanceUID, 0x0110, "the audit log could not be written; send the instance again"))
+			continue
 		}
 		stored = append(stored, map[string]any{
 			"00081150": map[string]any{"vr": "UI", "Value": []string{res.SOPClassUID}},
