@@ -126,6 +126,12 @@ type conn struct {
 	idle         time.Duration
 	writeTimeout time.Duration
 
+	// idleMu guards busy and the idle read deadline.
+	idleMu sync.Mutex
+	// busy counts operations we perform for the peer (acceptor side); the
+	// idle timeout is suspended while any runs.
+	busy int
+
 	// reader state; one reader at a time
 	pduLeft uint32
 	pdvLeft uint32
@@ -245,6 +251,39 @@ func (c *conn) readPDUHeader(timeout time.Duration) (byte, uint32, error) {
 	return h[0], binary.BigEndian.Uint32(h[2:]), nil
 }
 
+// armIdle sets the read deadline for the next PDU: the idle timeout, or
+// none while operations we perform for the peer are in progress: the peer
+// then waits silently for their responses, and a C-MOVE may well outlast
+// any idle timeout.
+func (c *conn) armIdle() {
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
+	switch {
+	case c.busy > 0:
+		_ = c.nc.SetReadDeadline(time.Time{})
+	case c.idle > 0:
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+	}
+}
+
+// beginOp marks an operation in progress (see armIdle).
+func (c *conn) beginOp() {
+	c.idleMu.Lock()
+	c.busy++
+	c.idleMu.Unlock()
+}
+
+// endOp ends an operation; after the last one the idle timeout runs again,
+// counted from now (the reader may be blocked without a deadline).
+func (c *conn) endOp() {
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
+	c.busy--
+	if c.busy == 0 && c.idle > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+	}
+}
+
 func (c *conn) readErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
@@ -281,7 +320,8 @@ func (c *conn) readPDUBody(typ byte, length uint32) (PDU, error) {
 // needed. Release and abort PDUs are returned as errors.
 func (c *conn) nextPDV() error {
 	for c.pduLeft == 0 {
-		typ, length, err := c.readPDUHeader(c.idle)
+		c.armIdle()
+		typ, length, err := c.readPDUHeader(0)
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,7 @@ func (a *serverAssoc) runRetrieve(ctx context.Context, op *runningOp, pc *Presen
 		f := *rsp
 		f.Status, f.ErrorComment, f.SubOps = st, comment, counts
 		a.hook(name, st, start, 0)
+		op.finish()
 		if len(failed) == 0 {
 			return a.respond(pc, &f)
 		}
@@ -307,11 +308,24 @@ func (g *getSender) send(ctx context.Context, inst Instance) (Status, error) {
 		a.c.abort(AbortSourceServiceProvider, AbortReasonNotSpecified)
 		return StatusProcessingFailure, err
 	}
-	// Wait for the response even after C-CANCEL: it is in flight.
+	// Wait for the response even after C-CANCEL: it is in flight. The idle
+	// timeout is suspended while the C-GET runs, so it bounds this wait
+	// instead: a requestor that never answers must not hold the association.
+	var expired <-chan time.Time
+	if idle := a.c.idle; idle > 0 {
+		t := time.NewTimer(idle)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case r := <-ch:
 		return r.Status, nil
 	case <-a.ctx.Done():
 		return StatusProcessingFailure, a.ctx.Err()
+	case <-expired:
+		a.log.Info("no C-STORE-RSP to a C-GET sub-operation within the idle timeout, aborting")
+		a.closeReason.CompareAndSwap(nil, ptr("idle-timeout"))
+		a.c.abort(AbortSourceServiceProvider, AbortReasonNotSpecified)
+		return StatusProcessingFailure, fmt.Errorf("dimse: no C-STORE-RSP within %v", a.c.idle)
 	}
 }

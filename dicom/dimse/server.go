@@ -223,6 +223,10 @@ type serverAssoc struct {
 type runningOp struct {
 	cancel   context.CancelFunc
 	canceled atomic.Bool
+	// finish removes the operation from those in progress; it runs before
+	// the final response is sent (the requestor may send its next request
+	// as soon as it has it) and is idempotent.
+	finish func()
 }
 
 func (s *Server) serveConn(nc net.Conn) {
@@ -285,6 +289,9 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	c.setState(Sta6Established)
+	// The ARTIM deadline no longer applies; the idle timeout (if any) is
+	// armed before each PDU.
+	_ = nc.SetReadDeadline(time.Time{})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &serverAssoc{s: s, c: c, info: info, log: log, ctx: ctx, cancel: cancel,
@@ -732,14 +739,19 @@ func (a *serverAssoc) startQuery(m *message, rsp *Command) error {
 	}
 	a.ops[cmd.MessageID] = op
 	a.mu.Unlock()
+	a.c.beginOp()
+	op.finish = sync.OnceFunc(func() {
+		a.mu.Lock()
+		delete(a.ops, cmd.MessageID)
+		a.mu.Unlock()
+		a.c.endOp()
+	})
 	a.opsWG.Add(1)
 	go func() {
 		defer a.opsWG.Done()
 		defer func() {
 			cancel()
-			a.mu.Lock()
-			delete(a.ops, cmd.MessageID)
-			a.mu.Unlock()
+			op.finish()
 		}()
 		var err error
 		switch cmd.CommandField {
@@ -760,6 +772,7 @@ func (a *serverAssoc) runFind(ctx context.Context, op *runningOp, pc *Presentati
 	start := time.Now()
 	if a.info.Services&ServiceFind == 0 {
 		rsp.Status = StatusNotAuthorized
+		op.finish()
 		return a.respond(pc, rsp)
 	}
 	matches := 0
@@ -804,5 +817,6 @@ func (a *serverAssoc) runFind(ctx context.Context, op *runningOp, pc *Presentati
 	}
 	a.log.Debug("C-FIND", "status", final.Status.String(), "matches", matches)
 	a.hook("C-FIND", final.Status, start, 0)
+	op.finish()
 	return a.respond(pc, &final)
 }
