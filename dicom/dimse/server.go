@@ -31,6 +31,10 @@ const (
 	DefaultWriteTimeout   = 2 * time.Minute
 	DefaultMaxIdentifier  = 1 << 20
 	defaultMaxAssociation = 256
+	// asyncOpsWindow is the asynchronous operations window we grant (PS3.7
+	// D.3.3.3): one operation invoked and performed at a time, as when the
+	// window is not negotiated.
+	asyncOpsWindow = 1
 )
 
 // Server is a DICOM SCP. Configure the fields, then call Serve. Zero values
@@ -431,7 +435,7 @@ func (s *Server) negotiate(c *conn, rq *AssociateRQ) (*AssociateAC, *AssociateRJ
 		}
 	}
 	if ui.AsyncOps != nil {
-		ac.UserInfo.AsyncOps = &AsyncOps{MaxInvoked: 1, MaxPerformed: 1}
+		ac.UserInfo.AsyncOps = &AsyncOps{MaxInvoked: asyncOpsWindow, MaxPerformed: asyncOpsWindow}
 	}
 	if id := ui.UserIdentity; id != nil && id.PositiveResponseRequested {
 		resp := dec.UserIdentityResponse
@@ -737,6 +741,11 @@ func (a *serverAssoc) startQuery(m *message, rsp *Command) error {
 		rsp.Status = StatusDuplicateInvocation
 		return a.respond(pc, rsp)
 	}
+	if len(a.ops) >= asyncOpsWindow {
+		a.mu.Unlock()
+		cancel()
+		return a.refuseBeyondWindow(pc, rsp)
+	}
 	a.ops[cmd.MessageID] = op
 	a.mu.Unlock()
 	a.c.beginOp()
@@ -766,6 +775,26 @@ func (a *serverAssoc) startQuery(m *message, rsp *Command) error {
 		}
 	}()
 	return nil
+}
+
+// refuseBeyondWindow answers a request sent while the negotiated window is
+// full. PS3.7 prescribes no behaviour for a requestor that exceeds the
+// window; it is refused with the service's "refused: out of resources"
+// status, without starting a handler, and the association stays usable.
+func (a *serverAssoc) refuseBeyondWindow(pc *PresentationContext, rsp *Command) error {
+	start := time.Now()
+	name := "C-FIND"
+	rsp.Status = StatusOutOfResources
+	switch rsp.CommandField {
+	case CMoveRSP:
+		name, rsp.Status = "C-MOVE", StatusOutOfResourcesMatches
+	case CGetRSP:
+		name, rsp.Status = "C-GET", StatusOutOfResourcesMatches
+	}
+	rsp.ErrorComment = "asynchronous operations window exceeded"
+	a.log.Info("request beyond the asynchronous operations window refused", "command", name, "id", rsp.MessageIDBeingRespondedTo, "window", asyncOpsWindow)
+	a.hook(name, rsp.Status, start, 0)
+	return a.respond(pc, rsp)
 }
 
 func (a *serverAssoc) runFind(ctx context.Context, op *runningOp, pc *PresentationContext, req *QueryRequest, rsp *Command) error {
