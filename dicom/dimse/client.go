@@ -182,6 +182,7 @@ func NewAssociation(ctx context.Context, nc net.Conn, opts DialOptions) (*Associ
 			c.contexts[r.ID] = pc
 		}
 		c.setState(Sta6Established)
+		c.growReadBuffer()
 		a.info = &AssociationInfo{ID: c.id, CallingAE: opts.CallingAE, CalledAE: opts.CalledAE, RemoteAddr: nc.RemoteAddr(),
 			ImplementationClassUID: v.UserInfo.ImplementationClassUID, ImplementationVersionName: v.UserInfo.ImplementationVersionName,
 			PeerMaxPDULength: v.UserInfo.MaxPDULength, Services: ServicesAll, Opened: time.Now()}

@@ -2,6 +2,7 @@ package dimse
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -113,6 +114,7 @@ func (pc *PresentationContext) Accepted() bool { return pc.Result == ResultAccep
 // acceptor (server) and requestor (client) sides.
 type conn struct {
 	nc        net.Conn
+	src       io.Reader // nc, counting bytes in
 	br        *bufio.Reader
 	wmu       sync.Mutex
 	id        string
@@ -148,13 +150,36 @@ type conn struct {
 
 func newConn(nc net.Conn, log *slog.Logger, requestor bool) *conn {
 	c := &conn{nc: nc, id: newID(), requestor: requestor}
-	c.br = bufio.NewReaderSize(&countingReader{r: nc, n: &c.bytesIn}, 64<<10)
+	c.src = &countingReader{r: nc, n: &c.bytesIn}
+	// Small until the association is established (growReadBuffer): a
+	// connection that has not associated yet should cost little memory.
+	c.br = bufio.NewReaderSize(c.src, negotiationBufferSize)
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.log = log.With("assoc", c.id)
 	c.state.Store(int32(Sta1Idle))
 	return c
+}
+
+// Read buffer sizes: during negotiation, and in data transfer.
+const (
+	negotiationBufferSize = 4 << 10
+	dataBufferSize        = 64 << 10
+)
+
+// growReadBuffer switches to the data transfer read buffer once the
+// association is established, keeping bytes already buffered.
+func (c *conn) growReadBuffer() {
+	if c.br.Size() >= dataBufferSize {
+		return
+	}
+	r := c.src
+	if n := c.br.Buffered(); n > 0 {
+		b, _ := c.br.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), c.src)
+	}
+	c.br = bufio.NewReaderSize(r, dataBufferSize)
 }
 
 type countingReader struct {
@@ -305,8 +330,8 @@ func (c *conn) readPDUBody(typ byte, length uint32) (PDU, error) {
 	if length > MaxAssociatePDULength {
 		return nil, protoErr(AbortReasonInvalidParameter, "PDU type 0x%02x length %d too large", typ, length)
 	}
-	body := make([]byte, length)
-	if _, err := io.ReadFull(c.br, body); err != nil {
+	body, err := readBody(c.br, length)
+	if err != nil {
 		return nil, c.readErr(err)
 	}
 	p, err := DecodePDU(typ, body)

@@ -54,7 +54,9 @@
 // not accept the stored transfer syntax, Server.Transcode is asked; without
 // it the sub-operation fails with a clear reason in the log.
 //
-// Limits: MaxAssociations (transient rejection beyond), MaxPDULength (what
+// Limits: MaxAssociations (transient rejection beyond),
+// MaxPendingAssociations (connections not yet associated; closed beyond, and
+// request bodies are allocated as they arrive), MaxPDULength (what
 // we advertise; we fragment to the peer's), ARTIMTimeout (silent peers, close
 // after release/reject), IdleTimeout (aborts stalled associations, also
 // mid-data-set), MaxIdentifierLength. Bad input never panics: malformed or

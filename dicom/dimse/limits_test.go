@@ -1,10 +1,18 @@
 package dimse
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -74,4 +82,72 @@ func TestRequestsBeyondOperationsWindowRefused(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, StatusSuccess, st)
 	}
+}
+
+// Connections that announce the largest A-ASSOCIATE-RQ and then send nothing
+// pin little memory: bodies are allocated as they arrive, and connections
+// beyond MaxPendingAssociations are closed at once. Once they go, the server
+// associates as usual.
+func TestHeaderOnlyConnectionsPinLittleMemory(t *testing.T) {
+	const conns = 300
+	cases := []struct {
+		name       string
+		maxPending int
+		wantServed int
+	}{
+		{"default bound", 0, defaultMaxPending},
+		{"all served", 1000, conns}, // the bodies alone must stay small
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{ARTIMTimeout: time.Minute, MaxPendingAssociations: tc.maxPending}
+			addr := startServer(t, s)
+			var ms runtimeMemStats
+			runtime.GC()
+			base := ms.heapInUse()
+
+			var closedByServer atomic.Int32
+			var open []net.Conn
+			for i := 0; i < conns; i++ {
+				c := rawDial(t, addr)
+				open = append(open, c)
+				hdr := binary.BigEndian.AppendUint32([]byte{TypeAssociateRQ, 0}, MaxAssociatePDULength)
+				_, _ = c.Write(append(hdr, 0, 1))
+				go func() {
+					if _, err := io.Copy(io.Discard, c); err == nil || errors.Is(err, syscall.ECONNRESET) {
+						closedByServer.Add(1)
+					}
+				}()
+			}
+			// Every connection is either closed by the server or being served.
+			require.Eventually(t, func() bool { return int(closedByServer.Load())+int(s.conns.Load()) == conns }, 10*time.Second, 10*time.Millisecond)
+			runtime.GC()
+			growth := int64(ms.heapInUse()) - int64(base)
+			t.Logf("%d connections: %d served, heap in use grew by %d KiB", conns, s.conns.Load(), growth>>10)
+			assert.Equal(t, tc.wantServed, int(s.conns.Load()))
+			assert.Less(t, growth, int64(16<<20), "heap grew by %d MiB", growth>>20) // was 96 MiB with 256 KiB allocated per header
+
+			for _, c := range open {
+				_ = c.Close()
+			}
+			require.Eventually(t, func() bool { return s.pending.Load() == 0 }, 5*time.Second, 10*time.Millisecond)
+			echoWorks(t, addr)
+		})
+	}
+}
+
+func TestReadBodyAllocatesAsBytesArrive(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 20_000) // 320,000 bytes
+	for _, n := range []int{0, 1, 4095, 4096, 4097, 100_000, len(data)} {
+		got, err := readBody(iotest.OneByteReader(bytes.NewReader(data)), uint32(n))
+		require.NoError(t, err, "length %d", n)
+		assert.Equal(t, data[:n], got, "length %d", n)
+		assert.LessOrEqual(t, cap(got), max(n, 4096)*2, "length %d", n)
+	}
+	for _, n := range []int{1, 4096, 10_000} {
+		_, err := readBody(bytes.NewReader(data[:n-1]), uint32(n))
+		assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "short body of %d", n)
+	}
+	_, err := readBody(iotest.ErrReader(io.ErrClosedPipe), 10)
+	assert.ErrorIs(t, err, io.ErrClosedPipe)
 }

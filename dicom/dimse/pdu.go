@@ -386,7 +386,8 @@ func boolByte(v bool) byte {
 // ---- decoding ----
 
 // ReadPDU reads one complete PDU. Bodies longer than maxLength are refused
-// before anything is allocated (0 = MaxAssociatePDULength for every type).
+// before anything is allocated, and shorter ones are allocated as they
+// arrive (0 = MaxAssociatePDULength for every type).
 func ReadPDU(r io.Reader, maxLength uint32) (PDU, error) {
 	var hdr [6]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -402,11 +403,36 @@ func ReadPDU(r io.Reader, maxLength uint32) (PDU, error) {
 	if length > maxLength {
 		return nil, fmt.Errorf("%w: PDU type 0x%02x length %d exceeds %d", ErrPDU, typ, length, maxLength)
 	}
-	body := make([]byte, length)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, length)
+	if err != nil {
 		return nil, fmt.Errorf("%w: truncated PDU: %w", ErrPDU, err)
 	}
 	return DecodePDU(typ, body)
+}
+
+// readBody reads a PDU body of n bytes, allocating as the bytes arrive
+// (from 4 KiB, doubling, never beyond n) rather than n up front: a peer that
+// announces a large A-ASSOCIATE-RQ and sends nothing more pins little
+// memory. A short body is io.ErrUnexpectedEOF, as with io.ReadFull.
+func readBody(r io.Reader, n uint32) ([]byte, error) {
+	size := int(n)
+	buf := make([]byte, 0, min(size, 4<<10))
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(2*cap(buf), size))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < size {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // DecodePDU decodes a PDU body (the bytes after the 6-byte header).

@@ -31,6 +31,7 @@ const (
 	DefaultWriteTimeout   = 2 * time.Minute
 	DefaultMaxIdentifier  = 1 << 20
 	defaultMaxAssociation = 256
+	defaultMaxPending     = 32
 	// asyncOpsWindow is the asynchronous operations window we grant (PS3.7
 	// D.3.3.3): one operation invoked and performed at a time, as when the
 	// window is not negotiated.
@@ -74,6 +75,12 @@ type Server struct {
 	// MaxAssociations limits concurrent associations (0: 256); beyond it,
 	// requests are rejected transiently (local limit exceeded).
 	MaxAssociations int
+	// MaxPendingAssociations bounds the connections not yet associated
+	// (from accept until the A-ASSOCIATE-AC is sent, or until closed after a
+	// rejection); connections beyond it are closed at once, so that peers
+	// that connect and stay silent or slow cannot pin goroutines and memory
+	// (0: 32). Each costs at most a few KiB plus the request received so far.
+	MaxPendingAssociations int
 	// ARTIMTimeout bounds the wait for the A-ASSOCIATE-RQ and for the peer
 	// to close after release or rejection (0: 30 s).
 	ARTIMTimeout time.Duration
@@ -95,6 +102,7 @@ type Server struct {
 	assocs    map[*serverAssoc]struct{}
 	active    atomic.Int32 // established associations
 	conns     atomic.Int32 // connections being served (incl. negotiating)
+	pending   atomic.Int32 // connections admitted and not yet associated
 	shutdown  atomic.Bool
 	wg        sync.WaitGroup
 }
@@ -153,12 +161,32 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("dimse: accept: %w", err)
 		}
 		delay = 0
+		if !s.admit() {
+			// Closed without a word: answering A-ASSOCIATE-RJ would mean
+			// reading the request, which is what this bound saves.
+			s.logger().Warn("too many connections negotiating, closing", "peer", nc.RemoteAddr().String())
+			_ = nc.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(nc)
 		}()
 	}
+}
+
+// admit takes a pending slot for a new connection, if one is free.
+func (s *Server) admit() bool {
+	limit := s.MaxPendingAssociations
+	if limit <= 0 {
+		limit = defaultMaxPending
+	}
+	if s.pending.Add(1) > int32(limit) {
+		s.pending.Add(-1)
+		return false
+	}
+	return true
 }
 
 // ListenAndServe listens on addr (TCP) and serves.
@@ -233,9 +261,13 @@ type runningOp struct {
 	finish func()
 }
 
+// serveConn serves one connection; it holds one of the pending slots taken
+// by admit until the association is established or the connection ends.
 func (s *Server) serveConn(nc net.Conn) {
 	s.conns.Add(1)
 	defer s.conns.Add(-1)
+	negotiated := sync.OnceFunc(func() { s.pending.Add(-1) })
+	defer negotiated()
 	c := newConn(nc, s.logger(), false)
 	c.idle = durOr(s.IdleTimeout, DefaultIdleTimeout)
 	c.writeTimeout = durOr(s.WriteTimeout, DefaultWriteTimeout)
@@ -296,6 +328,8 @@ func (s *Server) serveConn(nc net.Conn) {
 	// The ARTIM deadline no longer applies; the idle timeout (if any) is
 	// armed before each PDU.
 	_ = nc.SetReadDeadline(time.Time{})
+	c.growReadBuffer()
+	negotiated()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &serverAssoc{s: s, c: c, info: info, log: log, ctx: ctx, cancel: cancel,
