@@ -181,29 +181,27 @@ func (a *serverAssoc) dialDestination(ctx context.Context, req *QueryRequest, de
 	return &moveSender{a: a, assoc: assoc, req: req, transcode: a.s.Transcode}, nil
 }
 
-// subOpContexts proposes one context per (SOP class, transfer syntax) pair,
-// adding uncompressed alternatives, at most 128.
+// subOpContexts proposes, per SOP class, each stored transfer syntax as it
+// is and, when instances can be converted, one context with the
+// uncompressed syntaxes: a receiver that takes none of the stored syntaxes
+// (e.g. only Implicit VR Little Endian) then gets converted instances rather
+// than failed sub-operations. At most 128 contexts.
 func subOpContexts(insts []Instance, canTranscode bool) []ProposedContext {
 	type key struct{ class, ts string }
+	const anyUncompressed = "*"
 	seen := map[key]bool{}
 	var out []ProposedContext
-	add := func(class string, ts []string) {
-		k := key{class, ts[0]}
+	add := func(k key, ts []string) {
 		if seen[k] || len(out) >= 128 {
 			return
 		}
 		seen[k] = true
-		out = append(out, ProposedContext{AbstractSyntax: class, TransferSyntaxes: ts})
+		out = append(out, ProposedContext{AbstractSyntax: k.class, TransferSyntaxes: ts})
 	}
 	for _, in := range insts {
-		ts := in.TransferSyntax
-		if slices.Contains(uid.UncompressedTransferSyntaxes(), ts) {
-			add(in.SOPClassUID, []string{ts})
-		} else {
-			add(in.SOPClassUID, []string{ts})
-			if canTranscode {
-				add(in.SOPClassUID, uid.UncompressedTransferSyntaxes())
-			}
+		add(key{in.SOPClassUID, in.TransferSyntax}, []string{in.TransferSyntax})
+		if canTranscode {
+			add(key{in.SOPClassUID, anyUncompressed}, uid.UncompressedTransferSyntaxes())
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package dimse
 import (
 	"context"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,4 +84,65 @@ func TestGetAbortsWhenRequestorStopsAnswering(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("association not aborted")
 	}
+}
+
+func TestSubOpContexts(t *testing.T) {
+	ioClass := uid.DigitalIntraOralXRayForPresentation
+	inst := func(class, ts string) Instance { return Instance{SOPClassUID: class, TransferSyntax: ts} }
+	plain := func(class, ts string) ProposedContext {
+		return ProposedContext{AbstractSyntax: class, TransferSyntaxes: []string{ts}}
+	}
+	alternatives := func(class string) ProposedContext {
+		return ProposedContext{AbstractSyntax: class, TransferSyntaxes: uid.UncompressedTransferSyntaxes()}
+	}
+	cases := []struct {
+		name         string
+		insts        []Instance
+		canTranscode bool
+		want         []ProposedContext
+	}{
+		{"uncompressed, no transcoder: as stored", []Instance{inst(ioClass, uid.ExplicitVRLittleEndian), inst(ioClass, uid.ExplicitVRLittleEndian)}, false,
+			[]ProposedContext{plain(ioClass, uid.ExplicitVRLittleEndian)}},
+		{"uncompressed with transcoder: the other uncompressed syntaxes too", []Instance{inst(ioClass, uid.ExplicitVRLittleEndian)}, true,
+			[]ProposedContext{plain(ioClass, uid.ExplicitVRLittleEndian), alternatives(ioClass)}},
+		{"compressed with transcoder", []Instance{inst(ioClass, uid.JPEGLosslessSV1), inst(ioClass, uid.ImplicitVRLittleEndian)}, true,
+			[]ProposedContext{plain(ioClass, uid.JPEGLosslessSV1), alternatives(ioClass), plain(ioClass, uid.ImplicitVRLittleEndian)}},
+		{"per SOP class", []Instance{inst(ioClass, uid.ExplicitVRLittleEndian), inst(uid.CTImage, uid.ExplicitVRLittleEndian)}, true,
+			[]ProposedContext{plain(ioClass, uid.ExplicitVRLittleEndian), alternatives(ioClass), plain(uid.CTImage, uid.ExplicitVRLittleEndian), alternatives(uid.CTImage)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, subOpContexts(tc.insts, tc.canTranscode))
+		})
+	}
+}
+
+// A C-MOVE destination that accepts only Implicit VR Little Endian gets the
+// Explicit VR Little Endian instances converted by the Transcoder.
+func TestMoveConvertsForImplicitVROnlyDestination(t *testing.T) {
+	dest := &memStore{}
+	destAddr := startServer(t, &Server{AETitle: "DEST", Store: dest, StorageTransferSyntaxes: []string{uid.ImplicitVRLittleEndian}})
+	ar := &archive{insts: map[string][]byte{"1.9.1": sampleDataset("1.9.1", 100), "1.9.2": sampleDataset("1.9.2", 100)}, dest: destAddr}
+	var mu sync.Mutex
+	var offered [][]string
+	relabel := func(ctx context.Context, inst Instance, accepted []string) (Instance, error) {
+		mu.Lock()
+		offered = append(offered, accepted)
+		mu.Unlock()
+		inst.TransferSyntax = uid.ImplicitVRLittleEndian // the conversion itself is dicom/query's
+		return inst, nil
+	}
+	addr := startServer(t, &Server{AETitle: "MOLAR", Move: ar, Transcode: relabel})
+	a := dialTest(t, addr, DialOptions{Contexts: moveContexts()})
+	defer a.Close()
+	res, err := a.Move(context.Background(), uid.StudyRootQueryRetrieveMove, "DEST", studyQuery(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, StatusSuccess, res.Status)
+	assert.Equal(t, uint16(2), res.Completed)
+	for _, u := range []string{"1.9.1", "1.9.2"} {
+		it, ok := dest.get(u)
+		require.True(t, ok, u)
+		assert.Equal(t, uid.ImplicitVRLittleEndian, it.req.TransferSyntax)
+	}
+	assert.Equal(t, [][]string{{uid.ImplicitVRLittleEndian}, {uid.ImplicitVRLittleEndian}}, offered)
 }

@@ -252,6 +252,33 @@ func TestMovescuAndGetscu(t *testing.T) {
 	}
 }
 
+// TestMovescuToImplicitVROnlyStorescp: a move destination that accepts
+// only Implicit VR Little Endian gets an instance stored Explicit VR Little
+// Endian converted, not a failed sub-operation.
+func TestMovescuToImplicitVROnlyStorescp(t *testing.T) {
+	m, files := loaded(t)
+	dest := t.TempDir()
+	m.addAE(t, "STORESCP", dicomtest.StartStorescp(t, dest, "+xi"))
+	h, p := dicomtest.HostPort(t, m.addr)
+	raw, err := os.ReadFile(files["ele"])
+	require.NoError(t, err)
+	hd, err := header.Read(bytes.NewReader(raw), header.Options{})
+	require.NoError(t, err)
+	out, err := dicomtest.Run(t, 60*time.Second, "movescu", "-v", "-S", "-aet", "FINDSCU", "-aec", "MOLAR", "-aem", "STORESCP",
+		"-k", "QueryRetrieveLevel=SERIES", "-k", "StudyInstanceUID="+studyUID, "-k", "SeriesInstanceUID="+hd.Dataset.UID(header.TagSeriesInstanceUID), h, p)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Received Final Move Response (Success)", out)
+	recv := received(t, dest, hd.Dataset.UID(header.TagSOPInstanceUID))
+	rawRecv, err := os.ReadFile(recv)
+	require.NoError(t, err)
+	_, gotTS := dicomtest.DataSetBody(t, rawRecv)
+	assert.Equal(t, uid.ImplicitVRLittleEndian, gotTS)
+	rh, px := pixelOf(t, recv)
+	_, wantPx := pixelOf(t, files["ele"])
+	assert.Equal(t, wantPx, px)
+	assert.Equal(t, "Ørsted^Åse Sørine", rh.Dataset.Get(header.TagPatientName))
+}
+
 // received finds the file a DCMTK receiver wrote for an instance
 // (<class prefix>.<SOP Instance UID>).
 func received(t *testing.T, dir, sop string) string {
