@@ -159,6 +159,10 @@ func NewAssociation(ctx context.Context, nc net.Conn, opts DialOptions) (*Associ
 			return nil, fmt.Errorf("dimse: association: %w", ctx.Err())
 		}
 		_ = nc.SetDeadline(time.Time{})
+		if m := v.UserInfo.MaxPDULength; m != 0 && m < MinMaxPDULength {
+			c.abort(AbortSourceServiceUser, AbortReasonNotSpecified)
+			return nil, fmt.Errorf("dimse: acceptor's maximum PDU length %d is below %d", m, MinMaxPDULength)
+		}
 		a := &Association{c: c, opts: opts, ac: v}
 		c.peerMaxPDU = v.UserInfo.MaxPDULength
 		c.contexts = map[byte]*PresentationContext{}

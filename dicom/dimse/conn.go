@@ -528,10 +528,9 @@ func (c *conn) maxPDVData() int {
 	if m == 0 || m > 4<<20 {
 		m = 256 << 10
 	}
-	if m < 16 {
-		m = 16
-	}
-	// Even, so that only a final fragment can have odd length.
+	// Negotiation refuses a peer maximum below MinMaxPDULength, so this
+	// never exceeds what the peer takes. Even, so that only a final
+	// fragment can have odd length.
 	return (int(m) - 6) &^ 1
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -150,4 +151,80 @@ func TestReadBodyAllocatesAsBytesArrive(t *testing.T) {
 	}
 	_, err := readBody(iotest.ErrReader(io.ErrClosedPipe), 10)
 	assert.ErrorIs(t, err, io.ErrClosedPipe)
+}
+
+// A requestor whose maximum PDU length is below MinMaxPDULength is rejected
+// (we could not send it even a command without exceeding it); 0 means
+// unlimited and is accepted.
+func TestAcceptorRefusesTinyPeerMaxPDULength(t *testing.T) {
+	addr := startServer(t, &Server{})
+	cases := []struct {
+		max    uint32
+		accept bool
+	}{
+		{0, true},
+		{1, false},
+		{16, false},
+		{MinMaxPDULength - 1, false},
+		{MinMaxPDULength, true},
+		{16384, true},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.max), func(t *testing.T) {
+			rq, err := EncodePDU(&AssociateRQ{CalledAE: "MOLAR", CallingAE: "X", UserInfo: UserInfo{MaxPDULength: tc.max},
+				PresentationContexts: []PresentationContextRQ{{ID: 1, AbstractSyntax: uid.Verification, TransferSyntaxes: []string{uid.ImplicitVRLittleEndian}}}})
+			require.NoError(t, err)
+			c := rawDial(t, addr)
+			_, _ = c.Write(rq)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			p, err := ReadPDU(c, 0)
+			require.NoError(t, err)
+			if tc.accept {
+				assert.IsType(t, &AssociateAC{}, p)
+				return
+			}
+			assert.Equal(t, &AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceUser, Reason: RejectReasonNoReason}, p)
+		})
+	}
+}
+
+// As requestor, an acceptor's maximum below MinMaxPDULength ends the
+// association with an A-ABORT.
+func TestDialRefusesTinyAcceptorMaxPDULength(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	got := make(chan PDU, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := ReadPDU(c, 0); err != nil {
+			return
+		}
+		ac, _ := EncodePDU(&AssociateAC{CalledAE: "MOLAR", CallingAE: "TESTSCU", UserInfo: UserInfo{MaxPDULength: 100},
+			PresentationContexts: []PresentationContextAC{{ID: 1, TransferSyntax: uid.ImplicitVRLittleEndian}}})
+		_, _ = c.Write(ac)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		p, _ := ReadPDU(c, 0)
+		got <- p
+	}()
+	_, err = Dial(context.Background(), ln.Addr().String(), DialOptions{CallingAE: "TESTSCU", CalledAE: "MOLAR", Contexts: []ProposedContext{VerificationContext()}})
+	require.ErrorContains(t, err, "maximum PDU length 100")
+	assert.IsType(t, &Abort{}, <-got)
+}
+
+// We never send a PDU longer than the peer's maximum.
+func TestMaxPDVDataWithinPeerMaximum(t *testing.T) {
+	for _, peer := range []uint32{MinMaxPDULength, MinMaxPDULength + 1, 16383, 16384, 4 << 20, 4<<20 + 1, 0} {
+		c := &conn{peerMaxPDU: peer}
+		n := c.maxPDVData()
+		assert.Positive(t, n, "peer max %d", peer)
+		assert.Zero(t, n%2, "peer max %d", peer)
+		if peer != 0 {
+			assert.LessOrEqual(t, n+6, int(peer), "peer max %d", peer) // PDV header 6 bytes
+		}
+	}
 }

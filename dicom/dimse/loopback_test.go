@@ -171,11 +171,11 @@ func TestLoopbackEchoStoreRelease(t *testing.T) {
 
 func TestTinyMaxPDUFragmentation(t *testing.T) {
 	store := &memStore{}
-	s := &Server{Store: store, MaxPDULength: 64} // server receives PDUs of at most 64 bytes
+	s := &Server{Store: store, MaxPDULength: MinMaxPDULength} // server receives PDUs of at most 512 bytes
 	addr := startServer(t, s)
-	a := dialTest(t, addr, DialOptions{MaxPDULength: 100})
+	a := dialTest(t, addr, DialOptions{MaxPDULength: 600})
 	defer a.Close()
-	assert.Equal(t, uint32(64), a.PeerMaxPDULength())
+	assert.Equal(t, uint32(MinMaxPDULength), a.PeerMaxPDULength())
 	data := sampleDataset("1.2.3.4.2", 5000)
 	st, err := a.Store(context.Background(), StoreParams{SOPClassUID: uid.DigitalIntraOralXRayForPresentation, SOPInstanceUID: "1.2.3.4.2"}, bytes.NewReader(data))
 	require.NoError(t, err)

@@ -92,7 +92,9 @@ const (
 const (
 	// MaxAssociatePDULength caps A-ASSOCIATE and other non-data PDUs.
 	MaxAssociatePDULength = 256 << 10
-	// MinMaxPDULength is the smallest maximum PDU length we send to.
+	// MinMaxPDULength is the smallest maximum PDU length we send to: a
+	// peer announcing less (other than 0, unlimited) is refused during
+	// negotiation (A-ASSOCIATE-RJ as acceptor, A-ABORT as requestor).
 	MinMaxPDULength = 512
 )
 

@@ -437,6 +437,12 @@ func (s *Server) negotiate(c *conn, rq *AssociateRQ) (*AssociateAC, *AssociateRJ
 	if s.AETitle != "" && rq.CalledAE != s.AETitle {
 		return nil, &AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceUser, Reason: RejectReasonCalledAENotRecognized}, nil
 	}
+	if m := rq.UserInfo.MaxPDULength; m != 0 && m < MinMaxPDULength {
+		// We could not send even a command in PDUs that small without
+		// exceeding the peer's maximum (0 means unlimited).
+		c.log.Info("peer maximum PDU length too small", "max_pdu", m, "min", MinMaxPDULength)
+		return nil, &AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceUser, Reason: RejectReasonNoReason}, nil
+	}
 	maxA := s.MaxAssociations
 	if maxA == 0 {
 		maxA = defaultMaxAssociation
