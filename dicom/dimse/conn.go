@@ -365,7 +365,9 @@ func (c *conn) nextPDV() error {
 		case *ReleaseRQ:
 			return errPeerReleaseRQ
 		case *ReleaseRP:
-			return errPeerReleaseRP
+			// We have not asked for release (that is read by
+			// readReleasePDU): AA-8, unexpected PDU.
+			return protoErr(AbortReasonUnexpectedPDU, "A-RELEASE-RP without A-RELEASE-RQ")
 		case *Abort:
 			return &AbortError{Source: v.Source, Reason: v.Reason}
 		default:

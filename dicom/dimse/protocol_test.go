@@ -274,6 +274,45 @@ func TestGarbageAndTruncatedPDUs(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 }
 
+// A PDU that has no place in data transfer (Sta6) is answered with A-ABORT
+// carrying the reason PS3.8 AA-8 prescribes.
+func TestUnexpectedPDUInDataTransferAborts(t *testing.T) {
+	addr := startServer(t, &Server{})
+	rq, err := EncodePDU(&AssociateRQ{CalledAE: "MOLAR", CallingAE: "X", PresentationContexts: []PresentationContextRQ{{ID: 1, AbstractSyntax: uid.Verification, TransferSyntaxes: []string{uid.ImplicitVRLittleEndian}}}})
+	require.NoError(t, err)
+	pdu := func(p PDU) []byte {
+		b, err := EncodePDU(p)
+		require.NoError(t, err)
+		return b
+	}
+	cases := []struct {
+		name   string
+		pdu    []byte
+		reason byte
+	}{
+		{"A-RELEASE-RP", pdu(&ReleaseRP{}), AbortReasonUnexpectedPDU},
+		{"A-ASSOCIATE-RQ", rq, AbortReasonUnexpectedPDU},
+		{"A-ASSOCIATE-AC", pdu(&AssociateAC{}), AbortReasonUnexpectedPDU},
+		{"A-ASSOCIATE-RJ", pdu(&AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceUser, Reason: RejectReasonNoReason}), AbortReasonUnexpectedPDU},
+		{"unknown type", []byte{0x42, 0, 0, 0, 0, 0}, AbortReasonUnrecognizedPDU},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawDial(t, addr)
+			_, _ = c.Write(rq)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			p, err := ReadPDU(c, 0)
+			require.NoError(t, err)
+			require.IsType(t, &AssociateAC{}, p)
+			_, _ = c.Write(tc.pdu)
+			ab := expectAbortAndClose(t, c)
+			require.NotNil(t, ab)
+			assert.Equal(t, &Abort{Source: AbortSourceServiceProvider, Reason: tc.reason}, ab)
+		})
+	}
+	echoWorks(t, addr)
+}
+
 func TestAbortAndIdleTimeoutAndDroppedConnection(t *testing.T) {
 	reasons := make(chan string, 10)
 	storeErr := make(chan error, 10)
