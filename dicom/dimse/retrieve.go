@@ -35,6 +35,10 @@ func (a *serverAssoc) runRetrieve(ctx context.Context, op *runningOp, pc *Presen
 		if len(failed) == 0 {
 			return a.respond(pc, &f)
 		}
+		if fit := fitUIDList(failed); len(fit) < len(failed) {
+			a.log.Info(name+": failed SOP instance UID list truncated to fit its 16-bit length", "failed", len(failed), "listed", len(fit))
+			failed = fit
+		}
 		ds := header.NewDataset()
 		ds.SetString(tagFailedSOPInstanceUIDList, "UI", failed...)
 		b, err := ds.Encode(pc.TransferSyntax)
@@ -53,6 +57,10 @@ func (a *serverAssoc) runRetrieve(ctx context.Context, op *runningOp, pc *Presen
 		}
 		var err error
 		dest, err = a.s.Move.Destination(ctx, req, req.MoveDestination)
+		if err != nil && op.canceled.Load() {
+			// The lookup failed because of the C-CANCEL, not the title.
+			return final(StatusCancel, "", nil, nil)
+		}
 		if err != nil {
 			st, comment := statusOf(StatusMoveDestinationUnknown, err)
 			if !errors.As(err, new(*StatusError)) {
@@ -78,21 +86,25 @@ func (a *serverAssoc) runRetrieve(ctx context.Context, op *runningOp, pc *Presen
 		a.log.Warn(name+" failed", "status", st.String(), "err", err)
 		return final(st, comment, nil, nil)
 	}
-	counts := SubOpCounts{Remaining: uint16(min(len(insts), 0xFFFF)), HasRemaining: true}
+	tally := subOpTally{remaining: len(insts)}
 	if len(insts) == 0 {
-		counts.HasRemaining = false
-		return final(StatusSuccess, "", &counts, nil)
+		return final(StatusSuccess, "", tally.counts(false), nil)
 	}
 	var sender subOpSender
 	if isMove {
 		s, err := a.dialDestination(ctx, req, dest, insts)
+		if err != nil && op.canceled.Load() {
+			// The dial was interrupted by the C-CANCEL: nothing was attempted.
+			return final(StatusCancel, "", tally.counts(true), nil)
+		}
 		if err != nil {
 			a.log.Warn("C-MOVE cannot open association to destination", "destination", req.MoveDestination, "err", err)
 			failedUIDs := make([]string, 0, len(insts))
 			for _, in := range insts {
 				failedUIDs = append(failedUIDs, in.SOPInstanceUID)
 			}
-			return final(StatusOutOfResourcesSubOps, "cannot associate with move destination", &SubOpCounts{Failed: uint16(min(len(insts), 0xFFFF))}, failedUIDs)
+			failed := subOpTally{failed: len(insts)}
+			return final(StatusOutOfResourcesSubOps, "cannot associate with move destination", failed.counts(false), failedUIDs)
 		}
 		sender = s
 	} else {
@@ -107,44 +119,76 @@ func (a *serverAssoc) runRetrieve(ctx context.Context, op *runningOp, pc *Presen
 		subStart := time.Now()
 		st, err := sender.send(ctx, inst)
 		a.hook("C-STORE-SUBOP", st, subStart, 0)
-		counts.Remaining--
+		tally.remaining--
 		switch {
 		case err == nil && st.IsSuccess():
-			counts.Completed++
+			tally.completed++
 		case err == nil && st.Kind() == KindWarning:
-			counts.Warning++
+			tally.warning++
 		default:
-			counts.Failed++
+			tally.failed++
 			failedUIDs = append(failedUIDs, inst.SOPInstanceUID)
 			a.log.Info(name+" sub-operation failed", "status", st.String(), "err", err)
 		}
 		if a.ctx.Err() != nil {
 			return a.ctx.Err()
 		}
-		if counts.Remaining > 0 && ctx.Err() == nil {
+		if tally.remaining > 0 && ctx.Err() == nil {
 			pend := *rsp
-			pend.Status, pend.SubOps = StatusPending, &SubOpCounts{Remaining: counts.Remaining, Completed: counts.Completed, Failed: counts.Failed, Warning: counts.Warning, HasRemaining: true}
+			pend.Status, pend.SubOps = StatusPending, tally.counts(true)
 			if err := a.respond(pc, &pend); err != nil {
 				return err
 			}
 		}
 	}
-	if op.canceled.Load() || (ctx.Err() != nil && counts.Remaining > 0) {
-		c := counts
-		return final(StatusCancel, "", &c, failedUIDs)
+	if op.canceled.Load() || (ctx.Err() != nil && tally.remaining > 0) {
+		return final(StatusCancel, "", tally.counts(true), failedUIDs)
 	}
-	c := counts
-	c.HasRemaining = false
 	st := StatusSuccess
 	switch {
-	case c.Failed == 0 && c.Warning == 0:
-	case c.Completed == 0 && c.Warning == 0:
+	case tally.failed == 0 && tally.warning == 0:
+	case tally.completed == 0 && tally.warning == 0:
 		st = StatusOutOfResourcesSubOps
 	default:
 		st = StatusSubOperationsWithFailures
 	}
-	a.log.Debug(name, "status", st.String(), "completed", c.Completed, "failed", c.Failed, "warning", c.Warning)
-	return final(st, "", &c, failedUIDs)
+	a.log.Debug(name, "status", st.String(), "completed", tally.completed, "failed", tally.failed, "warning", tally.warning)
+	return final(st, "", tally.counts(false), failedUIDs)
+}
+
+// fitUIDList returns the longest prefix of uids whose multi-valued UI value
+// (backslash separated, padded to even length) fits the 16-bit value length
+// of explicit VR encodings; a longer Failed SOP Instance UID List could not
+// be encoded, and the final response would be lost.
+func fitUIDList(uids []string) []string {
+	n := 0
+	for i, u := range uids {
+		n += len(u)
+		if i > 0 {
+			n++ // separator
+		}
+		if n+n%2 > 0xFFFE {
+			return uids[:i]
+		}
+	}
+	return uids
+}
+
+// subOpTally counts sub-operations. The response fields are 16 bits: the
+// counts are clamped to 0xFFFF when reported, never wrapped (a retrieve of
+// more than 65535 instances reports 65535 remaining until fewer remain).
+type subOpTally struct{ remaining, completed, failed, warning int }
+
+func clamp16(n int) uint16 { return uint16(min(max(n, 0), 0xFFFF)) }
+
+// counts returns the response fields, with Remaining for pending and
+// cancel responses.
+func (t subOpTally) counts(withRemaining bool) *SubOpCounts {
+	c := &SubOpCounts{Completed: clamp16(t.completed), Failed: clamp16(t.failed), Warning: clamp16(t.warning)}
+	if withRemaining {
+		c.Remaining, c.HasRemaining = clamp16(t.remaining), true
+	}
+	return c
 }
 
 // ---- C-MOVE: a new association to the destination ----

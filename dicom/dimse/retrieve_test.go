@@ -2,7 +2,9 @@ package dimse
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,4 +147,130 @@ func TestMoveConvertsForImplicitVROnlyDestination(t *testing.T) {
 		assert.Equal(t, uid.ImplicitVRLittleEndian, it.req.TransferSyntax)
 	}
 	assert.Equal(t, [][]string{{uid.ImplicitVRLittleEndian}, {uid.ImplicitVRLittleEndian}}, offered)
+}
+
+// blockingMove blocks in Destination or in the destination dial until the
+// request is cancelled.
+type blockingMove struct {
+	archive
+	inLookup bool
+}
+
+func (b *blockingMove) Destination(ctx context.Context, req *QueryRequest, ae string) (Destination, error) {
+	if b.inLookup {
+		<-ctx.Done()
+		return Destination{}, ctx.Err()
+	}
+	return Destination{Addr: "127.0.0.1:1", Dial: func(ctx context.Context, addr string, opts DialOptions) (*Association, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}, nil
+}
+
+// A C-CANCEL that arrives while the destination is looked up or dialled
+// ends the C-MOVE with status Cancel, not as a destination failure.
+func TestMoveCancelledBeforeSubOperations(t *testing.T) {
+	cases := []struct {
+		name          string
+		inLookup      bool
+		wantRemaining uint16
+	}{
+		{"during destination lookup", true, 0},
+		{"during the dial", false, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &blockingMove{archive: archive{insts: map[string][]byte{"1.9.1": sampleDataset("1.9.1", 10), "1.9.2": sampleDataset("1.9.2", 10)}}, inLookup: tc.inLookup}
+			addr := startServer(t, &Server{Move: h})
+			a := dialTest(t, addr, DialOptions{Contexts: moveContexts()})
+			defer a.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			res, err := a.Move(ctx, uid.StudyRootQueryRetrieveMove, "DEST", studyQuery(), nil)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			require.NotNil(t, res)
+			assert.Equal(t, StatusCancel, res.Status)
+			assert.Equal(t, tc.wantRemaining, res.Remaining)
+			assert.Zero(t, res.Completed+res.Failed+res.Warning)
+		})
+	}
+}
+
+// Sub-operation counters are 16 bits: beyond 65535 instances they are
+// clamped, never wrapped.
+func TestRetrieveCountersClampedBeyond65535(t *testing.T) {
+	const n = 70_000
+	insts := make([]Instance, n)
+	for i := range insts {
+		insts[i] = Instance{SOPClassUID: uid.DigitalIntraOralXRayForPresentation, SOPInstanceUID: fmt.Sprintf("1.%d", i), TransferSyntax: uid.ExplicitVRLittleEndian}
+	}
+	// No storage context with the SCP role: every sub-operation fails at once.
+	addr := startServer(t, &Server{Get: RetrieveFunc(func(ctx context.Context, req *QueryRequest) ([]Instance, error) { return insts, nil })})
+	a := dialTest(t, addr, DialOptions{Contexts: []ProposedContext{{AbstractSyntax: uid.StudyRootQueryRetrieveGet, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}}}})
+	defer a.Close()
+	last := SubOpCounts{Remaining: 0xFFFF}
+	pendings := 0
+	res, err := a.Get(context.Background(), uid.StudyRootQueryRetrieveGet, studyQuery(), &memStore{}, func(c SubOpCounts) {
+		pendings++
+		if c.Remaining > last.Remaining || c.Failed < last.Failed {
+			t.Errorf("counters wrapped: %+v after %+v", c, last)
+		}
+		last = c
+	})
+	require.NoError(t, err)
+	assert.Equal(t, n-1, pendings)
+	assert.Equal(t, uint16(1), last.Remaining)
+	assert.Equal(t, StatusOutOfResourcesSubOps, res.Status)
+	assert.Equal(t, uint16(0xFFFF), res.Failed)
+	// The list is cut to what its 16-bit length can hold.
+	require.Greater(t, len(res.FailedSOPInstanceUIDs), 5000)
+	assert.Equal(t, uidsOf(insts[:len(res.FailedSOPInstanceUIDs)]), res.FailedSOPInstanceUIDs)
+}
+
+func uidsOf(insts []Instance) []string {
+	out := make([]string, len(insts))
+	for i, in := range insts {
+		out[i] = in.SOPInstanceUID
+	}
+	return out
+}
+
+func TestFitUIDList(t *testing.T) {
+	long := strings.Repeat("1", 63)
+	many := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = long
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		uids  []string
+		count int
+	}{
+		{"empty", nil, 0},
+		{"short", []string{"1.2", "1.3"}, 2},
+		{"exactly 0xFFFE bytes", []string{strings.Repeat("1", 32767), strings.Repeat("2", 32766)}, 2},
+		{"padding goes over", []string{strings.Repeat("1", 32767), strings.Repeat("2", 32767)}, 1},
+		{"the 1024th would go over", many(1025), 1023}, // 1024*64 - 1 = 65535
+	}
+	for _, tc := range cases {
+		assert.Len(t, fitUIDList(tc.uids), tc.count, tc.name)
+	}
+}
+
+func TestSubOpTallyCounts(t *testing.T) {
+	cases := []struct {
+		tally         subOpTally
+		withRemaining bool
+		want          SubOpCounts
+	}{
+		{subOpTally{remaining: 3, completed: 1, failed: 2, warning: 4}, true, SubOpCounts{Remaining: 3, Completed: 1, Failed: 2, Warning: 4, HasRemaining: true}},
+		{subOpTally{remaining: 3, completed: 1}, false, SubOpCounts{Completed: 1}},
+		{subOpTally{remaining: 70_000, completed: 65_536, failed: 1 << 20, warning: 0xFFFF}, true, SubOpCounts{Remaining: 0xFFFF, Completed: 0xFFFF, Failed: 0xFFFF, Warning: 0xFFFF, HasRemaining: true}},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, &tc.want, tc.tally.counts(tc.withRemaining), "%+v", tc.tally)
+	}
 }
