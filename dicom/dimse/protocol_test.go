@@ -390,6 +390,49 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 	require.NoError(t, s.Shutdown(ctx))
 }
 
+// lateListener hands out a connection only when told, whether or not it
+// was closed meanwhile: the connection accepted just as Shutdown closes the
+// listener.
+type lateListener struct {
+	conns chan net.Conn
+}
+
+func (l *lateListener) Accept() (net.Conn, error) {
+	if c, ok := <-l.conns; ok {
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+
+func (l *lateListener) Close() error   { return nil }
+func (l *lateListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// A connection accepted while Shutdown runs is closed, not served after
+// Shutdown has returned.
+func TestShutdownClosesConnectionAcceptedMeanwhile(t *testing.T) {
+	s := &Server{Logger: testLogger(t)}
+	ln := &lateListener{conns: make(chan net.Conn)}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.listeners) == 1
+	}, 2*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, s.Shutdown(ctx))
+
+	client, server := net.Pipe()
+	defer client.Close()
+	ln.conns <- server
+	close(ln.conns)
+	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := client.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "connection closed, not awaiting an A-ASSOCIATE-RQ")
+	assert.ErrorIs(t, <-done, ErrServerClosed)
+}
+
 // fakeAcceptor accepts one association, then on A-RELEASE-RQ sends its own
 // A-RELEASE-RQ (a release collision) and completes it as the acceptor.
 func TestReleaseCollision(t *testing.T) {

@@ -103,7 +103,8 @@ type Server struct {
 	active    atomic.Int32 // established associations
 	conns     atomic.Int32 // connections being served (incl. negotiating)
 	pending   atomic.Int32 // connections admitted and not yet associated
-	shutdown  atomic.Bool
+	shutdown  atomic.Bool  // set under mu
+	aborting  bool         // Shutdown's ctx ended: abort what is left (under mu)
 	wg        sync.WaitGroup
 }
 
@@ -161,19 +162,36 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("dimse: accept: %w", err)
 		}
 		delay = 0
+		if !s.track() {
+			// Accepted as Shutdown closed the listener.
+			_ = nc.Close()
+			return ErrServerClosed
+		}
 		if !s.admit() {
 			// Closed without a word: answering A-ASSOCIATE-RJ would mean
 			// reading the request, which is what this bound saves.
 			s.logger().Warn("too many connections negotiating, closing", "peer", nc.RemoteAddr().String())
 			_ = nc.Close()
+			s.wg.Done()
 			continue
 		}
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(nc)
 		}()
 	}
+}
+
+// track counts a new connection in the WaitGroup Shutdown waits on, unless
+// Shutdown has begun: under mu, so that no Add races with its Wait.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // admit takes a pending slot for a new connection, if one is free.
@@ -201,8 +219,8 @@ func (s *Server) ListenAndServe(addr string) error {
 // Shutdown stops accepting, lets in-flight associations finish until ctx is
 // done, then aborts those left. It returns ctx.Err() if it had to abort.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.shutdown.Store(true)
 	s.mu.Lock()
+	s.shutdown.Store(true) // under mu: see track
 	for ln := range s.listeners {
 		_ = ln.Close()
 	}
@@ -218,9 +236,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
+	s.aborting = true
 	for a := range s.assocs {
-		a.closeReason.CompareAndSwap(nil, ptr("shutdown"))
-		a.c.abort(AbortSourceServiceProvider, AbortReasonNotSpecified)
+		a.abortForShutdown()
 	}
 	s.mu.Unlock()
 	<-done
@@ -228,6 +246,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func (a *serverAssoc) abortForShutdown() {
+	a.closeReason.CompareAndSwap(nil, ptr("shutdown"))
+	a.c.abort(AbortSourceServiceProvider, AbortReasonNotSpecified)
+}
 
 // ActiveAssociations returns the number of associations being served.
 func (s *Server) ActiveAssociations() int { return int(s.active.Load()) }
@@ -339,6 +362,10 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.assocs = map[*serverAssoc]struct{}{}
 	}
 	s.assocs[a] = struct{}{}
+	if s.aborting {
+		// Established as Shutdown gave up waiting: it would not see us.
+		a.abortForShutdown()
+	}
 	s.mu.Unlock()
 	s.active.Add(1)
 	defer func() {
