@@ -57,9 +57,13 @@
 // Limits: MaxAssociations (transient rejection beyond),
 // MaxPendingAssociations (connections not yet associated; closed beyond, and
 // request bodies are allocated as they arrive), MaxPDULength (what
-// we advertise; we fragment to the peer's), ARTIMTimeout (silent peers, close
-// after release/reject), IdleTimeout (aborts stalled associations, also
-// mid-data-set), MaxIdentifierLength. Bad input never panics: malformed or
+// we advertise; we fragment to the peer's, and refuse peers announcing less
+// than MinMaxPDULength), ARTIMTimeout (silent peers, close after
+// release/reject), IdleTimeout (aborts stalled associations, also
+// mid-data-set, but not while an operation runs), MaxIdentifierLength. The
+// asynchronous operations window granted is one: a C-FIND, C-MOVE or C-GET
+// sent while another runs is refused with Out of Resources (A700, or A701
+// for C-MOVE/C-GET). Bad input never panics: malformed or
 // unexpected PDUs get an A-ABORT with the matching reason and the server
 // keeps serving. Each association has a random id in every log line; logs
 // carry AE titles, addresses, SOP classes and statuses, never patient data.

@@ -85,7 +85,10 @@ type Server struct {
 	// to close after release or rejection (0: 30 s).
 	ARTIMTimeout time.Duration
 	// IdleTimeout aborts associations that send nothing for this long, also
-	// in the middle of a data set (0: 5 min; negative: none).
+	// in the middle of a data set (0: 5 min; negative: none). It is
+	// suspended while a C-FIND, C-MOVE or C-GET runs (the requestor awaits
+	// its responses); a C-GET requestor must answer each sub-operation
+	// within it.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to the peer (0: 2 min).
 	WriteTimeout time.Duration
