@@ -239,10 +239,20 @@ func AddCustody(ctx context.Context, q Querier, tenantID, holderPersonID, childP
 	return nil
 }
 
-// RemoveCustody ends a custody relation.
+// RemoveCustody ends a custody relation (a court order, custody moved, the
+// child of age): from then on the holder neither reaches the child's record
+// through Access nor gets its notifications. ErrNotFound when holder has no
+// custody of child. The caller records the audit event (the child's
+// PersonID); the row itself is deleted, the audit log keeps the history.
 func RemoveCustody(ctx context.Context, q Querier, holderPersonID, childPersonID int64) error {
-	_, err := q.Exec(ctx, `DELETE FROM auth.custody WHERE holder_person_id = $1 AND child_person_id = $2`, holderPersonID, childPersonID)
-	return dbErr("remove custody", err)
+	tag, err := q.Exec(ctx, `DELETE FROM auth.custody WHERE holder_person_id = $1 AND child_person_id = $2`, holderPersonID, childPersonID)
+	if err != nil {
+		return dbErr("remove custody", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("auth: remove custody: %w", ErrNotFound)
+	}
+	return nil
 }
 
 // ChildrenInCustody lists the persons holder has custody of (any age). The
