@@ -24,7 +24,7 @@ Commands:
   import    import DICOM files, folders, DICOMDIR media, ZIPs (and pictures for a patient)
   user      manage local accounts (add, list, unlock, passwd)
   unit      organisational units and the staff who work in them (add, list, member)
-  register  load citizens, custody and care relations from a CSV extract (import)
+  register  citizens, custody and care relations from a CSV extract (import), end custody (end-custody)
   ae        manage known DICOM application entities (add, list, remove)
   export    write a study or patient to a folder or ZIP with a DICOMDIR
   pull      pull studies from another PACS (C-FIND, C-MOVE) into Molar

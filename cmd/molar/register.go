@@ -178,17 +178,21 @@ func unitByName(ctx context.Context, q auth.Querier, tenantID int64, name string
 }
 
 func cmdRegister(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: molar register import --file FILE.csv [--tenant CODE] [--dry-run]"
-	if _, _, err := sub(args, usage, "import"); err != nil {
+	const usage = "usage: molar register import --file FILE.csv [--sync-custody] [--dry-run] | end-custody --child CPR --holder CPR (see molar register import --help)"
+	verb, rest, err := sub(args, usage, "import", "end-custody")
+	if err != nil {
 		return err
 	}
-	rest := args[1:]
+	if verb == "end-custody" {
+		return cmdEndCustody(ctx, rest, getenv, stdout, stderr)
+	}
 	var file, tenantCode string
-	var dryRun bool
+	var dryRun, syncCustody bool
 	db, _, err := adminDB(ctx, "register import", rest, getenv, stderr, func(fs flagSet) {
 		fs.StringVar(&file, "file", "", "CSV file (header row: cpr, given_name, family_name, address, phone, email, custody_holders, care_unit, care_kind)")
 		fs.StringVar(&tenantCode, "tenant", "", "municipality code (default: the only one)")
 		fs.BoolVar(&dryRun, "dry-run", false, "check the file and report what would change, change nothing")
+		fs.BoolVar(&syncCustody, "sync-custody", false, "the extract is authoritative for the persons it lists: custody holders not in a listed person's custody_holders cell lose custody (an empty cell: all of them)")
 	})
 	if err != nil {
 		return err
@@ -206,6 +210,11 @@ func cmdRegister(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
+	if syncCustody && !rows[0].custodyListed {
+		// Without the column the extract says nothing about custody; syncing
+		// would end every listed child's custody.
+		return usageError{fmt.Errorf("%s: --sync-custody needs a custody_holders column", file)}
+	}
 	var t auth.Tenant
 	if err := postgres.InTx(ctx, db.pool, func(tx pgx.Tx) error {
 		t, err = pickTenant(ctx, tx, tenantCode, "")
@@ -218,12 +227,12 @@ func cmdRegister(ctx context.Context, args []string, getenv func(string) string,
 	errDryRun := errors.New("dry run")
 	err = postgres.InTenant(ctx, db.pool, t.ID, func(tx pgx.Tx) error {
 		var err error
-		if res, err = importRegister(ctx, tx, t.ID, rows); err != nil {
+		if res, err = importRegister(ctx, tx, t.ID, rows, syncCustody); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, audit.Event{Action: audit.ActionCreate, Object: fmt.Sprintf("auth.register/%d", t.ID),
 			Detail: map[string]any{"source": "register import", "rows": len(rows), "created": res.created, "updated": res.updated,
-				"custody_added": res.custody, "care_added": res.care}}); err != nil {
+				"custody_added": res.custody, "care_added": res.care, "sync_custody": syncCustody, "custody_removed": res.custodyRemoved}}); err != nil {
 			return err
 		}
 		if dryRun {
@@ -238,9 +247,91 @@ func cmdRegister(ctx context.Context, args []string, getenv func(string) string,
 	if dryRun {
 		verbWord = "would import (dry run, nothing changed)"
 	}
-	fmt.Fprintf(stdout, "%s %d rows into %s: %d persons created, %d updated, %d custody relations and %d care relations added\n",
+	fmt.Fprintf(stdout, "%s %d rows into %s: %d persons created, %d updated, %d custody relations and %d care relations added",
 		verbWord, len(rows), t.Name, res.created, res.updated, res.custody, res.care)
+	if syncCustody {
+		fmt.Fprintf(stdout, ", %d custody relations removed", res.custodyRemoved)
+	}
+	fmt.Fprintln(stdout)
 	return nil
+}
+
+// cmdEndCustody ends one custody relation (`molar register end-custody`): a
+// decision such as a court order that the next register extract will show,
+// applied now. Audited on the child; the output names nobody.
+func cmdEndCustody(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var childArg, holderArg, tenantCode string
+	db, _, err := adminDB(ctx, "register end-custody", args, getenv, stderr, func(fs flagSet) {
+		fs.StringVar(&childArg, "child", "", "CPR number of the child")
+		fs.StringVar(&holderArg, "holder", "", "CPR number of the custody holder whose custody ends")
+		fs.StringVar(&tenantCode, "tenant", "", "municipality code (default: the only one)")
+	})
+	if err != nil {
+		return err
+	}
+	defer db.close(ctx)
+	if childArg == "" || holderArg == "" {
+		return usageError{errors.New("--child and --holder are required")}
+	}
+	// Errors never repeat the CPR numbers: they end up in shell logs and mails.
+	childCPR, err := auth.ParseCPR(childArg)
+	if err != nil {
+		return usageError{errors.New("--child: not a valid CPR number")}
+	}
+	holderCPR, err := auth.ParseCPR(holderArg)
+	if err != nil {
+		return usageError{errors.New("--holder: not a valid CPR number")}
+	}
+	if childCPR == holderCPR {
+		return usageError{errors.New("--child and --holder are the same person")}
+	}
+	var t auth.Tenant
+	if err := postgres.InTx(ctx, db.pool, func(tx pgx.Tx) error {
+		t, err = pickTenant(ctx, tx, tenantCode, "")
+		return err
+	}); err != nil {
+		return err
+	}
+	ctx = audit.WithActor(ctx, audit.Actor{Username: "system:cli", Role: "system", TenantID: t.ID})
+	var left int
+	err = postgres.InTenant(ctx, db.pool, t.ID, func(tx pgx.Tx) error {
+		child, err := auth.FindPersonByCPR(ctx, tx, childCPR)
+		if errors.Is(err, auth.ErrNotFound) {
+			return fmt.Errorf("the child is not in the register of %s", t.Name)
+		} else if err != nil {
+			return err
+		}
+		holder, err := auth.FindPersonByCPR(ctx, tx, holderCPR)
+		if errors.Is(err, auth.ErrNotFound) {
+			return fmt.Errorf("the holder is not in the register of %s", t.Name)
+		} else if err != nil {
+			return err
+		}
+		err = endCustody(ctx, tx, holder.ID, child.ID, "molar register end-custody")
+		if errors.Is(err, auth.ErrNotFound) {
+			return errors.New("the holder has no custody of the child (nothing was changed)")
+		} else if err != nil {
+			return err
+		}
+		holders, err := auth.CustodyHolders(ctx, tx, child.ID)
+		left = len(holders)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ended 1 custody relation in %s; the child has %d custody holders left\n", t.Name, left)
+	return nil
+}
+
+// endCustody removes a custody relation and audits it on the child (it
+// shows in the child's access log), in the tenant transaction tx.
+func endCustody(ctx context.Context, tx pgx.Tx, holder, child int64, source string) error {
+	if err := auth.RemoveCustody(ctx, tx, holder, child); err != nil {
+		return err
+	}
+	return audit.Record(ctx, tx, audit.Event{Action: audit.ActionDelete, PersonID: child, Object: fmt.Sprintf("auth.custody/%d", child),
+		Detail: map[string]any{"holder_person_id": holder, "source": source}})
 }
 
 // registerRow is one line of a register extract.
@@ -249,6 +340,7 @@ type registerRow struct {
 	cpr                              auth.CPR
 	given, family, addr, phone, mail string
 	holders                          []auth.CPR
+	custodyListed                    bool // the extract has a custody_holders column: holders is the complete list
 	careUnit, careKind               string
 }
 
@@ -327,7 +419,8 @@ func readRegisterCSV(r io.Reader) ([]registerRow, error) {
 		if strings.Join(rec, "") == "" {
 			continue
 		}
-		row := registerRow{line: line, given: get("given_name"), family: get("family_name"), addr: get("address"),
+		_, custodyListed := col["custody_holders"]
+		row := registerRow{line: line, custodyListed: custodyListed, given: get("given_name"), family: get("family_name"), addr: get("address"),
 			phone: get("phone"), mail: get("email"), careUnit: get("care_unit"), careKind: get("care_kind")}
 		if row.cpr, err = auth.ParseCPR(get("cpr")); err != nil {
 			return nil, fmt.Errorf("line %d: not a valid CPR number", line)
@@ -357,13 +450,17 @@ func readRegisterCSV(r io.Reader) ([]registerRow, error) {
 	return rows, nil
 }
 
-type registerResult struct{ created, updated, custody, care int }
+type registerResult struct{ created, updated, custody, custodyRemoved, care int }
 
 // importRegister applies rows in the tenant transaction tx: persons are
 // created or their names and contact details updated (by CPR number), then
-// custody and care relations are added where missing. Nothing is removed:
-// ending custody or care is a decision, not an extract's silence.
-func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []registerRow) (registerResult, error) {
+// custody and care relations are added where missing. Without syncCustody
+// nothing is removed: an extract's silence ends neither custody nor care.
+// With syncCustody the extract is authoritative for custody of the persons
+// it lists (as the CPR register is): a listed person's custody holders that
+// are not in its custody_holders cell lose custody. Persons not listed keep
+// theirs; care relations are never ended here.
+func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []registerRow, syncCustody bool) (registerResult, error) {
 	var res registerResult
 	ids := map[string]int64{}
 	for _, r := range rows {
@@ -398,11 +495,12 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 	units := map[string]auth.OrgUnit{}
 	for _, r := range rows {
 		child := ids[r.cpr.Digits()]
-		if len(r.holders) > 0 {
+		if len(r.holders) > 0 || syncCustody {
 			have, err := auth.CustodyHolders(ctx, tx, child)
 			if err != nil {
 				return res, fmt.Errorf("line %d: %w", r.line, err)
 			}
+			var listed []int64
 			for _, h := range r.holders {
 				holder, ok := ids[h.Digits()]
 				if !ok {
@@ -412,6 +510,7 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 					}
 					holder = p.ID
 				}
+				listed = append(listed, holder)
 				if containsID(have, holder) {
 					continue
 				}
@@ -424,6 +523,17 @@ func importRegister(ctx context.Context, tx pgx.Tx, tenantID int64, rows []regis
 				}
 				have = append(have, holder)
 				res.custody++
+			}
+			if syncCustody {
+				for _, holder := range have {
+					if containsID(listed, holder) {
+						continue
+					}
+					if err := endCustody(ctx, tx, holder, child, "register import"); err != nil {
+						return res, fmt.Errorf("line %d: %w", r.line, err)
+					}
+					res.custodyRemoved++
+				}
 			}
 		}
 		if r.careUnit != "" {
