@@ -67,6 +67,20 @@ type ToothState struct {
 	Entries []int64 `json:"entries,omitempty"`
 	// Recorded is the time of care of the last finding on the status.
 	Recorded time.Time `json:"recorded,omitzero"`
+	// seenInMouth: a finding or performed treatment up to the chart's date
+	// recorded the tooth in the mouth (present or erupting), whatever
+	// happened to it later. Typical eruption by age does not set it.
+	seenInMouth bool
+}
+
+// successorErupted reports whether deciduous tooth t's permanent successor
+// has been recorded in the mouth.
+func (c *Chart) successorErupted(t Tooth) bool {
+	if !t.Deciduous() {
+		return false
+	}
+	s := c.Teeth[t.Successor()]
+	return s != nil && s.seenInMouth
 }
 
 // Caries reports whether any surface has caries.
@@ -183,6 +197,7 @@ func BuildChart(birth time.Time, entries []Entry, plan []PlanItem, cat *Catalogu
 			s := touch(f.Tooth)
 			applyFinding(s, f, e.CareTime)
 			if s.Status.InMouth() {
+				s.seenInMouth = true
 				present = append(present, f.Tooth)
 			}
 		}
@@ -196,6 +211,7 @@ func BuildChart(birth time.Time, entries []Entry, plan []PlanItem, cat *Catalogu
 				applyTreatment(s, tr, proc, e.CareTime)
 				s.Done = append(s.Done, DoneMark{EntryID: e.ID, Procedure: tr.Procedure, Surfaces: tr.Surfaces, CareTime: e.CareTime})
 				if s.Status.InMouth() {
+					s.seenInMouth = true
 					present = append(present, tr.Tooth)
 				}
 			}

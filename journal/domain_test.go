@@ -225,6 +225,42 @@ func TestCariesIndicesGolden(t *testing.T) {
 		at12 := BuildChart(birth, entries[:1], nil, cat, day(2027, 1, 1), true)
 		require.Equal(t, StatusPresent, at12.Tooth(54).Status)
 	})
+	t.Run("a milk tooth extracted for caries counts as e until its successor erupts", func(t *testing.T) {
+		birth := day(2010, 3, 10)
+		pulled := exam(1, day(2015, 5, 1), extracted(85, "caries")) // e 5 (molar)
+		e5 := Indices{Es: 5, DefS: 5, DefT: 1}
+		cases := []struct {
+			name  string
+			later []Finding // recorded on 2025-03-12
+			at    time.Time
+			want  Indices
+			teeth string
+		}{
+			{"before the successor is due", nil, day(2016, 1, 1), e5, "85:e"},
+			{"successor found sound", []Finding{f(45, "", CondSound)}, day(2025, 4, 1), Indices{CariesFree: true}, ""},
+			{"successor erupting", []Finding{f(45, "", CondErupting)}, day(2025, 4, 1), Indices{CariesFree: true}, ""},
+			{"successor with caries", []Finding{f(45, "O", CondCaries)}, day(2025, 4, 1), Indices{DS: 1, DMFS: 1, DMFT: 1}, "45:D:O"},
+			{"successor not recorded: expected by age only", []Finding{f(46, "", CondSound)}, day(2025, 4, 1), e5, "85:e"},
+			{"successor not erupted", []Finding{f(45, "", CondNotErupted)}, day(2025, 4, 1), e5, "85:e"},
+			{"successor missing (agenesis)", []Finding{f(45, "", CondMissing)}, day(2025, 4, 1), e5, "85:e"},
+			{"the chart before the successor was found", []Finding{f(45, "", CondSound)}, day(2025, 3, 11), e5, "85:e"},
+		}
+		for _, c := range cases {
+			entries := []Entry{pulled}
+			if c.later != nil {
+				entries = append(entries, exam(2, day(2025, 3, 12), c.later...))
+			}
+			ch := BuildChart(birth, entries, nil, cat, c.at, true)
+			require.Equal(t, StatusExtracted, ch.Tooth(85).Status, c.name)
+			require.Equal(t, c.want, ComputeIndices(ch), c.name)
+			require.Equal(t, c.teeth, teethCode(ch), c.name)
+		}
+		// A successor that erupted and was later extracted itself had still
+		// replaced the milk tooth.
+		ortho := exam(3, day(2025, 9, 1), extracted(45, "orthodontic"))
+		ch := BuildChart(birth, []Entry{pulled, exam(2, day(2025, 3, 12), f(45, "", CondSound)), ortho}, nil, cat, day(2025, 10, 1), true)
+		require.Equal(t, Indices{CariesFree: true}, ComputeIndices(ch))
+	})
 	t.Run("young child, nothing found", func(t *testing.T) {
 		c := BuildChart(day(2021, 5, 1), nil, nil, cat, day(2025, 5, 1), true)
 		require.Equal(t, DentitionDeciduous, c.Dentition)

@@ -12,6 +12,10 @@ package journal
 //   - a tooth extracted because of caries counts all its surfaces as M/e;
 //     teeth extracted for other reasons (orthodontic, trauma …), missing
 //     from agenesis, not erupted or shed naturally do not count;
+//   - a deciduous tooth extracted because of caries counts as e only until
+//     its permanent successor is recorded in the mouth: by then it would
+//     have been shed anyway (DOMAIN.md, def-s). A successor that is only
+//     expected by age does not end the count;
 //   - sealants, fractures and hypomineralisation do not count;
 //   - premolars and molars have 5 surfaces, incisors and canines 4
 //     (Tooth.IndexSurfaces), which caps a tooth's count.
@@ -37,7 +41,7 @@ func ComputeIndices(c *Chart) Indices {
 		s := c.Teeth[t]
 		var d, m, f int
 		switch {
-		case s.Status == StatusExtracted && s.ExtractionReason == "caries":
+		case c.extractedForCaries(t):
 			m = t.IndexSurfaces()
 		case s.Status.InMouth():
 			for _, ss := range s.Surfaces {
@@ -74,4 +78,12 @@ func ComputeIndices(c *Chart) Indices {
 	ix.DefS = ix.Ds + ix.Es + ix.Fs
 	ix.CariesFree = ix.DMFS == 0 && ix.DefS == 0
 	return ix
+}
+
+// extractedForCaries reports whether tooth t counts as M (permanent) or e
+// (deciduous) in the chart: extracted because of caries and, for a
+// deciduous tooth, its successor not yet recorded in the mouth.
+func (c *Chart) extractedForCaries(t Tooth) bool {
+	s := c.Teeth[t]
+	return s.Status == StatusExtracted && s.ExtractionReason == "caries" && !c.successorErupted(t)
 }

@@ -89,7 +89,7 @@ func teethCode(c *Chart) string {
 			dm, mm, fm = "d", "e", "f"
 		}
 		switch {
-		case s.Status == StatusExtracted && s.ExtractionReason == "caries":
+		case c.extractedForCaries(t):
 			parts = append(parts, fmt.Sprintf("%d:%s", int(t), mm))
 		case s.Status.InMouth():
 			var d, f strings.Builder
