@@ -343,7 +343,6 @@ func TestValidateNewEntry(t *testing.T) {
 		{"tooth that does not exist", child, examOf(Finding{Tooth: 19, Condition: CondSound}), "tooth.invalid"},
 		{"deciduous quadrant position 6", child, examOf(Finding{Tooth: 56, Condition: CondSound}), "tooth.invalid"},
 		{"incisal on a molar", child, examOf(Finding{Tooth: 36, Surfaces: "I", Condition: CondCaries}), "surface.notontooth"},
-		{"deciduous tooth on an adult", adult, examOf(Finding{Tooth: 55, Condition: CondSound}), "tooth.deciduousadult"},
 		{"future time of care", child, NewEntry{Kind: KindNote, CareTime: now.Add(time.Hour), Content: Content{Text: "x"}}, "caretime.future"},
 		{"caries without surface", child, examOf(Finding{Tooth: 16, Condition: CondCaries}), "finding.needssurfaces"},
 		{"crown with surfaces", child, examOf(Finding{Tooth: 16, Surfaces: "O", Condition: CondCrown}), "finding.wholetooth"},
@@ -382,6 +381,27 @@ func TestValidateNewEntry(t *testing.T) {
 	adultExam := examOf(Finding{Tooth: 16, Condition: CondSound})
 	adultExam.CareTime = day(2023, 1, 31)
 	require.NoError(t, adultExam.Validate(adult, now, cat, sks))
+	// Milk teeth persist when the successor is missing (agenesis): they are
+	// recorded at any age, also after 18 and after care ends at 22.
+	for _, c := range []struct {
+		name  string
+		birth time.Time
+	}{
+		{"17 years", day(2007, 5, 2)},
+		{"18th birthday", day(2007, 5, 1)},
+		{"19 years", day(2006, 2, 1)},
+		{"21 years", day(2003, 5, 2)},
+		{"30 years", day(1995, 1, 1)},
+	} {
+		p := Patient{PersonID: 3, BirthDate: c.birth}
+		for _, n := range []NewEntry{
+			examOf(Finding{Tooth: 75, Condition: CondSound}, Finding{Tooth: 35, Condition: CondMissing}),
+			examOf(Finding{Tooth: 85, Surfaces: "O", Condition: CondCaries}),
+			{Kind: KindTreatmentPerformed, CareTime: now.Add(-time.Hour), Content: Content{Treatments: []Treatment{{Tooth: 85, Surfaces: "O", Procedure: "FYLD"}}}},
+		} {
+			require.NoError(t, n.Validate(p, now, cat, sks), c.name)
+		}
+	}
 }
 
 func TestSKSSearch(t *testing.T) {

@@ -189,9 +189,10 @@ type Patient struct {
 
 // Validate checks and normalises a new entry for patient at time now
 // against the procedure catalogue: it canonicalises surface letters and
-// refuses teeth that do not exist, surfaces a tooth does not have,
-// deciduous teeth of adults, a future time of care, unknown codes and
-// kinds, and content that does not fit the kind.
+// refuses teeth that do not exist, surfaces a tooth does not have, a future
+// time of care, unknown codes and kinds, and content that does not fit the
+// kind. Deciduous teeth are accepted at any age: milk teeth persist into
+// adulthood when the successor is missing (agenesis).
 func (n *NewEntry) Validate(p Patient, now time.Time, cat *Catalogue, sks *SKS) error {
 	if !n.Kind.Valid() {
 		return inputErr("kind.invalid", string(n.Kind))
@@ -215,9 +216,6 @@ func (n *NewEntry) Validate(p Patient, now time.Time, cat *Catalogue, sks *SKS) 
 	checkTooth := func(t Tooth) error {
 		if !t.Valid() {
 			return inputErr("tooth.invalid", int(t))
-		}
-		if t.Deciduous() && !p.BirthDate.IsZero() && ageYears(p.BirthDate, n.CareTime) >= AdultAge {
-			return inputErr("tooth.deciduousadult", int(t), ageYears(p.BirthDate, n.CareTime))
 		}
 		return nil
 	}

@@ -18,7 +18,6 @@ var messages = map[string]map[string]string{
 	"da": {
 		// Input errors.
 		"journal.err.tooth.invalid":           "Tand %v findes ikke i FDI-notationen (11–48 blivende, 51–85 mælketænder).",
-		"journal.err.tooth.deciduousadult":    "Mælketand %d kan ikke registreres på en patient på %d år.",
 		"journal.err.surface.unknown":         "Ukendt tandflade %q (brug M, O, I, D, B/F, L/P).",
 		"journal.err.surface.notontooth":      "Tand %[2]d har ingen flade %[1]s (okklusal kun på kindtænder, incisal kun på for- og hjørnetænder).",
 		"journal.err.surface.withouttooth":    "Flader kræver en tand.",
@@ -240,7 +239,6 @@ var messages = map[string]map[string]string{
 	},
 	"en": {
 		"journal.err.tooth.invalid":           "Tooth %v does not exist in FDI notation (11–48 permanent, 51–85 deciduous).",
-		"journal.err.tooth.deciduousadult":    "Deciduous tooth %d cannot be recorded for a patient aged %d.",
 		"journal.err.surface.unknown":         "Unknown tooth surface %q (use M, O, I, D, B/F, L/P).",
 		"journal.err.surface.notontooth":      "Tooth %[2]d has no surface %[1]s (occlusal only on premolars and molars, incisal only on incisors and canines).",
 		"journal.err.surface.withouttooth":    "Surfaces need a tooth.",

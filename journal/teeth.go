@@ -247,10 +247,6 @@ func expectedPresent(t Tooth, birth, at time.Time) bool {
 	return true
 }
 
-// AdultAge is the age from which deciduous teeth are refused in findings
-// and treatments.
-const AdultAge = 18
-
 // addMonths adds n months to a date, clamping to the last day of the month
 // (31 January + 1 month = 28/29 February), which is how people count
 // "8 months old".
