@@ -425,6 +425,24 @@ func TestSKSSearch(t *testing.T) {
 	require.Equal(t, "Karies UNS", text)
 }
 
+func TestPersonAgeOnTheDanishDate(t *testing.T) {
+	cases := []struct {
+		name  string
+		birth time.Time
+		now   time.Time
+		want  int
+	}{
+		{"23:30 UTC is after midnight in Copenhagen (CET)", day(2010, 3, 10), time.Date(2025, 3, 9, 23, 30, 0, 0, time.UTC), 15},
+		{"22:59 UTC is 23:59 in Copenhagen", day(2010, 3, 10), time.Date(2025, 3, 9, 22, 59, 0, 0, time.UTC), 14},
+		{"summer time (CEST)", day(2010, 6, 15), time.Date(2025, 6, 14, 22, 30, 0, 0, time.UTC), 15},
+		{"summer time, before midnight", day(2010, 6, 15), time.Date(2025, 6, 14, 21, 59, 0, 0, time.UTC), 14},
+		{"22nd birthday", day(2003, 3, 10), time.Date(2025, 3, 9, 23, 30, 0, 0, time.UTC), 22},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, Person{BirthDate: c.birth}.ageAt(c.now), c.name)
+	}
+}
+
 func TestPlanProgress(t *testing.T) {
 	p := Plan{Items: []PlanItem{{Status: ItemDone}, {Status: ItemPlanned}, {Status: ItemCancelled}, {Status: ItemReferred}}}
 	require.Equal(t, Progress{Done: 2, Total: 3, Percent: 66}, p.Progress())

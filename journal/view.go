@@ -163,7 +163,13 @@ func (p Person) BirthText() string {
 }
 
 // Age is the age in whole years today.
-func (p Person) Age() int { return ageYears(p.BirthDate, time.Now()) }
+func (p Person) Age() int { return p.ageAt(time.Now()) }
+
+// ageAt is the age in whole years at now, counted on the Danish date: a
+// birthday starts at midnight in Copenhagen, not on the server's clock.
+func (p Person) ageAt(now time.Time) int {
+	return ageYears(p.BirthDate, auth.DateIn(now, auth.Copenhagen))
+}
 
 // DueText is the due date.
 func (r RecallInfo) DueText() string { return localDate(r.Due) }

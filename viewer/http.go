@@ -151,13 +151,17 @@ type PersonView struct {
 	BreakGlass string
 }
 
-func personView(c *personCtx) PersonView {
+func personView(c *personCtx) PersonView { return personViewAt(c, time.Now()) }
+
+// personViewAt is personView at time now; the age is counted on the Danish
+// date (a birthday starts at midnight in Copenhagen, as in auth.Access).
+func personViewAt(c *personCtx, now time.Time) PersonView {
 	pv := PersonView{ID: c.person.ID, Name: c.person.GivenName + " " + c.person.FamilyName, BirthDate: c.person.BirthDate, BreakGlass: c.decision.Reason}
 	if !c.person.CPR.IsZero() {
 		pv.CPR = c.person.CPR.Formatted()
 	}
 	if !c.person.BirthDate.IsZero() {
-		pv.Age = auth.AgeAt(c.person.BirthDate, time.Now())
+		pv.Age = auth.AgeAt(c.person.BirthDate, auth.DateIn(now, auth.Copenhagen))
 	}
 	return pv
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
@@ -202,4 +203,22 @@ func TestImageFromAttributesAndTags(t *testing.T) {
 	require.True(t, items[0].Volume)
 	require.Equal(t, "b", items[0].Images[0].SOP)
 	require.Equal(t, "11", items[1].Label)
+}
+
+// The header's age is counted on the Danish date, not the server's clock.
+func TestPersonViewAgeOnTheDanishDate(t *testing.T) {
+	cases := []struct {
+		name  string
+		birth time.Time
+		now   time.Time
+		want  int
+	}{
+		{"23:30 UTC is after midnight in Copenhagen (CET)", time.Date(2010, 3, 10, 0, 0, 0, 0, time.UTC), time.Date(2025, 3, 9, 23, 30, 0, 0, time.UTC), 15},
+		{"22:59 UTC is 23:59 in Copenhagen", time.Date(2010, 3, 10, 0, 0, 0, 0, time.UTC), time.Date(2025, 3, 9, 22, 59, 0, 0, time.UTC), 14},
+		{"summer time (CEST)", time.Date(2010, 6, 15, 0, 0, 0, 0, time.UTC), time.Date(2025, 6, 14, 22, 30, 0, 0, time.UTC), 15},
+	}
+	for _, c := range cases {
+		pv := personViewAt(&personCtx{person: auth.Person{ID: 1, GivenName: "Ida", FamilyName: "Testesen", BirthDate: c.birth}}, c.now)
+		require.Equal(t, c.want, pv.Age, c.name)
+	}
 }

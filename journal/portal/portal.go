@@ -183,6 +183,11 @@ func (p *Portal) now() time.Time {
 	return time.Now()
 }
 
+// today is the date in Denmark, which ages and the age limits of custody
+// and care are counted on (as auth.Access does): a child turns 15 at
+// midnight in Copenhagen, not at midnight on the server's clock.
+func (p *Portal) today() time.Time { return auth.DateIn(p.now(), auth.Copenhagen) }
+
 // Child is a person the signed-in citizen may see: a child in custody under
 // 15, or the citizen themself.
 type Child struct {
@@ -226,23 +231,23 @@ func (p *Portal) Children(ctx context.Context, pr *auth.Principal) ([]Child, err
 		return nil, err
 	}
 	var out []Child
-	now := p.now()
+	today := p.today()
 	err = postgres.InTenant(ctx, p.Pool, pr.TenantID, func(tx pgx.Tx) error {
 		self, err := auth.GetPerson(ctx, tx, pr.PersonID)
 		if err != nil {
 			return err
 		}
-		if age := auth.AgeAt(self.BirthDate, now); age >= 15 && age < 22 {
+		if age := auth.AgeAt(self.BirthDate, today); age >= 15 && age < 22 {
 			// Young people from 15 see their own dental record.
-			out = append(out, childOf(key, pr.UserID, self, now, true))
+			out = append(out, childOf(key, pr.UserID, self, today, true))
 		}
 		kids, err := auth.ChildrenInCustody(ctx, tx, pr.PersonID)
 		if err != nil {
 			return err
 		}
 		for _, k := range kids {
-			if auth.AgeAt(k.BirthDate, now) < 15 {
-				out = append(out, childOf(key, pr.UserID, k, now, false))
+			if auth.AgeAt(k.BirthDate, today) < 15 {
+				out = append(out, childOf(key, pr.UserID, k, today, false))
 			}
 		}
 		return nil
@@ -254,14 +259,14 @@ func (p *Portal) Children(ctx context.Context, pr *auth.Principal) ([]Child, err
 // their own now, and the custody holders are told so (Health Act §17).
 func (p *Portal) OlderChildren(ctx context.Context, pr *auth.Principal) ([]Child, error) {
 	var out []Child
-	now := p.now()
+	today := p.today()
 	err := postgres.InTenant(ctx, p.Pool, pr.TenantID, func(tx pgx.Tx) error {
 		kids, err := auth.ChildrenInCustody(ctx, tx, pr.PersonID)
 		if err != nil {
 			return err
 		}
 		for _, k := range kids {
-			if a := auth.AgeAt(k.BirthDate, now); a >= 15 && a < 18 {
+			if a := auth.AgeAt(k.BirthDate, today); a >= 15 && a < 18 {
 				out = append(out, Child{GivenName: k.GivenName, Age: a})
 			}
 		}
@@ -270,10 +275,11 @@ func (p *Portal) OlderChildren(ctx context.Context, pr *auth.Principal) ([]Child
 	return out, err
 }
 
-func childOf(key []byte, userID int64, per auth.Person, now time.Time, self bool) Child {
+// childOf is per as a Child; today is the Danish date (Portal.today).
+func childOf(key []byte, userID int64, per auth.Person, today time.Time, self bool) Child {
 	return Child{
 		Ref: Ref(key, userID, per.ID), PersonID: per.ID, Name: per.GivenName + " " + per.FamilyName,
-		GivenName: per.GivenName, BirthDate: per.BirthDate, Age: auth.AgeAt(per.BirthDate, now), Self: self,
+		GivenName: per.GivenName, BirthDate: per.BirthDate, Age: auth.AgeAt(per.BirthDate, today), Self: self,
 	}
 }
 
