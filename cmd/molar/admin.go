@@ -41,7 +41,7 @@ func storeFlags(extra ...string) map[string]bool {
 // admin command, logging warnings and worse only; the caller closes db.
 func openDBAndStore(ctx context.Context, cfg *Config) (*database, storage.ObjectStore, *slog.Logger, error) {
 	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
-	db, err := openDatabase(ctx, cfg, log, true)
+	db, err := openDatabase(ctx, cfg, log, dbExisting)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -67,7 +67,11 @@ func adminDB(ctx context.Context, cmd string, args []string, getenv func(string)
 	if cfg.LogLevel == "info" {
 		log = newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
 	}
-	db, err := openDatabase(ctx, cfg, log, true)
+	mode := dbExisting
+	if cmd == "migrate" || cmd == "demo" {
+		mode = dbCreate
+	}
+	db, err := openDatabase(ctx, cfg, log, mode)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -333,3 +333,18 @@ func lastLine(s string) string {
 }
 
 var _ = postgres.AppRole
+
+// TestAdminCommandOnAWrongDataDir: an admin command pointed at a
+// directory without a Molar database fails, naming the directory, and
+// creates nothing (a mistyped path must not become an empty database that
+// `archive verify` then calls fine).
+func TestAdminCommandOnAWrongDataDir(t *testing.T) {
+	for _, args := range [][]string{{"ae", "list"}, {"archive", "verify"}, {"audit", "verify"}} {
+		data := filepath.Join(t.TempDir(), "nothing-here")
+		out, err := exec.Command(molarBinary(t), append(args, "--data-dir", data)...).CombinedOutput()
+		require.Error(t, err, "%v: %s", args, out)
+		require.Contains(t, string(out), "no Molar database here", "%v", args)
+		require.Contains(t, string(out), data)
+		require.NoDirExists(t, data, "%v created nothing", args)
+	}
+}

@@ -27,9 +27,25 @@ type database struct {
 
 const embeddedDB = "molar"
 
+// dbMode says how a command may use the embedded cluster.
+type dbMode int
+
+const (
+	// dbExisting: an admin command; attaches to a running server's
+	// cluster or starts the existing one, never creates one (a wrong data
+	// directory is an error, not a new empty database).
+	dbExisting dbMode = iota
+	// dbCreate: `molar migrate` and `molar demo` may create the cluster.
+	dbCreate
+	// dbServe: `molar serve` creates the cluster if needed and must own
+	// it (it notices when its database stops); another molar process
+	// running it is waited for, then an error.
+	dbServe
+)
+
 // openDatabase starts (or attaches to) the embedded cluster when no URL is
 // configured, applies migrations, and opens the runtime pool.
-func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool) (*database, error) {
+func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, mode dbMode) (*database, error) {
 	db := &database{}
 	appURL := cfg.DatabaseAppURL
 	setRole := ""
@@ -38,11 +54,14 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, migrate bo
 		if err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		if err := os.MkdirAll(dataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("create data dir %s (MOLAR_DATA_DIR): %w", dataDir, err)
+		if mode != dbExisting {
+			if err := os.MkdirAll(dataDir, 0o755); err != nil {
+				return nil, fmt.Errorf("create data dir %s (MOLAR_DATA_DIR): %w", dataDir, err)
+			}
 		}
-		db.cluster = &postgres.Cluster{Dir: filepath.Join(dataDir, "pg"), BinDir: cfg.PostgresBinDir, Logger: log}
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		db.cluster = &postgres.Cluster{Dir: filepath.Join(dataDir, "pg"), BinDir: cfg.PostgresBinDir, Logger: log,
+			NoInit: mode == dbExisting, Exclusive: mode == dbServe}
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		err = db.cluster.Start(sctx)
 		cancel()
 		if err != nil {
@@ -61,17 +80,15 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, migrate bo
 			setRole = postgres.AppRole
 		}
 	}
-	if migrate {
-		if err := migrateAll(ctx, db.ownerURL, log); err != nil {
-			db.close(ctx)
-			if cfg.DatabaseURL != "" {
-				var me *postgres.MigrationError
-				if !errors.As(err, &me) {
-					return nil, fmt.Errorf("database (MOLAR_DATABASE_URL): %w", err)
-				}
+	if err := migrateAll(ctx, db.ownerURL, log); err != nil {
+		db.close(ctx)
+		if cfg.DatabaseURL != "" {
+			var me *postgres.MigrationError
+			if !errors.As(err, &me) {
+				return nil, fmt.Errorf("database (MOLAR_DATABASE_URL): %w", err)
 			}
-			return nil, err
 		}
+		return nil, err
 	}
 	pool, err := postgres.OpenPool(ctx, appURL, postgres.PoolOptions{SetRole: setRole, MaxConns: 40})
 	if err != nil {

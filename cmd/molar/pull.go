@@ -44,7 +44,7 @@ func cmdPull(ctx context.Context, args []string, getenv func(string) string, std
 		return usageError{errors.New("say what to pull: --study, --patient-id or --dates")}
 	}
 	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
-	db, err := openDatabase(ctx, cfg, log, true)
+	db, err := openDatabase(ctx, cfg, log, dbExisting)
 	if err != nil {
 		return err
 	}

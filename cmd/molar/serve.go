@@ -129,7 +129,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // newServer opens the database and object store and builds every component.
 func newServer(ctx context.Context, cfg *Config, log *slog.Logger) (*server, error) {
-	db, err := openDatabase(ctx, cfg, log, true)
+	db, err := openDatabase(ctx, cfg, log, dbServe)
 	if err != nil {
 		return nil, err
 	}

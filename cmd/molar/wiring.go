@@ -128,10 +128,10 @@ func migrateAll(ctx context.Context, ownerURL string, log *slog.Logger) error {
 	if err := modules.Validate(mods, coreNamespaces...); err != nil {
 		return err
 	}
-	if _, err := postgres.Migrate(ctx, ownerURL, sources(mods), log); err != nil {
-		return err
-	}
-	return jobs.Migrate(ctx, ownerURL, log)
+	_, err := postgres.MigrateThen(ctx, ownerURL, sources(mods), log, func(ctx context.Context) error {
+		return jobs.Migrate(ctx, ownerURL, log)
+	})
+	return err
 }
 
 // wire builds the shell, authentication, routes, job workers and modules.

@@ -58,7 +58,32 @@ type Cluster struct {
 	runAsGID int
 	asOther  bool
 	attached bool
+	// owner is the open, exclusively flock'ed owner file while this
+	// process owns the cluster (started it, or may start it).
+	owner *os.File
+
+	// NoInit makes Start fail with ErrNoCluster instead of initialising a
+	// new cluster when Dir holds none (admin commands: a wrong data
+	// directory must not quietly become an empty database).
+	NoInit bool
+	// Exclusive makes Start own the cluster or fail: when another process
+	// owns it (a running `molar serve`, an admin command) Start waits up to
+	// OwnerWait for it to finish, then fails with ErrClusterBusy. `molar
+	// serve` starts so: it must notice when its database stops.
+	Exclusive bool
+	// OwnerWait bounds Exclusive's wait (default 60 s); AttachWait bounds
+	// how long a non-exclusive Start waits for the owner's server to accept
+	// connections (starting up, recovering after a crash; default 2 min).
+	OwnerWait, AttachWait time.Duration
 }
+
+// Errors of Start.
+var (
+	// ErrNoCluster: NoInit and the data directory holds no cluster.
+	ErrNoCluster = errors.New("no Molar database here: check the data directory (MOLAR_DATA_DIR), or run `molar serve` or `molar migrate` once to create it")
+	// ErrClusterBusy: Exclusive and another process owns the cluster.
+	ErrClusterBusy = errors.New("the embedded PostgreSQL is run by another molar process")
+)
 
 // SocketDir is the directory holding the server's Unix socket.
 func (c *Cluster) SocketDir() string { return c.sockDir }
@@ -126,10 +151,12 @@ func isExec(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// Start initialises the cluster if needed and starts it, waiting until it
-// accepts connections. A stale postmaster.pid from a crash is handled by
-// PostgreSQL itself; a server still running from a killed earlier molar is
-// stopped first so that this process owns it.
+// Start initialises the cluster if needed (unless NoInit) and starts it,
+// waiting until it accepts connections; when another live process owns it
+// (holds the owner lock), Start attaches to its server instead (or, when
+// Exclusive, waits for it to finish). A stale postmaster.pid from a crash
+// is handled by PostgreSQL itself; a server left running by a killed
+// earlier owner is stopped first so that this process owns it.
 func (c *Cluster) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -147,9 +174,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := c.resolveUser(); err != nil {
 		return err
 	}
-	version := ""
-	if b, err := os.ReadFile(filepath.Join(c.Dir, "PG_VERSION")); err == nil {
-		version = strings.TrimSpace(string(b))
+	version := c.version()
+	if version == "" && c.NoInit {
+		return fmt.Errorf("postgres: %w (%s)", ErrNoCluster, c.Dir)
 	}
 	bin := c.BinDir
 	if bin != "" && (!isExec(filepath.Join(bin, "postgres")) || !isExec(filepath.Join(bin, "initdb"))) {
@@ -168,17 +195,162 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if version == "" {
+	// Who runs the cluster is decided by a lock on the owner file beside
+	// it, held for as long as the owner lives (the kernel drops it when the
+	// process dies, kill -9 included). Its owner starts and stops the
+	// server; anyone else attaches to the running server and never stops
+	// it — not even when it does not answer yet (starting, recovering
+	// after a crash, out of connections).
+	attachBy := time.Now().Add(orDefault(c.AttachWait, 2*time.Minute))
+	var attachErr error
+	for {
+		owned, err := c.own(ctx)
+		if err != nil {
+			return err
+		}
+		if owned {
+			if err := c.startOwned(ctx, bin); err != nil {
+				c.releaseOwner()
+				return err
+			}
+			return nil
+		}
+		if attachErr = c.attach(ctx); attachErr == nil {
+			return nil
+		}
+		if time.Now().After(attachBy) {
+			return fmt.Errorf("postgres: the embedded PostgreSQL of molar process %s (%s) does not accept connections; it is left running: %w",
+				c.ownerPID(), c.Dir, attachErr)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres: waiting for the embedded PostgreSQL of molar process %s: %w (last: %w)", c.ownerPID(), ctx.Err(), attachErr)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// version is the cluster's PG_VERSION ("" when there is no cluster).
+func (c *Cluster) version() string {
+	b, err := os.ReadFile(filepath.Join(c.Dir, "PG_VERSION"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// ownerPath is the owner file: beside the cluster, so that it exists
+// before initdb and outside PGDATA.
+func (c *Cluster) ownerPath() string { return c.Dir + ".owner" }
+
+// own takes the owner lock. Taken: true. Held by another process: false at
+// once, or (Exclusive) after waiting up to OwnerWait for it, then
+// ErrClusterBusy.
+func (c *Cluster) own(ctx context.Context) (bool, error) {
+	if c.owner != nil {
+		return true, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Dir), 0o755); err != nil {
+		return false, fmt.Errorf("postgres: create %s: %w", filepath.Dir(c.Dir), err)
+	}
+	f, err := os.OpenFile(c.ownerPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("postgres: owner file: %w", err)
+	}
+	waitUntil := time.Now().Add(orDefault(c.OwnerWait, time.Minute))
+	logged := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			_ = f.Truncate(0)
+			_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+			c.owner = f
+			return true, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return false, fmt.Errorf("postgres: lock %s: %w", c.ownerPath(), err)
+		}
+		if !c.Exclusive {
+			f.Close()
+			return false, nil
+		}
+		if !logged {
+			c.Logger.Warn("waiting for another molar process to finish with the embedded PostgreSQL", "pid", c.ownerPID(), "dir", c.Dir)
+			logged = true
+		}
+		if time.Now().After(waitUntil) {
+			f.Close()
+			return false, fmt.Errorf("postgres: %w (pid %s, %s): stop it first, or give this one another data directory (MOLAR_DATA_DIR)",
+				ErrClusterBusy, c.ownerPID(), c.Dir)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return false, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// releaseOwner gives up ownership (the server must be stopped already, or
+// be left as an orphan the next owner stops).
+func (c *Cluster) releaseOwner() {
+	if c.owner != nil {
+		c.owner.Close() // closing drops the lock
+		c.owner = nil
+	}
+}
+
+// ownerPID is the pid the owner wrote into the owner file ("?" unknown).
+func (c *Cluster) ownerPID() string {
+	b, err := os.ReadFile(c.ownerPath())
+	if s := strings.TrimSpace(string(b)); err == nil && s != "" {
+		return s
+	}
+	return "?"
+}
+
+// attach connects once to the server the owner runs, through the socket
+// its postmaster.pid names.
+func (c *Cluster) attach(ctx context.Context) error {
+	if b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid")); err == nil {
+		if lines := strings.Split(string(b), "\n"); len(lines) > 4 && strings.TrimSpace(lines[4]) != "" {
+			c.sockDir = strings.TrimSpace(lines[4])
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	conn, err := pgx.Connect(cctx, c.URL("postgres", AdminUser))
+	cancel()
+	if err != nil {
+		return err
+	}
+	conn.Close(ctx)
+	c.attached = true
+	c.Logger.Info("using the PostgreSQL cluster of a running molar", "pid", c.ownerPID())
+	return nil
+}
+
+// startOwned initialises the cluster if needed and starts its server,
+// holding the owner lock.
+func (c *Cluster) startOwned(ctx context.Context, bin string) error {
+	if c.version() == "" { // another owner may have made it meanwhile
+		if c.NoInit {
+			return fmt.Errorf("postgres: %w (%s)", ErrNoCluster, c.Dir)
+		}
 		if err := c.initdb(ctx, bin); err != nil {
 			return err
 		}
 	}
-	attached, err := c.stopOrphan(ctx, bin)
-	if err != nil {
+	if err := c.stopOrphan(ctx); err != nil {
 		return err
-	}
-	if attached {
-		return nil
 	}
 	// After a crash (kill -9 of molar and its postmaster) the old server's
 	// backends leave within moments of noticing; until they have, the new
@@ -304,76 +476,41 @@ func (c *Cluster) initdb(ctx context.Context, bin string) error {
 	return nil
 }
 
-// stopOrphan looks at a server already running on the data directory. One
-// whose parent still lives (a running `molar serve`) is attached to; one left
-// behind by a killed molar (kill -9 does not stop its postmaster at once) is
-// stopped so that this process owns the cluster.
-func (c *Cluster) stopOrphan(ctx context.Context, bin string) (attached bool, err error) {
+// stopOrphan stops a server still running on the data directory although
+// its owner is gone (this process holds the owner lock): one left behind by
+// a killed molar whose postmaster has not yet noticed its parent's death.
+func (c *Cluster) stopOrphan(ctx context.Context) error {
 	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
 	if err != nil {
-		return false, nil
+		return nil
 	}
 	lines := strings.Split(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
 	if err != nil || pid <= 0 {
-		return false, nil
+		return nil
 	}
 	if !processAlive(pid) || !isPostmasterOf(pid, c.Dir) {
-		return false, nil // stale pid file: PostgreSQL recovers on start
-	}
-	if ppid := parentOf(pid); ppid > 1 && ppid != os.Getpid() && processAlive(ppid) && len(lines) > 4 {
-		// Owned by a live process: use its socket.
-		if sock := strings.TrimSpace(lines[4]); sock != "" {
-			c.sockDir = sock
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := pgx.Connect(cctx, c.URL("postgres", AdminUser))
-		cancel()
-		if err == nil {
-			conn.Close(ctx)
-			c.attached = true
-			c.Logger.Info("using the PostgreSQL cluster of a running molar", "pid", pid)
-			return true, nil
-		}
+		return nil // stale pid file: PostgreSQL recovers on start
 	}
 	c.Logger.Warn("stopping PostgreSQL left running by an earlier molar process", "pid", pid)
 	_ = syscall.Kill(pid, syscall.SIGINT) // fast shutdown
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if !processAlive(pid) {
-			return false, nil
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	_ = syscall.Kill(pid, syscall.SIGQUIT)
 	time.Sleep(time.Second)
 	if processAlive(pid) {
-		return false, fmt.Errorf("postgres: an earlier server (pid %d) on %s does not stop", pid, c.Dir)
+		return fmt.Errorf("postgres: an earlier server (pid %d) on %s does not stop", pid, c.Dir)
 	}
-	return false, nil
-}
-
-// parentOf returns the parent pid of pid (0 when unknown).
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return nil
 }
 
 func processAlive(pid int) bool {
@@ -529,6 +666,7 @@ func (c *Cluster) stopLocked(ctx context.Context) error {
 		return nil
 	}
 	if c.cmd == nil {
+		c.releaseOwner()
 		return nil
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGINT)
@@ -549,6 +687,7 @@ func (c *Cluster) stopLocked(ctx context.Context) error {
 	if c.logFile != nil {
 		c.logFile.Close()
 	}
+	c.releaseOwner()
 	c.Logger.Info("embedded PostgreSQL stopped")
 	return err
 }
@@ -595,6 +734,7 @@ func (c *Cluster) Kill() {
 	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	<-c.done
 	c.cmd = nil
+	c.releaseOwner() // a crashed owner's lock goes with it
 }
 
 func readFile(p string) string {

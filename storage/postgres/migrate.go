@@ -66,6 +66,13 @@ type Applied struct {
 // already applied whose content changed is reported as an error too: applied
 // migrations are never edited, a new file is added instead.
 func Migrate(ctx context.Context, url string, sources []Source, log *slog.Logger) (applied []Applied, err error) {
+	return MigrateThen(ctx, url, sources, log, nil)
+}
+
+// MigrateThen is Migrate, then runs then (other migrations, such as the job
+// queue's) while still holding the migration lock, so that runners
+// starting together never run those at the same time either.
+func MigrateThen(ctx context.Context, url string, sources []Source, log *slog.Logger, then func(context.Context) error) (applied []Applied, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -145,6 +152,11 @@ func Migrate(ctx context.Context, url string, sources []Source, log *slog.Logger
 			}
 			log.Info("applied migration", "namespace", src.Namespace, "file", f)
 			applied = append(applied, Applied{src.Namespace, f, sum})
+		}
+	}
+	if then != nil {
+		if err := then(ctx); err != nil {
+			return applied, err
 		}
 	}
 	return applied, nil

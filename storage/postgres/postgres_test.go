@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -226,13 +228,34 @@ func TestOrphanServerIsTakenOver(t *testing.T) {
 	ctx := context.Background()
 	c := &postgres.Cluster{Dir: filepath.Join(dir, "pg")}
 	require.NoError(t, c.Start(ctx))
-	// A second Cluster value on the same dir (as a restarted molar after
-	// kill -9 of the first, while its postmaster still runs) takes over.
+	// While its owner lives, a second start attaches and leaves it running.
+	admin := &postgres.Cluster{Dir: c.Dir}
+	require.NoError(t, admin.Start(ctx))
+	require.True(t, admin.Attached())
+	require.NoError(t, admin.Stop(ctx))
+	require.True(t, c.Running())
+	// The owner gone (as a killed molar whose postmaster still runs), a
+	// new start takes the server over.
+	c.DropOwnerForTest()
 	c2 := &postgres.Cluster{Dir: c.Dir}
 	require.NoError(t, c2.Start(ctx))
+	require.False(t, c2.Attached())
 	require.True(t, c2.Running())
+	require.Eventually(t, func() bool { return !c.Running() }, 10*time.Second, 20*time.Millisecond, "the orphan was stopped")
 	require.NoError(t, c2.Stop(ctx))
 	_ = c.Stop(ctx)
+}
+
+// TestNoInitRefusesADirectoryWithoutCluster: an admin command pointed at
+// the wrong data directory fails instead of creating an empty database.
+func TestNoInitRefusesADirectoryWithoutCluster(t *testing.T) {
+	pgtest.AdminURL(t)
+	dir := filepath.Join(t.TempDir(), "data", "pg")
+	c := &postgres.Cluster{Dir: dir, NoInit: true}
+	err := c.Start(context.Background())
+	require.ErrorIs(t, err, postgres.ErrNoCluster)
+	require.Contains(t, err.Error(), dir)
+	require.NoDirExists(t, filepath.Dir(dir), "nothing created")
 }
 
 func TestMissingBinariesNameThePackage(t *testing.T) {
@@ -287,6 +310,31 @@ func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
 	require.NoError(t, admin.Stop(ctx))
 	conn, err = pgx.Connect(ctx, admin.URL("postgres", postgres.AdminUser))
 	require.NoError(t, err, "stopping an attached cluster leaves it running")
+	conn.Close(ctx)
+
+	// `molar serve` (Exclusive) does not attach: it waits for the owner,
+	// then says who runs the cluster.
+	serve := &postgres.Cluster{Dir: pgDir, Exclusive: true, OwnerWait: time.Second}
+	err = serve.Start(ctx)
+	require.ErrorIs(t, err, postgres.ErrClusterBusy)
+	require.Contains(t, err.Error(), fmt.Sprintf("pid %d", owner.Process.Pid))
+
+	// A server that does not answer (here: stopped; in life: recovering
+	// after a crash, out of connections) is never stopped by an admin
+	// command: it fails, and the server runs on.
+	pidFile, err := os.ReadFile(filepath.Join(pgDir, "postmaster.pid"))
+	require.NoError(t, err)
+	postmaster, err := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(postmaster, syscall.SIGSTOP))
+	stuck := &postgres.Cluster{Dir: pgDir, AttachWait: time.Second}
+	err = stuck.Start(ctx)
+	require.NoError(t, syscall.Kill(postmaster, syscall.SIGCONT))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "left running")
+	time.Sleep(200 * time.Millisecond)
+	conn, err = pgx.Connect(ctx, admin.URL("postgres", postgres.AdminUser))
+	require.NoError(t, err, "the owner's server still runs")
 	conn.Close(ctx)
 
 	// kill -9 of the owner: the postmaster gets its parent-death signal and
