@@ -2,6 +2,7 @@ package journal
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -440,6 +441,34 @@ func TestPersonAgeOnTheDanishDate(t *testing.T) {
 	}
 	for _, c := range cases {
 		require.Equal(t, c.want, Person{BirthDate: c.birth}.ageAt(c.now), c.name)
+	}
+}
+
+// The family's line for a tooth with open findings names what is found,
+// also a whole-tooth finding without surfaces (a fracture), and never ends
+// in a bare colon.
+func TestFamilyFindingLines(t *testing.T) {
+	cat := DefaultCatalogue()
+	caries := map[string]SurfaceState{"O": {Caries: "dentin"}, "M": {Caries: "enamel"}}
+	plan := []PlanMark{{PlanItemID: 1, Procedure: "FYLD", Surfaces: "MO"}}
+	cases := []struct {
+		name string
+		st   ToothState
+		lang string
+		want string
+	}{
+		{"fracture", ToothState{Tooth: 21, Fracture: true}, "da", "øverste venstre midterste fortand (21): fraktur"},
+		{"fracture, English", ToothState{Tooth: 21, Fracture: true}, "en", "upper left central incisor (21): fracture"},
+		{"caries", ToothState{Tooth: 16, Surfaces: caries}, "da", "øverste højre 6-års tand (16): caries på fladen mod midten og tyggefladen"},
+		{"caries and fracture", ToothState{Tooth: 16, Surfaces: caries, Fracture: true}, "da", "øverste højre 6-års tand (16): caries på fladen mod midten og tyggefladen, fraktur"},
+		{"fracture with a plan", ToothState{Tooth: 16, Fracture: true, Planned: plan}, "da", "øverste højre 6-års tand (16): fraktur (planlagt: fyldning)"},
+		{"only a plan", ToothState{Tooth: 16, Planned: plan}, "da", "øverste højre 6-års tand (16) (planlagt: fyldning)"},
+	}
+	for _, c := range cases {
+		got := familyFinding(c.st, cat, c.lang)
+		require.Equal(t, c.want, got, c.name)
+		require.NotContains(t, got, ": (", c.name)
+		require.False(t, strings.HasSuffix(strings.TrimSpace(got), ":"), c.name)
 	}
 }
 

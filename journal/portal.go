@@ -192,24 +192,7 @@ func (s *Service) FamilyRecord(ctx context.Context, p *auth.Principal, personID 
 		}
 		chart := BuildChart(person.BirthDate, signed, items, s.Catalogue, now, true)
 		for _, t := range chart.OpenFindings() {
-			var sf []byte
-			for _, l := range surfaceOrder {
-				if t.Surfaces[string(l)].Caries != "" {
-					sf = append(sf, byte(l))
-				}
-			}
-			line := ToothName(t.Tooth, lang) + ": "
-			if len(sf) > 0 {
-				line += strings.ToLower(m["journal.cond.caries"]) + " " + map[string]string{"da": "på", "en": "on"}[lang] + " " + plainSurfaces(string(sf), lang)
-			}
-			for _, pl := range t.Planned {
-				name := pl.Procedure
-				if pr, ok := s.Catalogue.Get(pl.Procedure); ok {
-					name = pr.Name(lang)
-				}
-				line += " (" + strings.ToLower(m["journal.tooth.planned"]) + ": " + strings.ToLower(name) + ")"
-			}
-			fr.Findings = append(fr.Findings, line)
+			fr.Findings = append(fr.Findings, familyFinding(t, s.Catalogue, lang))
 		}
 		for _, h := range []struct{ key, v string }{{"journal.allergies", prof.Allergies}, {"journal.medicines", prof.Medicines}, {"journal.conditions", prof.Conditions}} {
 			if h.v != "" {
@@ -219,6 +202,40 @@ func (s *Service) FamilyRecord(ctx context.Context, p *auth.Principal, personID 
 		return fmt.Sprintf("journal.family_record/%d", personID), map[string]any{"entries": len(fr.Entries)}, nil
 	})
 	return fr, err
+}
+
+// familyFinding is the family's line for a tooth with open findings (from
+// Chart.OpenFindings): the tooth, what is found on it, and what is planned,
+// e.g. "øverste højre 6-års tand (16): caries på tyggefladen (planlagt:
+// fyldning)" or "øverste venstre midterste fortand (21): fraktur". Only
+// the tooth and the plan when nothing is found.
+func familyFinding(t ToothState, cat *Catalogue, lang string) string {
+	m := messages[lang]
+	var found []string
+	var sf []byte
+	for _, l := range surfaceOrder {
+		if t.Surfaces[string(l)].Caries != "" {
+			sf = append(sf, byte(l))
+		}
+	}
+	if len(sf) > 0 {
+		found = append(found, strings.ToLower(m["journal.cond.caries"])+" "+map[string]string{"da": "på", "en": "on"}[lang]+" "+plainSurfaces(string(sf), lang))
+	}
+	if t.Fracture {
+		found = append(found, strings.ToLower(m["journal.cond.fracture"]))
+	}
+	line := ToothName(t.Tooth, lang)
+	if len(found) > 0 {
+		line += ": " + strings.Join(found, ", ")
+	}
+	for _, pl := range t.Planned {
+		name := pl.Procedure
+		if pr, ok := cat.Get(pl.Procedure); ok {
+			name = pr.Name(lang)
+		}
+		line += " (" + strings.ToLower(m["journal.tooth.planned"]) + ": " + strings.ToLower(name) + ")"
+	}
+	return line
 }
 
 // ParentInformation records information from a custody holder (or the

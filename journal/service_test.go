@@ -518,6 +518,26 @@ func TestPlanRecallAndPortal(t *testing.T) {
 	require.ErrorIs(t, err, auth.ErrForbidden, "citizens never see the staff view")
 }
 
+// The family's view lists open findings in plain language: a whole-tooth
+// fracture is named, not left as "… (21): ".
+func TestFamilyRecordFindings(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	exam := e.exam(journal.Finding{Tooth: 21, Condition: journal.CondFracture}, journal.Finding{Tooth: 16, Surfaces: "O", Condition: journal.CondCaries})
+	exam.Sign = true
+	_, err := e.svc.Create(ctx, e.dentistA, e.child, exam)
+	require.NoError(t, err)
+	fr, err := e.svc.FamilyRecord(ctx, e.parentP, e.child, "da")
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		"øverste højre 6-års tand (16): caries på tyggefladen",
+		"øverste venstre midterste fortand (21): fraktur",
+	}, fr.Findings)
+	for _, l := range fr.Findings {
+		require.False(t, strings.HasSuffix(strings.TrimSpace(l), ":"), l)
+	}
+}
+
 func TestClinicReports(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
