@@ -491,4 +491,7 @@ func TestMessagesDanishAndEnglish(t *testing.T) {
 	for _, c := range Conditions {
 		require.Contains(t, m["en"], "journal.cond."+string(c))
 	}
+	// No recall from the 22nd birthday: "fyldt 22", not "over 22" (which
+	// would mean 23 and older).
+	require.Equal(t, "Ingen (fyldt 22 år)", m["da"]["journal.recall.none"])
 }

@@ -108,7 +108,7 @@ var messages = map[string]map[string]string{
 		"journal.recall.milestone":        "aldersbestemt indkaldelse",
 		"journal.recall.interval":         "interval efter risiko",
 		"journal.recall.examiner":         "interval valgt af tandlægen",
-		"journal.recall.none":             "Ingen (over 22 år)",
+		"journal.recall.none":             "Ingen (fyldt 22 år)",
 		"journal.openfindings":            "Åbne fund",
 		"journal.plan":                    "Behandlingsplan",
 		"journal.plan.none":               "Ingen aktiv behandlingsplan.",
