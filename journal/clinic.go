@@ -40,7 +40,11 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, q string) ([]Hi
 	ctx = auth.WithPrincipal(ctx, p)
 	var hits []Hit
 	err := postgres.InTenant(ctx, s.Pool, p.TenantID, func(tx pgx.Tx) error {
-		where, args := "", []any{p.UserID, today, today.AddDate(-MaxAge, 0, 0)}
+		// Under 22 on today's date: the same interval arithmetic as
+		// clinicChildren. PostgreSQL clamps 29 February minus 22 years to
+		// 28 February, where Go's AddDate would roll over to 1 March and
+		// drop 21-year-olds born on 1 March.
+		where, args := "", []any{p.UserID, today, MaxAge}
 		if cprErr == nil {
 			where = "p.cpr = $4"
 			args = append(args, cpr.Digits())
@@ -56,7 +60,7 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, q string) ([]Hi
 		rows, err := tx.Query(ctx, `SELECT p.id, p.given_name, p.family_name, p.birth_date, COALESCE(p.cpr, ''), p.sex,
 				EXISTS (SELECT 1 FROM auth.care_relation cr JOIN auth.user_unit uu ON uu.org_unit_id = cr.org_unit_id
 				        WHERE uu.user_id = $1 AND cr.person_id = p.id AND cr.valid_from <= $2 AND (cr.valid_to IS NULL OR cr.valid_to >= $2))
-			FROM auth.person p WHERE p.birth_date > $3 AND `+where+`
+			FROM auth.person p WHERE p.birth_date > $2::date - make_interval(years => $3::int) AND `+where+`
 			ORDER BY p.family_name, p.given_name, p.id LIMIT 50`, args...)
 		if err != nil {
 			return dbErr("search", err)

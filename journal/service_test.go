@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -431,6 +432,50 @@ func TestAccessBreakTheGlassAndMovingClinic(t *testing.T) {
 	_, err = e.svc.Search(ctx, e.dentistB, "x")
 	require.ErrorIs(t, err, journal.ErrInvalid)
 	require.Equal(t, 1, e.count(`SELECT count(*) FROM audit.event WHERE action = 'search' AND user_id = $1`, e.dentistB.UserID))
+}
+
+// Search finds everyone under 22 on the Danish date, also on 29 February,
+// when "22 years ago" has no day of its own.
+func TestSearchUnder22OnLeapDay(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ids := map[int64]string{}
+	require.NoError(t, postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+		for _, b := range []time.Time{
+			time.Date(2006, 2, 28, 0, 0, 0, 0, time.UTC),
+			time.Date(2006, 3, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(2008, 2, 28, 0, 0, 0, 0, time.UTC),
+			time.Date(2008, 2, 29, 0, 0, 0, 0, time.UTC),
+		} {
+			p, err := auth.CreatePerson(ctx, tx, auth.Person{TenantID: e.tenant, GivenName: "Skud", FamilyName: "Dagsen", BirthDate: b})
+			require.NoError(t, err)
+			ids[p.ID] = b.Format(time.DateOnly)
+		}
+		return nil
+	}))
+	cases := []struct {
+		name  string
+		today time.Time // noon in Copenhagen
+		want  []string
+	}{
+		// 2006-02-28 turned 22 the day before; 2006-03-01 is 21 until tomorrow.
+		{"29 February 2028", time.Date(2028, 2, 29, 11, 0, 0, 0, time.UTC), []string{"2006-03-01", "2008-02-28", "2008-02-29"}},
+		{"1 March 2028", time.Date(2028, 3, 1, 11, 0, 0, 0, time.UTC), []string{"2008-02-28", "2008-02-29"}},
+		// Born on a leap day: 22 on 1 March in a common year.
+		{"28 February 2030", time.Date(2030, 2, 28, 11, 0, 0, 0, time.UTC), []string{"2008-02-29"}},
+		{"1 March 2030", time.Date(2030, 3, 1, 11, 0, 0, 0, time.UTC), nil},
+	}
+	for _, c := range cases {
+		e.svc.Now = func() time.Time { return c.today }
+		hits, err := e.svc.Search(ctx, e.dentistA, "skud dagsen")
+		require.NoError(t, err, c.name)
+		var got []string
+		for _, h := range hits {
+			got = append(got, ids[h.ID])
+		}
+		slices.Sort(got)
+		require.Equal(t, c.want, got, c.name)
+	}
 }
 
 func TestPlanRecallAndPortal(t *testing.T) {
