@@ -348,3 +348,20 @@ func TestAdminCommandOnAWrongDataDir(t *testing.T) {
 		require.NoDirExists(t, data, "%v created nothing", args)
 	}
 }
+
+// TestDataDirOfAnotherUserIsRefused: molar run as another user than the
+// data directory's owner (root running an admin command beside a server
+// run as its service user) refuses, naming the owner, instead of writing
+// objects the server cannot read.
+func TestDataDirOfAnotherUserIsRefused(t *testing.T) {
+	data := t.TempDir()
+	if os.Geteuid() == 0 {
+		require.NoError(t, os.Chown(data, 65534, 65534))
+	} else {
+		data = "/usr/share" // root's
+	}
+	out, err := exec.Command(molarBinary(t), "ae", "list", "--data-dir", data).CombinedOutput()
+	require.Error(t, err, string(out))
+	require.Contains(t, string(out), "belongs to user")
+	require.Contains(t, string(out), "run molar as that user")
+}

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -58,6 +61,9 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, mode dbMod
 			if err := os.MkdirAll(dataDir, 0o755); err != nil {
 				return nil, fmt.Errorf("create data dir %s (MOLAR_DATA_DIR): %w", dataDir, err)
 			}
+		}
+		if err := checkDataDirOwner(dataDir); err != nil {
+			return nil, err
 		}
 		db.cluster = &postgres.Cluster{Dir: filepath.Join(dataDir, "pg"), BinDir: cfg.PostgresBinDir, Logger: log,
 			NoInit: mode == dbExisting, Exclusive: mode == dbServe}
@@ -135,6 +141,9 @@ func openObjectStore(ctx context.Context, cfg *Config, log *slog.Logger) (storag
 		}
 		return s, nil
 	}
+	if err := checkDataDirOwner(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(cfg.DataDir, "objects")
 	s, err := fsstore.New(dir)
 	if err != nil {
@@ -144,6 +153,26 @@ func openObjectStore(ctx context.Context, cfg *Config, log *slog.Logger) (storag
 		log.Info("removed stale temporary objects", "count", n)
 	}
 	return s, nil
+}
+
+// checkDataDirOwner refuses to work on a data directory that belongs to
+// another user than this process's: files an admin command run as root
+// wrote into the object store of a server running as its own user would be
+// unreadable to that server. A missing directory is fine (created later).
+func checkDataDirOwner(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || int(sys.Uid) == os.Geteuid() {
+		return nil
+	}
+	owner := strconv.Itoa(int(sys.Uid))
+	if u, err := user.LookupId(owner); err == nil {
+		owner = u.Username
+	}
+	return fmt.Errorf("data dir %s (MOLAR_DATA_DIR) belongs to user %s: run molar as that user (e.g. sudo -u %s molar …)", dir, owner, owner)
 }
 
 func newLogger(cfg *Config, w *os.File) *slog.Logger {

@@ -421,7 +421,8 @@ func (c *Cluster) mkdirOwned(dir string, perm os.FileMode) error {
 		if err := os.Chown(dir, c.runAsUID, c.runAsGID); err != nil {
 			return fmt.Errorf("postgres: chown %s: %w", dir, err)
 		}
-		// The postgres user must be able to traverse every parent folder.
+		// The postgres user must be able to traverse every parent folder
+		// (mkdirOwned makes only the cluster's own folders).
 		for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
 			st, err := os.Stat(p)
 			if err != nil {
@@ -454,8 +455,11 @@ func (c *Cluster) initdb(ctx context.Context, bin string) error {
 	}
 	tmp := c.Dir + ".initdb"
 	_ = os.RemoveAll(tmp)
-	if err := c.mkdirOwned(filepath.Dir(c.Dir), 0o755); err != nil {
-		return err
+	// The folder holding the cluster is the operator's (the data
+	// directory): created if missing, never chmod'ed or handed to the
+	// cluster's user.
+	if err := os.MkdirAll(filepath.Dir(c.Dir), 0o755); err != nil {
+		return fmt.Errorf("postgres: create %s: %w", filepath.Dir(c.Dir), err)
 	}
 	if err := c.mkdirOwned(tmp, 0o700); err != nil {
 		return err
