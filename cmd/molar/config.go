@@ -386,7 +386,17 @@ func (c *Config) publicURL() string {
 	if c.PublicURL != "" {
 		return strings.TrimSuffix(c.PublicURL, "/")
 	}
-	return "http://" + c.HTTPAddr
+	// A wildcard listen address (":8080", "0.0.0.0:8080") is not a
+	// place to send a browser (OIDC redirects, links in mails): localhost
+	// is; set MOLAR_PUBLIC_URL for anything reached from elsewhere.
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return "http://" + c.HTTPAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // sortedEnv lists the environment variable names (for docs tests).

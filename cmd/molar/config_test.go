@@ -108,3 +108,17 @@ func TestUnknownCommand(t *testing.T) {
 	require.Equal(t, 2, run(t.Context(), []string{"frobnicate"}, envOf(nil), &out, &errb))
 	require.Contains(t, errb.String(), "unknown command")
 }
+
+func TestPublicURLDefault(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{":8080", "http://localhost:8080"},
+		{"0.0.0.0:8080", "http://localhost:8080"},
+		{"[::]:8080", "http://localhost:8080"},
+		{"[::1]:8080", "http://[::1]:8080"},
+		{"molar.local:80", "http://molar.local:80"},
+	} {
+		require.Equal(t, tc.want, (&Config{HTTPAddr: tc.addr}).publicURL(), tc.addr)
+	}
+	require.Equal(t, "https://molar.example.dk", (&Config{HTTPAddr: ":8080", PublicURL: "https://molar.example.dk/"}).publicURL())
+}
