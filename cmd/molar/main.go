@@ -40,6 +40,13 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first Ctrl-C (SIGTERM) shuts down gracefully; once it is under
+	// way the signals' default action is back, so a second one ends molar
+	// at once (its PostgreSQL gets its parent-death signal and stops).
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
