@@ -227,6 +227,22 @@ func TestInvitationsFromRecallList(t *testing.T) {
 	f.clock.Add(3 * 24 * time.Hour)
 	require.NoError(t, f.m.Tick(ctx))
 	require.Len(t, mailsTo(t, sink, "asta@example.org"), before+2, "two follow-ups (MaxFollowups)")
+	// The 15-year-old answers herself: she is asked, her parent only told.
+	require.Contains(t, mailsTo(t, sink, "asta@example.org")[before-1].Text, "Bekræft tiden")
+	var toParent []bookingtest.Parsed
+	for _, m := range mailsTo(t, sink, "mette@example.org") {
+		if strings.Contains(m.Text, "Asta") {
+			toParent = append(toParent, m)
+		}
+	}
+	require.Len(t, toParent, 3, "the invitation and two follow-ups")
+	require.Contains(t, toParent[0].Text, "Asta svarer selv på indkaldelsen")
+	require.Contains(t, toParent[1].Subject, "Indkaldelse ikke besvaret")
+	for _, m := range toParent {
+		require.NotContains(t, m.Text, "Bekræft", "nothing the parent cannot do")
+		require.NotContains(t, m.Text, "Du kan flytte")
+		require.Contains(t, m.Text, "Asta kan selv flytte eller aflyse tiden")
+	}
 	unanswered, err := f.m.UnitInvitations(f.ctx(f.dentist), f.dentist, f.clinic, booking.InvitationUnanswered)
 	require.NoError(t, err)
 	require.Len(t, unanswered, 1)

@@ -221,8 +221,13 @@ func (m *Module) deliver(ctx context.Context, msgs []Message) error {
 	return errors.Join(errs...)
 }
 
-// recipient is who gets a person's notifications.
-type recipient struct{ email, phone string }
+// recipient is who gets a person's notifications. informed: a custody
+// holder of a young person of 15–17, told but not the one to act (the
+// young person answers and books themselves).
+type recipient struct {
+	email, phone string
+	informed     bool
+}
 
 // recipients are the custody holders of a child under 18 (Health Act §17:
 // they are informed also after 15) and the person from 15 on.
@@ -242,11 +247,11 @@ func recipients(ctx context.Context, tx pgx.Tx, person auth.Person, today time.T
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, recipient{hp.Email, hp.Phone})
+			out = append(out, recipient{hp.Email, hp.Phone, age >= auth.CustodyAgeLimit})
 		}
 	}
 	if age >= auth.CustodyAgeLimit || len(out) == 0 {
-		out = append(out, recipient{person.Email, person.Phone})
+		out = append(out, recipient{person.Email, person.Phone, false})
 	}
 	return out, nil
 }
@@ -286,7 +291,6 @@ func (m *Module) compose(ctx context.Context, tx pgx.Tx, tenantID int64, kind st
 	if err != nil {
 		return nil, false, err
 	}
-	subject, text, short := m.render(kind, a, person.GivenName, a.Place(res), r)
 	host := ""
 	if u, err := url.Parse(m.BaseURL); err == nil {
 		host = u.Hostname()
@@ -295,6 +299,7 @@ func (m *Module) compose(ctx context.Context, tx pgx.Tx, tenantID int64, kind st
 		Summary: summary(a), Location: a.Place(res), Cancelled: !a.Active()})
 	var out []Message
 	for _, rc := range rcpts {
+		subject, text, short := m.render(kind, a, person.GivenName, a.Place(res), r, rc.informed)
 		out = append(out, Message{Kind: kind, Email: rc.email, Phone: rc.phone, Subject: subject, Text: text, Short: short, Calendar: cal})
 	}
 	return out, false, nil
@@ -324,7 +329,10 @@ func DanishDate(t time.Time) string {
 // EnglishDate formats a time as "Thursday 12 March 2026, 10:00" in Loc.
 func EnglishDate(t time.Time) string { return t.In(Loc).Format("Monday 2 January 2006, 15:04") }
 
-func (m *Module) render(kind string, a Appointment, firstName, place string, r Rules) (subject, text, short string) {
+// render writes one message; informed (a parent of a young person of
+// 15–17) gets the news without the calls to act, which are the young
+// person's.
+func (m *Module) render(kind string, a Appointment, firstName, place string, r Rules, informed bool) (subject, text, short string) {
 	link := strings.TrimSuffix(m.BaseURL, "/") + "/m/booking/my"
 	when := DanishDate(a.Start)
 	end := a.End.In(Loc).Format("15.04")
@@ -357,17 +365,36 @@ func (m *Module) render(kind string, a Appointment, firstName, place string, r R
 		da = fmt.Sprintf("Vi mangler dit svar på indkaldelsen af %s. Bekræft tiden, eller vælg en anden, på %s.", firstName, link)
 		en = fmt.Sprintf("We have not had your answer to the call-in of %s. Confirm the time, or choose another, at %s.", firstName, link)
 	}
+	if informed {
+		switch kind {
+		case "invitation":
+			da = fmt.Sprintf("%s er indkaldt. %s svarer selv på indkaldelsen.", firstName, firstName)
+			en = fmt.Sprintf("%s is called in. %s answers the call-in themselves.", firstName, firstName)
+		case "followup":
+			head = "Indkaldelse ikke besvaret"
+			da = fmt.Sprintf("%s har endnu ikke svaret på indkaldelsen og svarer selv.", firstName)
+			en = fmt.Sprintf("%s has not yet answered the call-in and answers it themselves.", firstName)
+		}
+	}
 	subject = fmt.Sprintf("%s: %s %s", head, a.UnitName, when)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\nTid: %s–%s\nSted: %s\n", da, when, end, place)
-	if kind != "cancelled" {
+	act := kind != "cancelled"
+	if act && informed {
+		fmt.Fprintf(&b, "\n%s kan selv flytte eller aflyse tiden.\n", firstName)
+	} else if act {
 		fmt.Fprintf(&b, "\nDu kan flytte eller aflyse tiden på %s senest %d timer før.\n", link, r.MinNoticeHours)
 	}
 	fmt.Fprintf(&b, "\n--\n%s\nWhen: %s–%s\nWhere: %s\n", en, whenEN, endEN, place)
-	if kind != "cancelled" {
+	if act && informed {
+		fmt.Fprintf(&b, "%s can move or cancel it themselves.\n", firstName)
+	} else if act {
 		fmt.Fprintf(&b, "You can move or cancel it at %s up to %d hours before.\n", link, r.MinNoticeHours)
 	}
 	text = b.String()
 	short = fmt.Sprintf("%s: %s %s, %s. %s", head, firstName, when, a.UnitName, link)
+	if informed {
+		short = fmt.Sprintf("%s: %s %s, %s.", head, firstName, when, a.UnitName)
+	}
 	return subject, text, short
 }
