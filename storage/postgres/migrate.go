@@ -60,6 +60,44 @@ type Applied struct {
 	Namespace, File, Checksum string
 }
 
+// ErrSchemaNewer: the database holds migrations this binary does not know:
+// a newer molar migrated it (a rollback to an older binary).
+var ErrSchemaNewer = errors.New("the database was migrated by a newer version of molar")
+
+// checkNotNewer refuses a database whose ledger holds a file of one of
+// sources' namespaces that the source does not have: running an older
+// binary on a newer schema would write data the newer one's constraints or
+// triggers were meant to handle. Namespaces not among sources (a module
+// not built into this binary) are not judged.
+func checkNotNewer(sources []Source, done map[[2]string]string) error {
+	known := map[[2]string]bool{}
+	namespaces := map[string]bool{}
+	for _, src := range sources {
+		if src.FS == nil {
+			continue
+		}
+		namespaces[src.Namespace] = true
+		files, err := fs.Glob(src.FS, "*.sql")
+		if err != nil {
+			return fmt.Errorf("postgres: list migrations of %s: %w", src.Namespace, err)
+		}
+		for _, f := range files {
+			known[[2]string{src.Namespace, path.Base(f)}] = true
+		}
+	}
+	var unknown []string
+	for k := range done {
+		if namespaces[k[0]] && !known[k] {
+			unknown = append(unknown, k[0]+"/"+k[1])
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("postgres: %w (it has %s, which this binary does not): run that version or a later one", ErrSchemaNewer, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
 // Migrate applies every pending migration of sources, in order, on the
 // database at url. It holds an advisory lock for the whole run. A file that
 // fails rolls back alone and stops the run with a *MigrationError. A file
@@ -118,6 +156,9 @@ func MigrateThen(ctx context.Context, url string, sources []Source, log *slog.Lo
 		return nil, fmt.Errorf("postgres: read migrations ledger: %w", err)
 	}
 
+	if err := checkNotNewer(sources, done); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for _, src := range sources {
 		if !namespaceRE.MatchString(src.Namespace) {

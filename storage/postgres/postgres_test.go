@@ -54,11 +54,26 @@ func TestMigrationsApplyInOrderOnce(t *testing.T) {
 	// Editing an applied file is refused.
 	edited := postgres.Source{Namespace: "demo", FS: fstest.MapFS{
 		"0001_init.sql": {Data: []byte(`CREATE TABLE thing (id int);`)},
+		"0002_more.sql": src.FS.(fstest.MapFS)["0002_more.sql"],
 	}}
 	_, err = postgres.Migrate(ctx, db.OwnerURL, []postgres.Source{edited}, nil)
 	var me *postgres.MigrationError
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, "0001_init.sql", me.File)
+
+	// An older binary (without 0002) refuses the newer schema and applies
+	// nothing; a namespace it does not have at all is not its to judge.
+	older := postgres.Source{Namespace: "demo", FS: fstest.MapFS{"0001_init.sql": src.FS.(fstest.MapFS)["0001_init.sql"]}}
+	_, err = postgres.Migrate(ctx, db.OwnerURL, []postgres.Source{older, {Namespace: "extra", FS: fstest.MapFS{
+		"0001_x.sql": {Data: []byte(`CREATE TABLE x (id int);`)},
+	}}}, nil)
+	require.ErrorIs(t, err, postgres.ErrSchemaNewer)
+	require.Contains(t, err.Error(), "demo/0002_more.sql")
+	var n int
+	require.NoError(t, db.Admin.QueryRow(ctx, `SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'extra'`).Scan(&n))
+	require.Zero(t, n, "nothing applied")
+	_, err = postgres.Migrate(ctx, db.OwnerURL, []postgres.Source{{Namespace: "other", FS: fstest.MapFS{}}}, nil)
+	require.NoError(t, err)
 }
 
 func TestFailingMigrationNamesFileAndRollsBack(t *testing.T) {
