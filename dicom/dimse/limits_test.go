@@ -96,8 +96,9 @@ func TestHeaderOnlyConnectionsPinLittleMemory(t *testing.T) {
 		maxPending int
 		wantServed int
 	}{
-		{"default bound", 0, defaultMaxPending},
-		{"all served", 1000, conns}, // the bodies alone must stay small
+		// All from one address: a quarter of the bound each.
+		{"default bound", 0, defaultMaxPending / 4},
+		{"all served", 4 * conns, conns}, // the bodies alone must stay small
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,4 +228,39 @@ func TestMaxPDVDataWithinPeerMaximum(t *testing.T) {
 			assert.LessOrEqual(t, n+6, int(peer), "peer max %d", peer) // PDV header 6 bytes
 		}
 	}
+}
+
+// One host's silent connections take at most a quarter of the pending
+// slots: another host still associates, and the bound in all holds.
+func TestPendingConnectionsBoundPerHost(t *testing.T) {
+	s := &Server{ARTIMTimeout: time.Minute, MaxPendingAssociations: 8}
+	addr := startServer(t, s)
+	from := func(ip string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	closed := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		return err == io.EOF || errors.Is(err, syscall.ECONNRESET)
+	}
+	// 127.0.0.2 holds its 2 slots silently; its third connection is closed.
+	a, b := from("127.0.0.2"), from("127.0.0.2")
+	require.Eventually(t, func() bool { return s.pending.Load() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.True(t, closed(from("127.0.0.2")), "a third silent connection of one host")
+	// Another host is not locked out.
+	echoWorks(t, addr)
+	// Three hosts' silent connections fill the bound; then even a new host waits.
+	for _, ip := range []string{"127.0.0.3", "127.0.0.3", "127.0.0.4", "127.0.0.4", "127.0.0.5", "127.0.0.5"} {
+		from(ip)
+	}
+	require.Eventually(t, func() bool { return s.pending.Load() == 8 }, 5*time.Second, 10*time.Millisecond)
+	require.True(t, closed(from("127.0.0.6")), "the bound in all")
+	a.Close()
+	b.Close()
+	require.Eventually(t, func() bool { return s.pending.Load() == 6 }, 5*time.Second, 10*time.Millisecond)
+	echoWorks(t, addr)
 }

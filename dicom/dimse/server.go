@@ -106,6 +106,8 @@ type Server struct {
 	active    atomic.Int32 // established associations
 	conns     atomic.Int32 // connections being served (incl. negotiating)
 	pending   atomic.Int32 // connections admitted and not yet associated
+	pendingMu sync.Mutex
+	perHost   map[string]int // pending connections by peer address
 	shutdown  atomic.Bool  // set under mu
 	aborting  bool         // Shutdown's ctx ended: abort what is left (under mu)
 	wg        sync.WaitGroup
@@ -170,7 +172,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			_ = nc.Close()
 			return ErrServerClosed
 		}
-		if !s.admit() {
+		release, ok := s.admit(peerHost(nc.RemoteAddr()))
+		if !ok {
 			// Closed without a word: answering A-ASSOCIATE-RJ would mean
 			// reading the request, which is what this bound saves.
 			s.logger().Warn("too many connections negotiating, closing", "peer", nc.RemoteAddr().String())
@@ -180,7 +183,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(nc)
+			s.serveConn(nc, release)
 		}()
 	}
 }
@@ -197,17 +200,44 @@ func (s *Server) track() bool {
 	return true
 }
 
-// admit takes a pending slot for a new connection, if one is free.
-func (s *Server) admit() bool {
+// admit takes a pending slot for a new connection from host, if one is
+// free: MaxPendingAssociations in all, and a quarter of them (at least 2)
+// per peer address, so that one host's silent connections cannot lock the
+// others out. release gives the slot back.
+func (s *Server) admit(host string) (release func(), ok bool) {
 	limit := s.MaxPendingAssociations
 	if limit <= 0 {
 		limit = defaultMaxPending
 	}
-	if s.pending.Add(1) > int32(limit) {
-		s.pending.Add(-1)
-		return false
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if s.perHost == nil {
+		s.perHost = map[string]int{}
 	}
-	return true
+	if int(s.pending.Load()) >= limit || s.perHost[host] >= max(2, limit/4) {
+		return nil, false
+	}
+	s.pending.Add(1)
+	s.perHost[host]++
+	return sync.OnceFunc(func() {
+		s.pendingMu.Lock()
+		defer s.pendingMu.Unlock()
+		s.pending.Add(-1)
+		if s.perHost[host]--; s.perHost[host] <= 0 {
+			delete(s.perHost, host)
+		}
+	}), true
+}
+
+// peerHost is the address part of a peer's address (its IP for TCP).
+func peerHost(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
 }
 
 // ListenAndServe listens on addr (TCP) and serves.
@@ -289,10 +319,9 @@ type runningOp struct {
 
 // serveConn serves one connection; it holds one of the pending slots taken
 // by admit until the association is established or the connection ends.
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, negotiated func()) {
 	s.conns.Add(1)
 	defer s.conns.Add(-1)
-	negotiated := sync.OnceFunc(func() { s.pending.Add(-1) })
 	defer negotiated()
 	c := newConn(nc, s.logger(), false)
 	c.idle = durOr(s.IdleTimeout, DefaultIdleTimeout)
