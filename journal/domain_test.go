@@ -2,6 +2,7 @@ package journal
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -424,6 +425,26 @@ func TestSKSSearch(t *testing.T) {
 	text, ok := s.Lookup("DK029")
 	require.True(t, ok)
 	require.Equal(t, "Karies UNS", text)
+	// The texts carry their Danish letters (upstream stripped them), and
+	// the old spelling still finds them.
+	text, _ = s.Lookup("DK00")
+	require.Equal(t, "Forstyrrelser i tænders udvikling og frembrud", text)
+	require.Equal(t, "DK00", s.Search("taenders udvikling", 5)[0].Code)
+}
+
+// Every word of the SKS file holding ae, oe or aa is respelled or known to
+// be Latin: a new code list cannot bring back "taender" unnoticed.
+func TestSKSDanishSpellingIsComplete(t *testing.T) {
+	for _, w := range regexp.MustCompile(`\p{L}+`).FindAllString(string(sksDiagnoses), -1) {
+		l := strings.ToLower(w)
+		if !strings.Contains(l, "ae") && !strings.Contains(l, "oe") && !strings.Contains(l, "aa") {
+			continue
+		}
+		_, danish := danishSKSWords[l]
+		require.True(t, danish || latinSKSWords[l], "SKS word %q: add it to danishSKSWords or latinSKSWords", w)
+	}
+	require.Equal(t, "Underkæbecyste på tænder", danishSpelling("Underkaebecyste paa taender"))
+	require.Equal(t, "Gingivae mandibulae", danishSpelling("Gingivae mandibulae"))
 }
 
 func TestPersonAgeOnTheDanishDate(t *testing.T) {

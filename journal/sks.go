@@ -40,6 +40,7 @@ func LoadSKS() (*SKS, error) {
 		if !ok || code == "" {
 			continue
 		}
+		text = danishSpelling(text)
 		s.codes = append(s.codes, SKSCode{Code: code, Text: text})
 		s.byCode[code] = text
 		s.norm = append(s.norm, foldDanish(code+" "+text))
