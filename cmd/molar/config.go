@@ -216,7 +216,10 @@ func parseConfigWith(_ string, cmd string, args []string, getenv func(string) st
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, usageError{err} // an unknown flag, a flag without its value: exit 2
 	}
 	for _, s := range settings {
 		p, ok := values[s.flag]

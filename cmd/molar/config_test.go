@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -121,4 +122,22 @@ func TestPublicURLDefault(t *testing.T) {
 		require.Equal(t, tc.want, (&Config{HTTPAddr: tc.addr}).publicURL(), tc.addr)
 	}
 	require.Equal(t, "https://molar.example.dk", (&Config{HTTPAddr: ":8080", PublicURL: "https://molar.example.dk/"}).publicURL())
+}
+
+// Command-line mistakes exit 2 (usage), before any database is touched;
+// --help exits 0.
+func TestCommandLineMistakesExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"ae", "list", "--bogus"}, 2},
+		{[]string{"serve", "--http-addr"}, 2},
+		{[]string{"user", "add", "--no-such-flag=1"}, 2},
+		{[]string{"ae", "list", "--help"}, 0},
+	} {
+		var out, errb bytes.Buffer
+		env := map[string]string{"MOLAR_DATA_DIR": filepath.Join(t.TempDir(), "none")}
+		require.Equal(t, tc.code, run(context.Background(), tc.args, envOf(env), &out, &errb), "%v: %s", tc.args, errb.String())
+	}
 }
