@@ -223,6 +223,18 @@ func cmdUser(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // pickTenant finds the municipality for a new account.
+// existingTenant is pickTenant of an existing municipality in a
+// transaction of its own.
+func existingTenant(ctx context.Context, db *database, code string) (auth.Tenant, error) {
+	var t auth.Tenant
+	err := postgres.InTx(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		t, err = pickTenant(ctx, tx, code, "")
+		return err
+	})
+	return t, err
+}
+
 func pickTenant(ctx context.Context, tx pgx.Tx, code, name string) (auth.Tenant, error) {
 	if code != "" {
 		t, err := auth.TenantByCode(ctx, tx, code)

@@ -73,17 +73,13 @@ func cmdUnit(ctx context.Context, args []string, getenv func(string) string, std
 			return nil
 		})
 	case "list":
-		var t auth.Tenant
 		var units []auth.OrgUnit
 		members, cared := map[int64]int{}, map[int64]int{}
-		if err := postgres.InTx(ctx, db.pool, func(tx pgx.Tx) error {
-			var err error
-			t, err = pickTenant(ctx, tx, tenantCode, "")
-			return err
-		}); err != nil {
+		t, err := existingTenant(ctx, db, tenantCode)
+		if err != nil {
 			return err
 		}
-		err := postgres.InTenant(ctx, db.pool, t.ID, func(tx pgx.Tx) error {
+		err = postgres.InTenant(ctx, db.pool, t.ID, func(tx pgx.Tx) error {
 			var err error
 			if units, err = auth.OrgUnits(ctx, tx, t.ID); err != nil {
 				return err
@@ -215,11 +211,8 @@ func cmdRegister(ctx context.Context, args []string, getenv func(string) string,
 		// would end every listed child's custody.
 		return usageError{fmt.Errorf("%s: --sync-custody needs a custody_holders column", file)}
 	}
-	var t auth.Tenant
-	if err := postgres.InTx(ctx, db.pool, func(tx pgx.Tx) error {
-		t, err = pickTenant(ctx, tx, tenantCode, "")
-		return err
-	}); err != nil {
+	t, err := existingTenant(ctx, db, tenantCode)
+	if err != nil {
 		return err
 	}
 	ctx = audit.WithActor(ctx, audit.Actor{Username: "system:register-import", Role: "system", TenantID: t.ID})
@@ -285,11 +278,8 @@ func cmdEndCustody(ctx context.Context, args []string, getenv func(string) strin
 	if childCPR == holderCPR {
 		return usageError{errors.New("--child and --holder are the same person")}
 	}
-	var t auth.Tenant
-	if err := postgres.InTx(ctx, db.pool, func(tx pgx.Tx) error {
-		t, err = pickTenant(ctx, tx, tenantCode, "")
-		return err
-	}); err != nil {
+	t, err := existingTenant(ctx, db, tenantCode)
+	if err != nil {
 		return err
 	}
 	ctx = audit.WithActor(ctx, audit.Actor{Username: "system:cli", Role: "system", TenantID: t.ID})
