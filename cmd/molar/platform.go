@@ -155,24 +155,33 @@ func openObjectStore(ctx context.Context, cfg *Config, log *slog.Logger) (storag
 	return s, nil
 }
 
-// checkDataDirOwner refuses to work on a data directory that belongs to
-// another user than this process's: files an admin command run as root
-// wrote into the object store of a server running as its own user would be
-// unreadable to that server. A missing directory is fine (created later).
+// checkDataDirOwner keeps root from writing into another user's data
+// directory: objects an admin command run as root stored in the tree of a
+// server running as its own user would be unreadable to that server. Only
+// root is checked (another user writes as itself, within the directory's
+// permissions). A directory owned by the "postgres" user is accepted: up to
+// 2026-11 molar handed the data directory to the user that runs the
+// embedded cluster when it ran as root. A missing directory is fine.
 func checkDataDirOwner(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok || int(sys.Uid) == os.Geteuid() {
+	if !ok || sys.Uid == 0 {
 		return nil
 	}
 	owner := strconv.Itoa(int(sys.Uid))
 	if u, err := user.LookupId(owner); err == nil {
+		if u.Username == "postgres" {
+			return nil
+		}
 		owner = u.Username
 	}
-	return fmt.Errorf("data dir %s (MOLAR_DATA_DIR) belongs to user %s: run molar as that user (e.g. sudo -u %s molar …)", dir, owner, owner)
+	return fmt.Errorf("data dir %s (MOLAR_DATA_DIR) belongs to user %s, and root would leave files there that user cannot read: run molar as that user (e.g. sudo -u %s molar …)", dir, owner, owner)
 }
 
 func newLogger(cfg *Config, w *os.File) *slog.Logger {
