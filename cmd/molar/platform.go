@@ -66,8 +66,18 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, mode dbMod
 			return nil, err
 		}
 		db.cluster = &postgres.Cluster{Dir: filepath.Join(dataDir, "pg"), BinDir: cfg.PostgresBinDir, Logger: log,
-			NoInit: mode == dbExisting, Exclusive: mode == dbServe}
-		sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			NoInit: mode == dbExisting, Exclusive: mode == dbServe, Role: "admin command"}
+		limit := 3 * time.Minute
+		if mode == dbServe {
+			// serve waits as long as an admin command runs the cluster
+			// (logged every minute; Ctrl-C ends the wait); the cluster's
+			// own start-up is bounded inside Start.
+			db.cluster.Role, limit = "serve", 0
+		}
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if limit > 0 {
+			sctx, cancel = context.WithTimeout(ctx, limit)
+		}
 		err = db.cluster.Start(sctx)
 		cancel()
 		if err != nil {

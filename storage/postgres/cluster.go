@@ -71,8 +71,15 @@ type Cluster struct {
 	// OwnerWait for it to finish, then fails with ErrClusterBusy. `molar
 	// serve` starts so: it must notice when its database stops.
 	Exclusive bool
-	// OwnerWait bounds Exclusive's wait (default 60 s); AttachWait bounds
-	// how long a non-exclusive Start waits for the owner's server to accept
+	// Role names this process in the owner file ("serve", "admin
+	// command"): an Exclusive Start finding the cluster owned by a "serve"
+	// fails at once (two servers on one data directory), one owned by
+	// anything else waits for it to finish.
+	Role string
+	// OwnerWait bounds Exclusive's wait for an owner other than a serve (0:
+	// no bound, logged every minute: an admin command such as `archive
+	// verify --hash` may run for hours); AttachWait bounds how long a
+	// non-exclusive Start waits for the owner's server to accept
 	// connections (starting up, recovering after a crash; default 2 min).
 	OwnerWait, AttachWait time.Duration
 }
@@ -203,17 +210,28 @@ func (c *Cluster) Start(ctx context.Context) error {
 	// after a crash, out of connections).
 	attachBy := time.Now().Add(orDefault(c.AttachWait, 2*time.Minute))
 	var attachErr error
+	legacy := false // a molar from before the owner file runs the server
 	for {
-		owned, err := c.own(ctx)
-		if err != nil {
-			return err
-		}
-		if owned {
-			if err := c.startOwned(ctx, bin); err != nil {
-				c.releaseOwner()
+		owned := false
+		if !legacy {
+			if owned, err = c.own(ctx); err != nil {
 				return err
 			}
-			return nil
+		}
+		if owned {
+			err := c.startOwned(ctx, bin)
+			if err == nil {
+				return nil
+			}
+			c.releaseOwner()
+			var lo errLegacyOwner
+			if !errors.As(err, &lo) {
+				return err
+			}
+			if c.Exclusive {
+				return fmt.Errorf("postgres: %w (pid %d, a molar from before %s; %s): stop it first", ErrClusterBusy, lo.parent, filepath.Base(c.ownerPath()), c.Dir)
+			}
+			legacy = true
 		}
 		if attachErr = c.attach(ctx); attachErr == nil {
 			return nil
@@ -264,13 +282,17 @@ func (c *Cluster) own(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("postgres: owner file: %w", err)
 	}
-	waitUntil := time.Now().Add(orDefault(c.OwnerWait, time.Minute))
-	logged := false
+	waitUntil := time.Now().Add(c.OwnerWait)
+	var logged time.Time
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
+			role := c.Role
+			if role == "" {
+				role = "molar"
+			}
 			_ = f.Truncate(0)
-			_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+			_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+" "+role+"\n"), 0)
 			c.owner = f
 			return true, nil
 		}
@@ -282,14 +304,14 @@ func (c *Cluster) own(ctx context.Context) (bool, error) {
 			f.Close()
 			return false, nil
 		}
-		if !logged {
-			c.Logger.Warn("waiting for another molar process to finish with the embedded PostgreSQL", "pid", c.ownerPID(), "dir", c.Dir)
-			logged = true
-		}
-		if time.Now().After(waitUntil) {
+		if c.ownerRole() == "serve" || (c.OwnerWait > 0 && time.Now().After(waitUntil)) {
 			f.Close()
-			return false, fmt.Errorf("postgres: %w (pid %s, %s): stop it first, or give this one another data directory (MOLAR_DATA_DIR)",
-				ErrClusterBusy, c.ownerPID(), c.Dir)
+			return false, fmt.Errorf("postgres: %w (pid %s, %s, %s): stop it first, or give this one another data directory (MOLAR_DATA_DIR)",
+				ErrClusterBusy, c.ownerPID(), c.ownerRole(), c.Dir)
+		}
+		if time.Since(logged) >= time.Minute {
+			c.Logger.Warn("waiting for another molar process to finish with the embedded PostgreSQL", "pid", c.ownerPID(), "process", c.ownerRole(), "dir", c.Dir)
+			logged = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -311,11 +333,61 @@ func (c *Cluster) releaseOwner() {
 
 // ownerPID is the pid the owner wrote into the owner file ("?" unknown).
 func (c *Cluster) ownerPID() string {
-	b, err := os.ReadFile(c.ownerPath())
-	if s := strings.TrimSpace(string(b)); err == nil && s != "" {
-		return s
+	if f := c.ownerFields(); len(f) > 0 {
+		return f[0]
 	}
 	return "?"
+}
+
+// ownerRole is what the owner said it is ("serve", "admin command"; "?").
+func (c *Cluster) ownerRole() string {
+	if f := c.ownerFields(); len(f) > 1 {
+		return strings.Join(f[1:], " ")
+	}
+	return "?"
+}
+
+func (c *Cluster) ownerFields() []string {
+	b, _ := os.ReadFile(c.ownerPath())
+	return strings.Fields(string(b))
+}
+
+// errLegacyOwner: a live postmaster on the data directory whose parent is
+// a live process other than this one and init, while nobody holds the
+// owner lock: a molar from before the owner file (an upgrade with the old
+// server still running). Its server is used, never stopped.
+type errLegacyOwner struct{ parent int }
+
+func (e errLegacyOwner) Error() string {
+	return fmt.Sprintf("postgres: the server is run by process %d without the owner lock", e.parent)
+}
+
+// legacyOwner reports the parent of a live postmaster of this cluster when
+// that parent lives and is neither init nor this process.
+func (c *Cluster) legacyOwner() (int, bool) {
+	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 0 || !processAlive(pid) || !isPostmasterOf(pid, c.Dir) {
+		return 0, false
+	}
+	ppid := parentOf(pid)
+	if ppid > 1 && ppid != os.Getpid() && processAlive(ppid) && isMolar(ppid) {
+		return ppid, true
+	}
+	return 0, false
+}
+
+// isMolar reports whether pid runs a molar binary (by its executable's
+// name; unknown counts as molar, to be safe).
+func isMolar(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return true
+	}
+	return strings.Contains(filepath.Base(strings.TrimSuffix(exe, " (deleted)")), "molar")
 }
 
 // attach connects once to the server the owner runs, through the socket
@@ -348,6 +420,9 @@ func (c *Cluster) startOwned(ctx context.Context, bin string) error {
 		if err := c.initdb(ctx, bin); err != nil {
 			return err
 		}
+	}
+	if parent, ok := c.legacyOwner(); ok {
+		return errLegacyOwner{parent}
 	}
 	if err := c.stopOrphan(ctx); err != nil {
 		return err
@@ -515,6 +590,25 @@ func (c *Cluster) stopOrphan(ctx context.Context) error {
 		return fmt.Errorf("postgres: an earlier server (pid %d) on %s does not stop", pid, c.Dir)
 	}
 	return nil
+}
+
+// parentOf returns the parent pid of pid (0 when unknown).
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
 }
 
 func processAlive(pid int) bool {

@@ -287,22 +287,23 @@ func TestMissingBinariesNameThePackage(t *testing.T) {
 // with MOLAR_TEST_HOLD_CLUSTER): it starts a cluster and holds it, as
 // `molar serve` does, until it is killed.
 func holdCluster(dir string) {
-	c := &postgres.Cluster{Dir: dir}
+	c := &postgres.Cluster{Dir: dir, Role: os.Getenv("MOLAR_TEST_HOLD_ROLE")}
 	if err := c.Start(context.Background()); err != nil {
 		os.Stdout.WriteString("error " + err.Error() + "\n")
 		os.Exit(1)
+	}
+	if os.Getenv("MOLAR_TEST_HOLD_LEGACY") != "" {
+		c.DropOwnerForTest() // as a molar from before the owner file
 	}
 	os.Stdout.WriteString("ready\n")
 	time.Sleep(10 * time.Minute)
 }
 
-func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
-	pgtest.AdminURL(t)
-	dir := clusterParent(t, "molar-attach-")
-	pgDir := filepath.Join(dir, "pg")
-
-	owner := exec.Command(os.Args[0])
-	owner.Env = append(os.Environ(), "MOLAR_TEST_HOLD_CLUSTER="+pgDir)
+// startHolder runs exe (this test binary, or a copy) as a holdCluster
+// process with the extra environment, and waits until it holds the cluster.
+func startHolder(t *testing.T, exe, pgDir string, env ...string) *exec.Cmd {
+	owner := exec.Command(exe)
+	owner.Env = append(append(os.Environ(), "MOLAR_TEST_HOLD_CLUSTER="+pgDir), env...)
 	out, err := owner.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, owner.Start())
@@ -314,7 +315,54 @@ func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
 	}
 	require.NoError(t, err)
 	require.Equal(t, "ready\n", line)
+	return owner
+}
 
+// A second `molar serve` on a data directory a serve owns fails at once;
+// a serve waits (without a bound by default) for an admin command.
+func TestServeDoesNotShareItsCluster(t *testing.T) {
+	pgtest.AdminURL(t)
+	pgDir := filepath.Join(clusterParent(t, "molar-serve2-"), "pg")
+	owner := startHolder(t, os.Args[0], pgDir, "MOLAR_TEST_HOLD_ROLE=serve")
+	start := time.Now()
+	err := (&postgres.Cluster{Dir: pgDir, Exclusive: true, Role: "serve"}).Start(context.Background())
+	require.ErrorIs(t, err, postgres.ErrClusterBusy)
+	require.Contains(t, err.Error(), fmt.Sprintf("pid %d, serve", owner.Process.Pid))
+	require.Less(t, time.Since(start), 10*time.Second, "no wait for another serve")
+}
+
+// An upgrade with the old server still running: its postmaster runs
+// without the owner lock under a live molar. A new admin command uses that
+// server and never stops it; a new serve refuses, naming the old one.
+func TestOlderMolarsServerIsNotStopped(t *testing.T) {
+	pgtest.AdminURL(t)
+	dir := clusterParent(t, "molar-legacy-")
+	pgDir := filepath.Join(dir, "pg")
+	exe := filepath.Join(dir, "molar-old")
+	b, err := os.ReadFile(os.Args[0])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(exe, b, 0o755))
+	old := startHolder(t, exe, pgDir, "MOLAR_TEST_HOLD_LEGACY=1")
+	ctx := context.Background()
+
+	admin := &postgres.Cluster{Dir: pgDir}
+	require.NoError(t, admin.Start(ctx))
+	require.True(t, admin.Attached())
+	require.NoError(t, admin.Stop(ctx))
+	err = (&postgres.Cluster{Dir: pgDir, Exclusive: true, Role: "serve"}).Start(ctx)
+	require.ErrorIs(t, err, postgres.ErrClusterBusy)
+	require.Contains(t, err.Error(), fmt.Sprintf("pid %d", old.Process.Pid))
+	conn, err := pgx.Connect(ctx, admin.URL("postgres", postgres.AdminUser))
+	require.NoError(t, err, "the old server still runs")
+	conn.Close(ctx)
+}
+
+func TestAdminCommandAttachesAndKilledOwnerReleases(t *testing.T) {
+	pgtest.AdminURL(t)
+	dir := clusterParent(t, "molar-attach-")
+	pgDir := filepath.Join(dir, "pg")
+
+	owner := startHolder(t, os.Args[0], pgDir)
 	ctx := context.Background()
 	admin := &postgres.Cluster{Dir: pgDir}
 	require.NoError(t, admin.Start(ctx))
