@@ -113,6 +113,14 @@ func TestRegisterCustodyEnds(t *testing.T) {
 	code, _, errs = runCmd(t, env, "register", "import", "--sync-custody", "--file", csvFile("phone.csv", "cpr,phone\n"+childB+",+4530303030\n"))
 	require.Equal(t, 2, code)
 	require.Contains(t, errs, "--sync-custody needs a custody_holders column")
+	// Nor does a row cut short before its custody_holders field (exports
+	// that drop trailing empty cells): refused, naming the line; nothing ends.
+	code, _, errs = runCmd(t, env, "register", "import", "--sync-custody", "--file",
+		csvFile("short.csv", "cpr;phone;custody_holders\n"+childB+";+4530303030;"+coParent+"\n"+childD+";+4530303031\n"))
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, "short.csv: line 3: --sync-custody needs")
+	require.True(t, inCustody(parent, childD))
+	require.True(t, inCustody(parent, childB))
 
 	// The extract lists B (now only with the co-parent) and C (nobody); A
 	// and D are not listed and keep their holders.

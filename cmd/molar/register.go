@@ -206,10 +206,15 @@ func cmdRegister(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	if syncCustody && !rows[0].custodyListed {
-		// Without the column the extract says nothing about custody; syncing
-		// would end every listed child's custody.
-		return usageError{fmt.Errorf("%s: --sync-custody needs a custody_holders column", file)}
+	if syncCustody {
+		// A row that does not state its custody holders (no column, or a
+		// row cut short) says nothing about custody; syncing would end all
+		// of that person's custody.
+		for _, r := range rows {
+			if !r.custodyListed {
+				return usageError{fmt.Errorf("%s: line %d: --sync-custody needs a custody_holders column and the field on every row (empty when there are none)", file, r.line)}
+			}
+		}
 	}
 	t, err := existingTenant(ctx, db, tenantCode)
 	if err != nil {
@@ -330,7 +335,7 @@ type registerRow struct {
 	cpr                              auth.CPR
 	given, family, addr, phone, mail string
 	holders                          []auth.CPR
-	custodyListed                    bool // the extract has a custody_holders column: holders is the complete list
+	custodyListed                    bool // the row has a custody_holders field: holders is the complete list
 	careUnit, careKind               string
 }
 
@@ -409,7 +414,10 @@ func readRegisterCSV(r io.Reader) ([]registerRow, error) {
 		if strings.Join(rec, "") == "" {
 			continue
 		}
-		_, custodyListed := col["custody_holders"]
+		// A row cut short before its custody_holders field (some exports
+		// drop trailing empty cells) does not state its custody holders.
+		ci, custodyListed := col["custody_holders"]
+		custodyListed = custodyListed && ci < len(rec)
 		row := registerRow{line: line, custodyListed: custodyListed, given: get("given_name"), family: get("family_name"), addr: get("address"),
 			phone: get("phone"), mail: get("email"), careUnit: get("care_unit"), careKind: get("care_kind")}
 		if row.cpr, err = auth.ParseCPR(get("cpr")); err != nil {
