@@ -64,6 +64,9 @@ type Config struct {
 	SMTPTLS      string
 	SMSURL       string
 	SMSToken     string
+
+	// DICOMPendingPerHost: 0 = no per-address bound.
+	DICOMPendingPerHost int
 }
 
 // setting describes one configuration value.
@@ -99,6 +102,18 @@ func duration(p func(*Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+// count is integer that also takes 0.
+func count(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a whole number of 0 or more, got %q", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
 func integer(p func(*Config) *int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -115,6 +130,7 @@ var settings = []setting{
 	{"public-url", "MOLAR_PUBLIC_URL", "", "URL users reach Molar at (cookies get Secure on https; OIDC redirect); default http://<http-addr>", false, str(func(c *Config) *string { return &c.PublicURL })},
 	{"dicom-addr", "MOLAR_DICOM_ADDR", "127.0.0.1:11112", "DICOM (DIMSE) listen address", false, str(func(c *Config) *string { return &c.DICOMAddr })},
 	{"ae-title", "MOLAR_AE_TITLE", "MOLAR", "our DICOM application entity title", false, str(func(c *Config) *string { return &c.AETitle })},
+	{"dicom-pending-per-host", "MOLAR_DICOM_PENDING_PER_HOST", "8", "DICOM connections one address may have negotiating at once (of 32); 0 = no per-address bound, when peers share an address (NAT, a TCP load balancer)", false, count(func(c *Config) *int { return &c.DICOMPendingPerHost })},
 	{"dicom-accept-unknown", "MOLAR_DICOM_ACCEPT_UNKNOWN", "false", "accept associations from AEs not registered with `molar ae add` (echo and store only)", false, boolean(func(c *Config) *bool { return &c.AcceptUnknownAE })},
 	{"dicom-tls-cert", "MOLAR_DICOM_TLS_CERT", "", "PEM certificate file: serve DICOM over TLS (with --dicom-tls-key)", false, str(func(c *Config) *string { return &c.DICOMTLSCert })},
 	{"dicom-tls-key", "MOLAR_DICOM_TLS_KEY", "", "PEM private key file for DICOM TLS", false, str(func(c *Config) *string { return &c.DICOMTLSKey })},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,5 +140,26 @@ func TestCommandLineMistakesExit2(t *testing.T) {
 		var out, errb bytes.Buffer
 		env := map[string]string{"MOLAR_DATA_DIR": filepath.Join(t.TempDir(), "none")}
 		require.Equal(t, tc.code, run(context.Background(), tc.args, envOf(env), &out, &errb), "%v: %s", tc.args, errb.String())
+	}
+}
+
+func TestDICOMPendingPerHostSetting(t *testing.T) {
+	for _, tc := range []struct {
+		v    string
+		want int
+		ok   bool
+	}{{"", 8, true}, {"0", 0, true}, {"3", 3, true}, {"-1", 0, false}, {"x", 0, false}} {
+		env := map[string]string{}
+		if tc.v != "" {
+			env["MOLAR_DICOM_PENDING_PER_HOST"] = tc.v
+		}
+		cfg, _, err := parseConfig("serve", nil, envOf(env), io.Discard, nil)
+		if !tc.ok {
+			require.Error(t, err, tc.v)
+			require.Contains(t, err.Error(), "MOLAR_DICOM_PENDING_PER_HOST")
+			continue
+		}
+		require.NoError(t, err, tc.v)
+		require.Equal(t, tc.want, cfg.DICOMPendingPerHost, tc.v)
 	}
 }

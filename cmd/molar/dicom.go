@@ -43,6 +43,10 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 		Logger:  s.log,
 		Hooks:   scp.LogAssociations(metrics.Hooks(), s.db.pool, s.log),
 	}
+	srv.MaxPendingPerHost = s.cfg.DICOMPendingPerHost
+	if srv.MaxPendingPerHost == 0 {
+		srv.MaxPendingPerHost = -1 // configured off
+	}
 	if s.ingester == nil { // servers built without the dicom part (tests)
 		s.ingester = newIngester(s)
 	}

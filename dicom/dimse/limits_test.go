@@ -264,3 +264,18 @@ func TestPendingConnectionsBoundPerHost(t *testing.T) {
 	require.Eventually(t, func() bool { return s.pending.Load() == 6 }, 5*time.Second, 10*time.Millisecond)
 	echoWorks(t, addr)
 }
+
+// Without a per-host bound (peers behind NAT or a load balancer share one
+// address) only the bound in all applies.
+func TestPendingConnectionsWithoutPerHostBound(t *testing.T) {
+	s := &Server{ARTIMTimeout: time.Minute, MaxPendingAssociations: 4, MaxPendingPerHost: -1}
+	addr := startServer(t, s)
+	for range 4 {
+		rawDial(t, addr)
+	}
+	require.Eventually(t, func() bool { return s.pending.Load() == 4 }, 5*time.Second, 10*time.Millisecond, "all four from one address")
+	c := rawDial(t, addr)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	require.True(t, err == io.EOF || errors.Is(err, syscall.ECONNRESET), "the fifth is closed: %v", err)
+}

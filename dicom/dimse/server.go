@@ -81,6 +81,10 @@ type Server struct {
 	// that connect and stay silent or slow cannot pin goroutines and memory
 	// (0: 32). Each costs at most a few KiB plus the request received so far.
 	MaxPendingAssociations int
+	// MaxPendingPerHost bounds one peer address's share of them (0: a
+	// quarter, at least 2; negative: no per-host bound, for peers that
+	// reach us through NAT or a TCP load balancer and share one address).
+	MaxPendingPerHost int
 	// ARTIMTimeout bounds the wait for the A-ASSOCIATE-RQ and for the peer
 	// to close after release or rejection (0: 30 s).
 	ARTIMTimeout time.Duration
@@ -108,8 +112,8 @@ type Server struct {
 	pending   atomic.Int32 // connections admitted and not yet associated
 	pendingMu sync.Mutex
 	perHost   map[string]int // pending connections by peer address
-	shutdown  atomic.Bool  // set under mu
-	aborting  bool         // Shutdown's ctx ended: abort what is left (under mu)
+	shutdown  atomic.Bool    // set under mu
+	aborting  bool           // Shutdown's ctx ended: abort what is left (under mu)
 	wg        sync.WaitGroup
 }
 
@@ -201,9 +205,9 @@ func (s *Server) track() bool {
 }
 
 // admit takes a pending slot for a new connection from host, if one is
-// free: MaxPendingAssociations in all, and a quarter of them (at least 2)
-// per peer address, so that one host's silent connections cannot lock the
-// others out. release gives the slot back.
+// free: MaxPendingAssociations in all, and MaxPendingPerHost per peer
+// address, so that one host's silent connections cannot lock the others
+// out. release gives the slot back.
 func (s *Server) admit(host string) (release func(), ok bool) {
 	limit := s.MaxPendingAssociations
 	if limit <= 0 {
@@ -214,7 +218,11 @@ func (s *Server) admit(host string) (release func(), ok bool) {
 	if s.perHost == nil {
 		s.perHost = map[string]int{}
 	}
-	if int(s.pending.Load()) >= limit || s.perHost[host] >= max(2, limit/4) {
+	perHost := s.MaxPendingPerHost
+	if perHost == 0 {
+		perHost = max(2, limit/4)
+	}
+	if int(s.pending.Load()) >= limit || (perHost > 0 && s.perHost[host] >= perHost) {
 		return nil, false
 	}
 	s.pending.Add(1)
