@@ -435,7 +435,7 @@ func TestExportWebDownloadSendUpload(t *testing.T) {
 		return tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'create' AND person_id = $1 AND object LIKE 'dicom.instance/%'`, child.ID).Scan(&creates)
 	}))
 	require.Equal(t, 3, exports, "two downloads and one send")
-	require.Equal(t, 3, creates, "the three wrapped files (the DICOM uploads name no person of the register)")
+	require.Equal(t, 6, creates, "the three wrapped files, uploaded twice (an identical re-upload is audited too; the DICOM uploads name no person of the register)")
 }
 
 // TestDeleteStudyAndInstance: deletion needs dicom.delete and a reason, is
@@ -507,21 +507,36 @@ func TestDeleteStudyAndInstance(t *testing.T) {
 func TestUploadNotStoredWithoutAudit(t *testing.T) {
 	ts := newTestServer(t, nil)
 	withIngester(t, ts)
-	failInstanceAudits(t, ts)
+	admin := failInstanceAudits(t, ts)
 	c, csrf := ts.login(t, "tandlaege")
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, err := mw.CreateFormFile("file", "a.dcm")
-	require.NoError(t, err)
 	in := dicomtest.Instance{PatientID: "LOCAL-9", PatientName: "Test^Upload", StudyUID: dicomtest.Root + ".86", SeriesUID: dicomtest.Root + ".86.1",
 		SOPUID: dicomtest.Root + ".86.1.1", InstanceNumber: 1}
-	_, _ = fw.Write(in.File(t))
-	require.NoError(t, mw.Close())
-	code, body := doForm(t, c, ts, "POST", ts.URL+"/dicom/upload", csrf, &buf, mw.FormDataContentType())
-	require.Equal(t, http.StatusUnprocessableEntity, code, string(body))
-	var res map[string]any
-	require.NoError(t, json.Unmarshal(body, &res))
+	file := in.File(t)
+	upload := func() (int, map[string]any, string) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		fw, err := mw.CreateFormFile("file", "a.dcm")
+		require.NoError(t, err)
+		_, _ = fw.Write(file)
+		require.NoError(t, mw.Close())
+		code, body := doForm(t, c, ts, "POST", ts.URL+"/dicom/upload", csrf, &buf, mw.FormDataContentType())
+		var res map[string]any
+		require.NoError(t, json.Unmarshal(body, &res), string(body))
+		return code, res, string(body)
+	}
+	code, res, body := upload()
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
 	require.Equal(t, float64(0), res["stored"], res)
 	require.Equal(t, float64(1), res["rejected"], res)
-	require.Contains(t, string(body), "revisionsloggen")
+	require.Contains(t, body, "revisionsloggen")
+
+	// Sent again once the audit log works: a duplicate, and audited now.
+	_, err := admin.Exec(context.Background(), `DROP TRIGGER fail_audit ON audit.event`)
+	require.NoError(t, err)
+	code, res, body = upload()
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, float64(1), res["duplicates"], res)
+	var n int
+	require.NoError(t, admin.QueryRow(context.Background(), `SELECT count(*) FROM audit.event WHERE action = 'create' AND object LIKE 'dicom.instance/%'`).Scan(&n))
+	require.Equal(t, 1, n)
 }

@@ -469,10 +469,16 @@ func (h *Handler) handleUpload(w http.ResponseWriter, r *http.Request) {
 	counts := map[media.Outcome]int{}
 	for _, e := range entries {
 		im.Import(ctx, e, func(fr media.FileResult) {
-			if fr.Outcome == media.Stored {
+			// An identical file sent again is audited too, as STOW-RS does:
+			// its first upload may have been refused for want of its row.
+			if fr.Outcome == media.Stored || (fr.Outcome == media.Duplicate && fr.Result.Outcome == index.OutcomeIdentical) {
+				var detail map[string]any
+				if fr.Outcome == media.Duplicate {
+					detail = map[string]any{"outcome": fr.Result.Outcome}
+				}
 				err := postgres.InTenant(ctx, h.Pool, p.TenantID, func(tx pgx.Tx) error {
 					return audit.Record(ctx, tx, audit.Event{Action: audit.ActionCreate, PersonID: fr.Result.PersonID,
-						Object: fmt.Sprintf("dicom.instance/%d", fr.Result.InstanceID)})
+						Object: fmt.Sprintf("dicom.instance/%d", fr.Result.InstanceID), Detail: detail})
 				})
 				if err != nil {
 					// Stored, but never reported as stored without its audit row.
