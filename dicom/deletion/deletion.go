@@ -110,6 +110,15 @@ func (d *Deleter) Delete(ctx context.Context, req Request) (Result, error) {
 			return err
 		}
 		res.StudyID, res.PersonID = st.ID, st.PersonID
+		// Lock the study before looking at its instances: an instance being
+		// stored into it holds a key-share lock on the study row until its
+		// COMMIT (which waits for the object to be durable). Without waiting
+		// for it here, this transaction would not see the newcomer, and the
+		// study's delete below would cascade to an instance its sender is
+		// told is stored. Statements after the lock see it.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM dicom.study WHERE id = $1 FOR UPDATE`, st.ID); err != nil {
+			return fmt.Errorf("deletion: lock study: %w", err)
+		}
 		var victims []index.Instance
 		if req.SOPInstanceUID != "" {
 			in, err := index.GetInstance(ctx, tx, req.SOPInstanceUID)
