@@ -140,6 +140,21 @@ func TestDICOMwebRetrieveMetadataFramesAndSTOW(t *testing.T) {
 	// A transcoding request we cannot honour is 406, not a wrong answer.
 	resp, _ = doReq(t, c, "GET", inst, `multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50`, nil, nil)
 	require.Equal(t, http.StatusNotAcceptable, resp.StatusCode)
+	// … unless the client offers an alternative we can, or leaves it out.
+	resp, _ = doReq(t, c, "GET", inst, `multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50, multipart/related; type="application/dicom"; transfer-syntax=*`, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, _ = doReq(t, c, "GET", inst, `multipart/related; type="application/dicom"; transfer-syntax=*; q=0`, nil, nil)
+	require.Equal(t, http.StatusNotAcceptable, resp.StatusCode, "q=0 refuses")
+	// OHIF with omitQuotationForMultipartRequest sends type= unquoted.
+	resp, body = doReq(t, c, "GET", inst, `multipart/related; type=application/dicom; transfer-syntax=*`, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, ct, multipartParts(t, resp, body)[0])
+	resp, body = doReq(t, c, "GET", inst+"/frames/1", `multipart/related; type=application/octet-stream; transfer-syntax=*`, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Len(t, multipartParts(t, resp, body)[0], 128*128*2)
+	// A compressed type for a native instance is not acceptable.
+	resp, _ = doReq(t, c, "GET", inst+"/frames/1", `multipart/related; type="image/jpeg"`, nil, nil)
+	require.Equal(t, http.StatusNotAcceptable, resp.StatusCode)
 
 	// Frames: native 16-bit samples, 128×128.
 	resp, body = doReq(t, c, "GET", inst+"/frames/1", `multipart/related; type="application/octet-stream"`, nil, nil)
@@ -165,7 +180,7 @@ func TestDICOMwebRetrieveMetadataFramesAndSTOW(t *testing.T) {
 	_, _ = part.Write([]byte("not dicom at all"))
 	_ = mw.Close()
 	resp, body = doReq(t, c, "POST", ts.URL+"/dicomweb/studies", "application/dicom+json", &buf, map[string]string{
-		"Content-Type": `multipart/related; type="application/dicom"; boundary=` + mw.Boundary(),
+		"Content-Type": `multipart/related; type=application/dicom; boundary=` + mw.Boundary(), // unquoted, as OHIF may send it
 		"X-CSRF-Token": csrfOf(t, ts, c), "Origin": ts.URL,
 	})
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "one stored, one failed: %s", body)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"mime/multipart"
 	"net/http"
 
@@ -28,8 +27,8 @@ func (s *Service) handleSTOW(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, http.StatusServiceUnavailable, "storing is not available")
 		return
 	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/related" || params["boundary"] == "" {
+	mt, params, ok := parseMediaType(r.Header.Get("Content-Type"))
+	if !ok || mt != "multipart/related" || params["boundary"] == "" {
 		problem(w, r, http.StatusUnsupportedMediaType, `send multipart/related; type="application/dicom" with a boundary`)
 		return
 	}
@@ -55,7 +54,7 @@ func (s *Service) handleSTOW(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if ct := part.Header.Get("Content-Type"); ct != "" {
-			if pmt, _, _ := mime.ParseMediaType(ct); pmt != "application/dicom" {
+			if pmt, _, _ := parseMediaType(ct); pmt != "application/dicom" {
 				_, _ = io.Copy(io.Discard, part)
 				failed = append(failed, failure("", "", 0xC000, "part is not application/dicom"))
 				continue

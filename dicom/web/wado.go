@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -33,56 +34,123 @@ type acceptable struct {
 	params    map[string]string // type, transfer-syntax …
 }
 
+// parseAccept reads an Accept header: its media ranges in order of
+// preference (q, highest first; equal q in the client's order), without
+// those the client refuses (q=0). No header accepts anything.
 func parseAccept(h string) []acceptable {
-	var out []acceptable
 	if strings.TrimSpace(h) == "" {
 		return []acceptable{{mediaType: "*/*", params: map[string]string{}}}
 	}
+	type ranked struct {
+		a acceptable
+		q float64
+	}
+	var rs []ranked
 	for _, part := range splitAccept(h) {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
+		mt, params, ok := parseMediaType(part)
+		if !ok {
 			continue
 		}
-		out = append(out, acceptable{mediaType: mt, params: params})
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1 {
+				continue
+			}
+			q = f
+			delete(params, "q")
+		}
+		if q == 0 {
+			continue
+		}
+		rs = append(rs, ranked{acceptable{mediaType: mt, params: params}, q})
+	}
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].q > rs[j].q })
+	out := make([]acceptable, len(rs))
+	for i, r := range rs {
+		out[i] = r.a
 	}
 	return out
 }
 
-// splitAccept splits on commas outside quotes (type="multipart/related; …").
-func splitAccept(h string) []string {
+// parseMediaType reads "type/subtype; name=value; …" as PS3.18 6.1.1 does:
+// a parameter value is a token or a quoted string, and clients such as
+// OHIF send type=application/dicom unquoted (a '/' Go's MIME parser
+// refuses in a token), so the lenient reading takes over when the strict
+// one fails.
+func parseMediaType(s string) (string, map[string]string, bool) {
+	s = strings.TrimSpace(s)
+	if mt, params, err := mime.ParseMediaType(s); err == nil {
+		return mt, params, strings.Contains(mt, "/")
+	}
+	parts := splitOutsideQuotes(s, ';')
+	mt := strings.ToLower(strings.TrimSpace(parts[0]))
+	if !strings.Contains(mt, "/") || strings.ContainsAny(mt, " \t\"") {
+		return "", nil, false
+	}
+	params := map[string]string{}
+	for _, p := range parts[1:] {
+		k, v, ok := strings.Cut(p, "=")
+		k = strings.ToLower(strings.TrimSpace(k))
+		if !ok || k == "" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = strings.ReplaceAll(v[1:len(v)-1], `\"`, `"`)
+		}
+		params[k] = v
+	}
+	return mt, params, true
+}
+
+func splitOutsideQuotes(s string, sep byte) []string {
 	var out []string
-	depth, start := false, 0
-	for i := 0; i < len(h); i++ {
-		switch h[i] {
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
 		case '"':
-			depth = !depth
-		case ',':
-			if !depth {
-				out = append(out, h[start:i])
+			quoted = !quoted
+		case sep:
+			if !quoted {
+				out = append(out, s[start:i])
 				start = i + 1
 			}
 		}
 	}
-	return append(out, h[start:])
+	return append(out, s[start:])
 }
 
-// wantsPart reports whether the client accepts multipart/related parts of
-// partType, and the transfer syntax asked for ("" = default, "*" = as stored).
-func wantsPart(r *http.Request, partType string) (bool, string) {
+// splitAccept splits on commas outside quotes (type="multipart/related; …").
+func splitAccept(h string) []string { return splitOutsideQuotes(h, ',') }
+
+// partChoice is one acceptable way to send multipart/related parts: the
+// part type asked for ("" = the resource's own) and the transfer syntax
+// ("" = the default, "*" = as stored).
+type partChoice struct{ typ, ts string }
+
+// wantsPart lists, in the client's order of preference, the acceptable
+// ways to send parts of partType (for frames also image/* bitstreams);
+// none: not acceptable.
+func wantsPart(r *http.Request, partType string) []partChoice {
+	var out []partChoice
 	for _, a := range parseAccept(r.Header.Get("Accept")) {
+		ts := a.params["transfer-syntax"]
 		switch a.mediaType {
 		case "*/*", "multipart/*":
-			return true, a.params["transfer-syntax"]
+			out = append(out, partChoice{"", ts})
 		case "multipart/related":
-			t := a.params["type"]
-			if t == "" || t == partType || (partType != "application/dicom" && strings.HasPrefix(t, "image/")) || t == "*/*" {
-				return true, a.params["transfer-syntax"]
+			switch t := strings.ToLower(a.params["type"]); {
+			case t == "" || t == "*/*" || t == partType:
+				out = append(out, partChoice{"", ts})
+			case partType != "application/dicom" && strings.HasPrefix(t, "image/"):
+				out = append(out, partChoice{t, ts})
 			}
 		case partType:
-			return true, a.params["transfer-syntax"]
+			out = append(out, partChoice{"", ts})
 		}
 	}
-	return false, ""
+	return out
 }
 
 func boundary() string {
@@ -94,8 +162,8 @@ func boundary() string {
 // handleRetrieve: WADO-RS study, series or instance as multipart/related
 // application/dicom parts, each a Part-10 file as stored.
 func (s *Service) handleRetrieve(w http.ResponseWriter, r *http.Request) {
-	ok, ts := wantsPart(r, "application/dicom")
-	if !ok {
+	choices := wantsPart(r, "application/dicom")
+	if len(choices) == 0 {
 		s.fail(w, r, fmt.Errorf("%w: this resource is multipart/related; type=\"application/dicom\"", ErrNotAcceptable))
 		return
 	}
@@ -104,11 +172,22 @@ func (s *Service) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	for _, in := range sc.instances {
-		if ts != "" && ts != "*" && ts != in.TransferSyntax {
-			s.fail(w, r, fmt.Errorf("%w: instances are served in their stored transfer syntax (%s); ask for transfer-syntax=*", ErrNotAcceptable, in.TransferSyntax))
-			return
+	// Instances are served as stored: the first choice that takes every
+	// instance's stored transfer syntax.
+	served := false
+	for _, c := range choices {
+		all := true
+		for _, in := range sc.instances {
+			all = all && (c.ts == "" || c.ts == "*" || c.ts == in.TransferSyntax)
 		}
+		if all {
+			served = true
+			break
+		}
+	}
+	if !served {
+		s.fail(w, r, fmt.Errorf("%w: instances are served in their stored transfer syntax; ask for transfer-syntax=*", ErrNotAcceptable))
+		return
 	}
 	b := boundary()
 	w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="application/dicom"; boundary=%s`, b))
@@ -241,12 +320,35 @@ func frameMediaType(ts string) string {
 	return "application/octet-stream"
 }
 
+// frameChoice picks the first acceptable way to send frames of an
+// instance stored in ts: as stored (the bitstream, its own image/* type,
+// or native samples in their stored syntax) or decoded to Explicit VR
+// Little Endian. A big-endian native instance is decoded unless the
+// client asks for it as stored.
+func frameChoice(choices []partChoice, ts string, encapsulated bool) (asStored, ok bool) {
+	for _, c := range choices {
+		if c.typ != "" { // image/jpeg …: only the stored bitstream of that type
+			if encapsulated && c.typ == frameMediaType(ts) && (c.ts == "" || c.ts == "*" || c.ts == ts) {
+				return true, true
+			}
+			continue
+		}
+		switch {
+		case c.ts == "*" || c.ts == ts:
+			return true, true
+		case c.ts == "" || c.ts == uid.ExplicitVRLittleEndian:
+			return !encapsulated && ts != uid.ExplicitVRBigEndian, true
+		}
+	}
+	return false, false
+}
+
 // handleFrames: WADO-RS frames. With transfer-syntax=* (or the stored one)
 // frames go as stored; otherwise they are decoded to Explicit VR Little
 // Endian native samples (what a browser viewer applies its own window to).
 func (s *Service) handleFrames(w http.ResponseWriter, r *http.Request) {
-	ok, ts := wantsPart(r, "application/octet-stream")
-	if !ok {
+	choices := wantsPart(r, "application/octet-stream")
+	if len(choices) == 0 {
 		s.fail(w, r, fmt.Errorf("%w: frames are multipart/related; type=\"application/octet-stream\"", ErrNotAcceptable))
 		return
 	}
@@ -266,15 +368,19 @@ func (s *Service) handleFrames(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	asStored := ts == "*" || ts == in.TransferSyntax || (!frames.Encapsulated() && (ts == "" || ts == uid.ExplicitVRLittleEndian) && in.TransferSyntax != uid.ExplicitVRBigEndian)
-	if ts != "" && ts != "*" && ts != in.TransferSyntax && ts != uid.ExplicitVRLittleEndian {
-		s.fail(w, r, fmt.Errorf("%w: frames are available as stored (transfer-syntax=*) or as %s", ErrNotAcceptable, uid.ExplicitVRLittleEndian))
+	asStored, ok := frameChoice(choices, in.TransferSyntax, frames.Encapsulated())
+	if !ok {
+		s.fail(w, r, fmt.Errorf("%w: frames are available as stored (transfer-syntax=*, or %s) or as %s",
+			ErrNotAcceptable, frameMediaType(in.TransferSyntax), uid.ExplicitVRLittleEndian))
 		return
 	}
 	parts := make([][]byte, len(idx))
 	ctype := "application/octet-stream; transfer-syntax=" + uid.ExplicitVRLittleEndian
-	if asStored && frames.Encapsulated() {
+	switch {
+	case asStored && frames.Encapsulated():
 		ctype = frameMediaType(in.TransferSyntax) + "; transfer-syntax=" + in.TransferSyntax
+	case asStored && in.TransferSyntax == uid.ExplicitVRBigEndian: // asked for as stored: say so
+		ctype = "application/octet-stream; transfer-syntax=" + in.TransferSyntax
 	}
 	for k, i := range idx {
 		if asStored {
