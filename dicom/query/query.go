@@ -511,7 +511,8 @@ func (q *Query) Run(ctx context.Context, db index.Querier, emit func(*Match) err
 			add(t)
 		}
 	}
-	needAttrs := false
+	// includefield=all of instances returns every stored attribute.
+	needAttrs := q.All && q.Level == Image
 	teeth := false
 	for _, k := range q.Keys {
 		add(k.Tag)
@@ -627,6 +628,20 @@ func toothItems(s string) []*header.Dataset {
 		out = append(out, it)
 	}
 	return out
+}
+
+// RawAttrs returns the stored attributes of the match as DICOM JSON
+// elements by tag ("00080070"); nil when none were loaded (no requested
+// key needed them).
+func (m *Match) RawAttrs() map[string]json.RawMessage {
+	if len(m.attrs) == 0 {
+		return nil
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(m.attrs, &all); err != nil {
+		return nil
+	}
+	return all
 }
 
 // Attr returns a stored attribute of the match (from the DICOM JSON

@@ -230,6 +230,29 @@ func matchJSON(m *query.Match, q *query.Query, base string) map[string]any {
 		}
 		obj[fmt.Sprintf("%08X", uint32(t))] = entry
 	}
+	// Requested attributes that are not index columns come from the stored
+	// attributes (those of the match's first instance above the instance
+	// level), as C-FIND's do; includefield=all of instances gives them all.
+	raw := m.RawAttrs()
+	for _, k := range q.Keys {
+		key := fmt.Sprintf("%08X", uint32(k.Tag))
+		if _, done := obj[key]; done {
+			continue
+		}
+		switch {
+		case k.Tag == query.TagInstanceAvailability:
+			obj[key] = map[string]any{"vr": "CS", "Value": []string{"ONLINE"}}
+		case raw[key] != nil:
+			obj[key] = raw[key]
+		}
+	}
+	if q.All && m.Level == query.Image {
+		for key, v := range raw {
+			if _, done := obj[key]; !done {
+				obj[key] = v
+			}
+		}
+	}
 	study, series, inst := m.Values[tagStudyUID], m.Values[tagSeriesUID], m.Values[header.TagSOPInstanceUID]
 	u := ""
 	switch {
