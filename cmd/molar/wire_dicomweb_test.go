@@ -38,8 +38,9 @@ func init() {
 		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata":        auth.PermDICOMRead,
 		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}": auth.PermDICOMRead,
 		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}":  auth.PermDICOMRead,
-		"GET /dicomweb/wado":     auth.PermDICOMRead,
-		"POST /dicomweb/studies": auth.PermDICOMWrite,
+		"GET /dicomweb/wado":             auth.PermDICOMRead,
+		"POST /dicomweb/studies":         auth.PermDICOMWrite,
+		"POST /dicomweb/studies/{study}": auth.PermDICOMWrite,
 	} {
 		routePermissions[k] = v
 	}
@@ -189,6 +190,34 @@ func TestDICOMwebRetrieveMetadataFramesAndSTOW(t *testing.T) {
 	require.Len(t, stow["00081199"]["Value"], 1)
 	require.Len(t, stow["00081198"]["Value"], 1)
 	retrieveURL := stow["00081199"]["Value"].([]any)[0].(map[string]any)["00081190"].(map[string]any)["Value"].([]any)[0].(string)
+
+	// STOW-RS to a study: an instance of another study fails (A900).
+	stowTo := func(path string) (int, map[string]map[string]any) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		part, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+		_, _ = part.Write(testFile(t, "MR_small.dcm"))
+		_ = mw.Close()
+		resp, body := doReq(t, c, "POST", ts.URL+path, "application/dicom+json", &buf, map[string]string{
+			"Content-Type": `multipart/related; type="application/dicom"; boundary=` + mw.Boundary(),
+			"X-CSRF-Token": csrfOf(t, ts, c), "Origin": ts.URL,
+		})
+		var out map[string]map[string]any
+		require.NoError(t, json.Unmarshal(body, &out), string(body))
+		return resp.StatusCode, out
+	}
+	code, out := stowTo("/dicomweb/studies/1.2.3.4.5")
+	require.Equal(t, http.StatusConflict, code)
+	require.EqualValues(t, 0xA900, out["00081198"]["Value"].([]any)[0].(map[string]any)["00081197"].(map[string]any)["Value"].([]any)[0])
+	mrStudy := "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457" // pydicom's MR_small
+	code, _ = stowTo("/dicomweb/studies/" + mrStudy)
+	require.Equal(t, http.StatusOK, code)
+
+	// HEAD of a GET resource: the GET's status and headers, no body.
+	resp, body = doReq(t, c, "HEAD", base+"/metadata", "application/dicom+json", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "application/dicom+json", resp.Header.Get("Content-Type"))
+	require.Empty(t, body)
 	resp, body = doReq(t, c, "GET", retrieveURL+"/frames/1", "", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	require.Len(t, multipartParts(t, resp, body)[0], 64*64*2)

@@ -146,6 +146,9 @@ type Source struct {
 	// SOPClassUID and SOPInstanceUID the request named (C-STORE command,
 	// STOW-RS meta); the data set must carry the same. Empty: not checked.
 	SOPClassUID, SOPInstanceUID string
+	// StudyInstanceUID the request named (STOW-RS to /studies/{study});
+	// the data set must belong to it. Empty: not checked.
+	StudyInstanceUID string
 	// TransferSyntax of a bare data set.
 	TransferSyntax string
 	// Size of the stream when known (-1: unknown).
@@ -440,6 +443,8 @@ func check(src Source, h *header.Header, rec *index.Record) error {
 		return fmt.Errorf("%w: SOP Instance UID differs from the request", ErrMismatch)
 	case d.UID(header.TagStudyInstanceUID) == "":
 		return fmt.Errorf("%w: no Study Instance UID", ErrMismatch)
+	case src.StudyInstanceUID != "" && d.UID(header.TagStudyInstanceUID) != src.StudyInstanceUID:
+		return fmt.Errorf("%w: the instance belongs to another study than the request names", ErrMismatch)
 	case d.UID(header.TagSeriesInstanceUID) == "":
 		return fmt.Errorf("%w: no Series Instance UID", ErrMismatch)
 	}

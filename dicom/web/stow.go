@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/molar-health/molar/auth"
@@ -60,7 +61,8 @@ func (s *Service) handleSTOW(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 		}
-		res, err := s.Ingest.Ingest(r.Context(), ingest.Source{TenantID: p.TenantID, AE: "STOW-RS", Part10: true, Size: -1}, part)
+		res, err := s.Ingest.Ingest(r.Context(), ingest.Source{TenantID: p.TenantID, AE: "STOW-RS", Part10: true, Size: -1,
+			StudyInstanceUID: chi.URLParam(r, "study")}, part)
 		if err != nil {
 			status, comment := ingest.Status(err)
 			failed = append(failed, failure(res.SOPClassUID, res.SOPInstanceUID, uint16(status), comment))

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -63,7 +64,9 @@ var (
 // Routes mounts the service at /dicomweb.
 func (s *Service) Routes(r chi.Router) {
 	r.Route("/dicomweb", func(r chi.Router) {
-		r.Use(vweb.NoStore, s.cors)
+		// HEAD of every GET resource (RFC 9110 9.1), answered by the GET
+		// handler without its body.
+		r.Use(vweb.NoStore, s.cors, middleware.GetHead)
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(auth.PermDICOMRead))
 			r.Get("/studies/{study}", s.handleRetrieve)
@@ -82,6 +85,7 @@ func (s *Service) Routes(r chi.Router) {
 			}
 		})
 		r.With(s.require(auth.PermDICOMWrite)).Post("/studies", s.handleSTOW)
+		r.With(s.require(auth.PermDICOMWrite)).Post("/studies/{study}", s.handleSTOW)
 	})
 }
 
