@@ -296,6 +296,11 @@ func TestDICOMwebRenderedAndThumbnails(t *testing.T) {
 	resp, body = doReq(t, c, "GET", ts.URL+"/dicomweb/wado?requestType=WADO&studyUID="+res.StudyInstanceUID+"&seriesUID="+res.SeriesInstanceUID+"&objectUID="+res.SOPInstanceUID+"&contentType=image/jpeg&columns=32", "", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	require.Equal(t, 32, decode(body).Bounds().Dx())
+	// Without contentType a single-frame image comes as image/jpeg (PS3.18 9.2).
+	resp, body = doReq(t, c, "GET", ts.URL+"/dicomweb/wado?requestType=WADO&studyUID="+res.StudyInstanceUID+"&seriesUID="+res.SeriesInstanceUID+"&objectUID="+res.SOPInstanceUID, "", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, "image/jpeg", resp.Header.Get("Content-Type"))
+	require.Positive(t, decode(body).Bounds().Dx())
 
 	// Frame meta for a browser's own window/level.
 	resp, body = doReq(t, c, "GET", inst+"/frames/1/meta", "", nil, nil)

@@ -107,6 +107,9 @@ func (s *Service) openInstance(ctx context.Context, in index.Instance) (*render.
 
 func frameIndex(r *http.Request) (int, error) {
 	f := chi.URLParam(r, "frames")
+	if f == "" && r.URL.Path == "/dicomweb/wado" {
+		f = r.URL.Query().Get("frameNumber") // WADO-URI
+	}
 	if f == "" {
 		return 0, nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
@@ -475,8 +476,23 @@ func (s *Service) handleWADOURI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct := q.Get("contentType")
+	if ct == "" {
+		// PS3.18 9.2: image/jpeg for single-frame images; the DICOM object
+		// otherwise (multi-frame, or no image at all). The lookup only picks
+		// the form; the handler below checks access and audits the read.
+		ct = "application/dicom"
+		var in index.Instance
+		err := postgres.InTenant(r.Context(), s.Pool, auth.PrincipalFrom(r.Context()).TenantID, func(tx pgx.Tx) error {
+			var err error
+			in, err = index.GetInstance(r.Context(), tx, q.Get("objectUID"))
+			return err
+		})
+		if err == nil && in.Rows > 0 && in.Frames <= 1 { // no NumberOfFrames: one frame
+			ct = "image/jpeg"
+		}
+	}
 	switch ct {
-	case "", "application/dicom":
+	case "application/dicom":
 	case "image/jpeg", "image/png":
 		// Rendered, with WADO-URI's windowCenter/windowWidth, rows/columns.
 		r2 := r.Clone(r.Context())
