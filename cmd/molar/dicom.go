@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -30,6 +31,8 @@ import (
 const (
 	orphanGrace = time.Hour
 	orphanDays  = 2
+	// archiveMonths is how far back the month-by-month sweep goes.
+	archiveMonths = 360
 )
 
 // serveDICOM builds the DICOM SCP and serves it on ln until shutdown, when
@@ -123,8 +126,19 @@ func dicomPart(s *server) corePart {
 		s.ingester = newIngester(s)
 		return s.prepareReconciliation()
 	}
+	var month atomic.Int64 // the older month the next run sweeps, counted back from now
 	p.housekeeping = []jobs.Task{{Name: "sweep unindexed DICOM objects and their thumbnails", Run: func(ctx context.Context) error {
-		n, err := ingest.Sweep(ctx, s.db.pool, s.store, time.Now(), orphanGrace, orphanDays)
+		// The recent day folders at every run, and one month of the older
+		// archive in turn (what a deletion or an overwrite of an older
+		// instance could not remove while the store failed): 30 years of
+		// months in 3.75 days of runs every 15 minutes.
+		now := time.Now()
+		n, err := ingest.Sweep(ctx, s.db.pool, s.store, now, orphanGrace, orphanDays)
+		if err == nil {
+			var m int
+			m, err = ingest.SweepMonth(ctx, s.db.pool, s.store, now, orphanGrace, int(month.Add(1)-1)%archiveMonths)
+			n += m
+		}
 		if n > 0 {
 			s.log.Info("removed unindexed DICOM objects and thumbnails", "count", n)
 		}

@@ -409,3 +409,41 @@ func TestCommitWithoutAnswerKeepsTheObject(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, e.objects(t), 1)
 }
+
+// An object of an older instance whose row is gone (a deletion whose
+// object removal failed) is outside the recent day folders: the
+// month-by-month sweep of the older archive removes it, and keeps the
+// indexed ones.
+func TestSweepMonthRemovesOlderOrphans(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	now := time.Now()
+	old := now.AddDate(0, -2, 0)
+	in := *e.in
+	in.Now = func() time.Time { return old }
+	kept, gone := sample(dicomtest.Root+".40.1"), sample(dicomtest.Root+".40.2")
+	for _, inst := range []dicomtest.Instance{kept, gone} {
+		_, err := in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(inst.DataSet(t, uid.ExplicitVRLittleEndian)))
+		require.NoError(t, err)
+	}
+	row, err := e.instance(t, gone.SOPUID)
+	require.NoError(t, err)
+	_, err = e.db.Admin.Exec(ctx, `DELETE FROM dicom.instance WHERE id = $1`, row.ID) // deleted, its object left behind
+	require.NoError(t, err)
+	// The store's modification times are now, so sweep as if a day later.
+	later := now.Add(24 * time.Hour)
+	n, err := Sweep(ctx, e.db.App, e.store, later, time.Hour, 2)
+	require.NoError(t, err)
+	require.Zero(t, n, "the recent day folders do not hold it")
+	for back := 0; back <= 3; back++ {
+		m, err := SweepMonth(ctx, e.db.App, e.store, later, time.Hour, back)
+		require.NoError(t, err)
+		n += m
+	}
+	require.Equal(t, 1, n)
+	keys := e.objects(t)
+	require.Len(t, keys, 1)
+	k, err := e.instance(t, kept.SOPUID)
+	require.NoError(t, err)
+	require.Equal(t, k.ObjectKey, keys[0])
+}

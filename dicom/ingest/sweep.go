@@ -22,19 +22,38 @@ func Sweep(ctx context.Context, q index.Querier, store storage.ObjectStore, now 
 	removed := 0
 	for d := 0; d <= days; d++ {
 		day := now.UTC().AddDate(0, 0, -d)
-		folder := fmt.Sprintf("%04d/%02d/%02d/", day.Year(), day.Month(), day.Day())
-		for _, part := range []struct {
-			prefix   string
-			instance func(key string) (string, bool) // the instance key an object stands or falls with
-		}{
-			{"instances/" + folder, func(k string) (string, bool) { return k, true }},
-			{"thumbs/" + folder, thumb.InstanceKey},
-		} {
-			n, err := sweepPrefix(ctx, q, store, part.prefix, part.instance, now, grace)
-			removed += n
-			if err != nil {
-				return removed, fmt.Errorf("ingest: sweep %s: %w", part.prefix, err)
-			}
+		n, err := SweepFolder(ctx, q, store, now, grace, fmt.Sprintf("%04d/%02d/%02d/", day.Year(), day.Month(), day.Day()))
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// SweepMonth sweeps the day folders of the month `back` months before
+// now's: housekeeping walks the older archive one month per run, so that
+// what a deletion or an overwrite of an older instance could not remove
+// (the store failed) goes too, at a bounded cost per run.
+func SweepMonth(ctx context.Context, q index.Querier, store storage.ObjectStore, now time.Time, grace time.Duration, back int) (int, error) {
+	m := time.Date(now.UTC().Year(), now.UTC().Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -back, 0)
+	return SweepFolder(ctx, q, store, now, grace, fmt.Sprintf("%04d/%02d/", m.Year(), m.Month()))
+}
+
+// SweepFolder sweeps one folder of the archive ("2026/11/26/", "2026/11/").
+func SweepFolder(ctx context.Context, q index.Querier, store storage.ObjectStore, now time.Time, grace time.Duration, folder string) (int, error) {
+	removed := 0
+	for _, part := range []struct {
+		prefix   string
+		instance func(key string) (string, bool) // the instance key an object stands or falls with
+	}{
+		{"instances/" + folder, func(k string) (string, bool) { return k, true }},
+		{"thumbs/" + folder, thumb.InstanceKey},
+	} {
+		n, err := sweepPrefix(ctx, q, store, part.prefix, part.instance, now, grace)
+		removed += n
+		if err != nil {
+			return removed, fmt.Errorf("ingest: sweep %s: %w", part.prefix, err)
 		}
 	}
 	return removed, nil
