@@ -84,6 +84,24 @@ func TestIngestReconcilesAndDeduplicates(t *testing.T) {
 	r = ingest(t, db, ten, other, index.Overwrite)
 	require.Equal(t, index.OutcomeOverwritten, r.Outcome)
 	require.Equal(t, "instances/1.2.3.1.1/d", r.OldKey)
+	// Another study or series under the same SOP Instance UID is a UID
+	// collision, not a corrected image: never overwritten.
+	for _, moved := range []func(*index.Record){
+		func(r *index.Record) { r.StudyInstanceUID, r.SeriesInstanceUID = "1.2.9", "1.2.9.1" },
+		func(r *index.Record) { r.SeriesInstanceUID = "1.2.3.9" },
+	} {
+		rec := record(ten, "1.2.3.1.1", "f")
+		moved(rec)
+		r = ingest(t, db, ten, rec, index.Overwrite)
+		require.Equal(t, index.OutcomeKeptFirst, r.Outcome)
+	}
+	require.NoError(t, postgres.InTenant(ctx, db.App, ten, func(tx pgx.Tx) error {
+		in, err := index.GetInstance(ctx, tx, "1.2.3.1.1")
+		require.NoError(t, err)
+		require.Equal(t, "instances/1.2.3.1.1/c", in.ObjectKey, "the stored object stays")
+		require.Equal(t, "1.2.3", in.StudyInstanceUID)
+		return nil
+	}))
 
 	// A second instance in a new series of the same study, another modality.
 	rec2 := record(ten, "1.2.3.2.1", "e")
