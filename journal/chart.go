@@ -3,6 +3,8 @@ package journal
 import (
 	"sort"
 	"time"
+
+	"github.com/molar-health/molar/auth"
 )
 
 // ToothStatus is whether and how a tooth is in the mouth.
@@ -159,7 +161,7 @@ func (c *Chart) OpenFindings() []ToothState {
 func BuildChart(birth time.Time, entries []Entry, plan []PlanItem, cat *Catalogue, at time.Time, signedOnly bool) *Chart {
 	c := &Chart{At: at, Teeth: map[Tooth]*ToothState{}}
 	if !birth.IsZero() {
-		c.AgeMonths = ageMonths(birth, at)
+		c.AgeMonths = ageMonths(birth, auth.DateIn(at, auth.Copenhagen)) // on the Danish date, as ages everywhere
 	}
 	for _, t := range AllTeeth() {
 		c.Teeth[t] = &ToothState{Tooth: t, Status: StatusNotErupted, Surfaces: map[string]SurfaceState{}}

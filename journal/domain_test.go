@@ -516,3 +516,13 @@ func TestMessagesDanishAndEnglish(t *testing.T) {
 	// would mean 23 and older).
 	require.Equal(t, "Ingen (fyldt 22 år)", m["da"]["journal.recall.none"])
 }
+
+// The chart's age counts on the Danish date: at 23:30 UTC on the evening
+// before a child's 5th birthday it is already the birthday in Denmark.
+func TestChartAgeOnTheDanishDate(t *testing.T) {
+	birth := day(2020, 3, 10)
+	c := BuildChart(birth, nil, nil, DefaultCatalogue(), time.Date(2025, 3, 9, 23, 30, 0, 0, time.UTC), true)
+	require.Equal(t, 60, c.AgeMonths)
+	c = BuildChart(birth, nil, nil, DefaultCatalogue(), time.Date(2025, 3, 9, 22, 59, 0, 0, time.UTC), true)
+	require.Equal(t, 59, c.AgeMonths)
+}
