@@ -5,6 +5,7 @@ import (
 	"context"
 	b64 "encoding/base64"
 	"encoding/json"
+	"fmt"
 	"image"
 	_ "image/jpeg"
 	_ "image/png"
@@ -444,6 +445,20 @@ func TestQIDO(t *testing.T) {
 	for _, r := range res {
 		require.NotEqual(t, []any{cpr}, r["00100020"]["Value"])
 	}
+	// Pages count what this user may see, although the studies they may
+	// not see come first in the index.
+	visible := len(res)
+	require.GreaterOrEqual(t, visible, 2)
+	st, res, hdr := qido(t, oc, q+"/studies?limit=1")
+	require.Equal(t, 200, st)
+	require.Len(t, res, 1)
+	require.NotEmpty(t, hdr.Get("Warning"), "more results")
+	st, res, hdr = qido(t, oc, fmt.Sprintf("%s/studies?limit=1&offset=%d", q, visible-1))
+	require.Equal(t, 200, st)
+	require.Len(t, res, 1, "the last one")
+	require.Empty(t, hdr.Get("Warning"), "no more results")
+	st, _, _ = qido(t, oc, fmt.Sprintf("%s/studies?offset=%d", q, visible))
+	require.Equal(t, http.StatusNoContent, st)
 	resp, _ := doReq(t, oc, "GET", q+"/studies/"+dicomtest.Root+".1/metadata", "", nil, nil)
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "retrieval is refused too")
 }

@@ -25,6 +25,11 @@ import (
 const (
 	DefaultQIDOLimit = 1000
 	MaxQIDOLimit     = 10000
+	// qidoChunk rows of the index are read at a time, and at most
+	// qidoMaxScan beyond offset+limit for one page, while matches the user
+	// may not see are left out.
+	qidoChunk   = 500
+	qidoMaxScan = 50000
 )
 
 // Tags of the hierarchy used to scope QIDO requests by their path.
@@ -147,46 +152,80 @@ func (s *Service) qido(level query.Level) http.HandlerFunc {
 				ok     bool
 				person int64
 				reason string
-				uid    string
-			}
-			// Collect first: the matcher streams rows on this connection.
-			var matches []*query.Match
-			if err := q.Run(r.Context(), tx, func(m *query.Match) error {
-				matches = append(matches, m)
-				return nil
-			}); err != nil {
-				return err
 			}
 			studies := map[int64]studyAccess{}
-			for _, m := range matches {
-				sa, ok := studies[m.StudyRef]
-				if !ok && m.StudyRef != 0 {
-					st, err := index.GetStudyByID(r.Context(), tx, m.StudyRef)
+			allowed := func(m *query.Match) (studyAccess, error) {
+				if m.StudyRef == 0 {
+					return studyAccess{ok: true}, nil
+				}
+				if sa, ok := studies[m.StudyRef]; ok {
+					return sa, nil
+				}
+				st, err := index.GetStudyByID(r.Context(), tx, m.StudyRef)
+				if err != nil {
+					return studyAccess{}, err
+				}
+				sa := studyAccess{ok: reconcile.CheckUnmatched(p) == nil, person: st.PersonID}
+				if st.PersonID != 0 {
+					d, err := s.Auth.Access(r.Context(), tx, p, st.PersonID)
+					if err != nil {
+						return studyAccess{}, err
+					}
+					sa.ok, sa.reason = d.Allowed, d.Reason
+				}
+				studies[m.StudyRef] = sa
+				return sa, nil
+			}
+			// Pages count what the user may see: the index is read in
+			// chunks, matches of studies the user may not reach are left
+			// out, until the page (and one more, to know there are more) is
+			// full, the index has no more, or qidoMaxScan rows beyond the
+			// page's end were read.
+			offset, limit := q.Offset, q.Limit
+			var accepted []*query.Match
+			scanned, more := 0, false
+			for sqlOffset := 0; ; sqlOffset += qidoChunk {
+				q.Offset, q.Limit = sqlOffset, qidoChunk
+				// Collect first: the matcher streams rows on this connection.
+				var matches []*query.Match
+				if err := q.Run(r.Context(), tx, func(m *query.Match) error {
+					matches = append(matches, m)
+					return nil
+				}); err != nil {
+					return err
+				}
+				scanned += len(matches)
+				for _, m := range matches {
+					sa, err := allowed(m)
 					if err != nil {
 						return err
 					}
-					sa = studyAccess{ok: reconcile.CheckUnmatched(p) == nil, person: st.PersonID, uid: st.StudyInstanceUID}
-					if st.PersonID != 0 {
-						d, err := s.Auth.Access(r.Context(), tx, p, st.PersonID)
-						if err != nil {
-							return err
-						}
-						sa.ok, sa.reason = d.Allowed, d.Reason
-					}
 					if sa.ok {
-						if err := audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionRead, PersonID: sa.person,
-							Object: fmt.Sprintf("dicom.study/%d", m.StudyRef), BreakGlassReason: sa.reason}); err != nil {
-							return err
-						}
+						accepted = append(accepted, m)
 					}
-					studies[m.StudyRef] = sa
 				}
-				if m.StudyRef != 0 && !sa.ok {
-					continue
+				if len(accepted) > offset+limit || len(matches) < qidoChunk {
+					break
+				}
+				if scanned >= offset+limit+qidoMaxScan {
+					more = true // not looked further
+					break
+				}
+			}
+			more = more || len(accepted) > offset+limit
+			page := accepted[min(offset, len(accepted)):min(offset+limit, len(accepted))]
+			audited := map[int64]bool{}
+			for _, m := range page {
+				if sa := studies[m.StudyRef]; m.StudyRef != 0 && !audited[m.StudyRef] {
+					audited[m.StudyRef] = true
+					if err := audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionRead, PersonID: sa.person,
+						Object: fmt.Sprintf("dicom.study/%d", m.StudyRef), BreakGlassReason: sa.reason}); err != nil {
+						return err
+					}
 				}
 				out = append(out, matchJSON(m, q, base))
 			}
-			truncated = len(out) >= q.Limit
+			truncated = more
 			return audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionSearch, Object: fmt.Sprintf("dicom.qido/%d", len(out)),
 				Detail: map[string]any{"level": level.String(), "results": len(out)}})
 		})
