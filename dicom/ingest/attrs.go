@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -14,9 +15,19 @@ import (
 // values (and every binary value) stay only in the object.
 const maxAttrValue = 4096
 
+// maxAttrNumbers caps the numbers of one binary-number element (US, FL …)
+// and maxInlineBinary the bytes of one OB/OW/UN … element copied into the
+// attributes; longer values are left out of them.
+const (
+	maxAttrNumbers  = 64
+	maxInlineBinary = 1024
+)
+
 // attrsJSON renders a data set in the DICOM JSON model (PS3.18 F.2): tag
-// "GGGGEEEE" → {"vr", "Value"}; no file meta, no pixel data, no binary
-// (bulk) values; PN as {"Alphabetic": …}; IS/DS as numbers when they parse.
+// "GGGGEEEE" → {"vr", "Value"}; no file meta, no pixel data; binary values
+// up to maxInlineBinary as InlineBinary, longer ones (and over-long text or
+// number lists) left out; PN as {"Alphabetic": …}; IS/DS as numbers when
+// they parse.
 func attrsJSON(d *header.Dataset) ([]byte, error) {
 	return json.Marshal(jsonDataset(d))
 }
@@ -50,7 +61,17 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 	}
 	switch vr {
 	case "OB", "OW", "OF", "OD", "OL", "OV", "UN":
-		return nil // bulk data: not in the index
+		// Small binary values go inline (PS3.18 F.2.7: InlineBinary, the
+		// little endian octets); larger ones stay in the object only and
+		// are left out (an element without Value would read as empty).
+		if len(e.Value) > maxInlineBinary || (d.BigEndian && vr != "OB" && vr != "UN") {
+			return nil
+		}
+		m := map[string]any{"vr": vr}
+		if len(e.Value) > 0 {
+			m["InlineBinary"] = base64.StdEncoding.EncodeToString(e.Value)
+		}
+		return m
 	}
 	m := map[string]any{"vr": vr}
 	if len(e.Value) == 0 {
@@ -59,8 +80,8 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 	switch vr {
 	case "US", "SS", "UL", "SL", "UV", "SV":
 		vals := d.Ints(e.Tag)
-		if len(vals) > 64 {
-			return m
+		if len(vals) > maxAttrNumbers {
+			return nil // a LUT: in the object only (not an empty value)
 		}
 		arr := make([]any, len(vals))
 		for i, v := range vals {
@@ -70,8 +91,8 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 		return m
 	case "FL", "FD":
 		vals := d.Floats(e.Tag)
-		if len(vals) > 64 {
-			return m
+		if len(vals) > maxAttrNumbers {
+			return nil
 		}
 		arr := make([]any, len(vals))
 		for i, v := range vals {
@@ -83,7 +104,7 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 		return m
 	}
 	if len(e.Value) > maxAttrValue {
-		return m
+		return nil // in the object only (not an empty value)
 	}
 	var parts []string
 	switch vr {
