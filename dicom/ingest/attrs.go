@@ -64,7 +64,9 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 		// Small binary values go inline (PS3.18 F.2.7: InlineBinary, the
 		// little endian octets); larger ones stay in the object only and
 		// are left out (an element without Value would read as empty).
-		if len(e.Value) > maxInlineBinary || (d.BigEndian && vr != "OB" && vr != "UN") {
+		// Private binary data (odd groups; vendors' blobs) stays out: it
+		// would only grow every index row.
+		if len(e.Value) > maxInlineBinary || (d.BigEndian && vr != "OB" && vr != "UN") || e.Tag.Group()%2 == 1 {
 			return nil
 		}
 		m := map[string]any{"vr": vr}
