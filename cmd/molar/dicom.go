@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -126,7 +125,6 @@ func dicomPart(s *server) corePart {
 		s.ingester = newIngester(s)
 		return s.prepareReconciliation()
 	}
-	var month atomic.Int64 // the older month the next run sweeps, counted back from now
 	p.housekeeping = []jobs.Task{{Name: "sweep unindexed DICOM objects and their thumbnails", Run: func(ctx context.Context) error {
 		// The recent day folders at every run, and one month of the older
 		// archive in turn (what a deletion or an overwrite of an older
@@ -136,7 +134,9 @@ func dicomPart(s *server) corePart {
 		n, err := ingest.Sweep(ctx, s.db.pool, s.store, now, orphanGrace, orphanDays)
 		if err == nil {
 			var m int
-			m, err = ingest.SweepMonth(ctx, s.db.pool, s.store, now, orphanGrace, int(month.Add(1)-1)%archiveMonths)
+			// The month follows the clock (restarts do not reset it).
+			back := int(now.Unix()/int64(jobs.HousekeepingEvery/time.Second)) % archiveMonths
+			m, err = ingest.SweepMonth(ctx, s.db.pool, s.store, now, orphanGrace, back)
 			n += m
 		}
 		if n > 0 {

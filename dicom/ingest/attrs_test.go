@@ -16,7 +16,7 @@ func TestAttrsJSONBinaryAndLongValues(t *testing.T) {
 	d.Set(&header.Element{Tag: header.NewTag(0x0028, 0x1201), VR: "OW", Value: []byte{1, 0, 2, 0}}) // a small palette LUT
 	d.Set(&header.Element{Tag: header.NewTag(0x0018, 0x9999), VR: "UN", Value: make([]byte, maxInlineBinary+2)})
 	d.Set(&header.Element{Tag: header.NewTag(0x0009, 0x1010), VR: "OB", Value: []byte{1, 2}}) // private: stays out
-	d.SetUint16(header.NewTag(0x0028, 0x3006), make([]uint16, maxAttrNumbers+1)...) // LUT Data
+	d.SetUint16(header.NewTag(0x0028, 0x3006), make([]uint16, maxAttrNumbers+1)...)           // LUT Data
 	d.SetUint16(header.NewTag(0x0028, 0x0010), 480)
 	d.SetString(header.NewTag(0x0008, 0x0070), "LO", "Planmeca")
 	long := make([]byte, maxAttrValue+2)

@@ -447,3 +447,21 @@ func TestSweepMonthRemovesOlderOrphans(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, k.ObjectKey, keys[0])
 }
+
+// Pointed at the wrong database (here: one whose rows are gone), the sweep
+// finds most objects unknown and removes nothing.
+func TestSweepBrakeOnAForeignIndex(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := range brakeMin {
+		inst := sample(fmt.Sprintf("%s.50.%d", dicomtest.Root, i+1))
+		_, err := e.in.Ingest(ctx, cstore(inst, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(inst.DataSet(t, uid.ExplicitVRLittleEndian)))
+		require.NoError(t, err)
+	}
+	_, err := e.db.Admin.Exec(ctx, `DELETE FROM dicom.instance`) // an empty (restored, staging …) index
+	require.NoError(t, err)
+	n, err := Sweep(ctx, e.db.App, e.store, time.Now().Add(2*time.Hour), time.Hour, 1)
+	require.ErrorIs(t, err, ErrSweepBrake)
+	require.Zero(t, n)
+	require.Len(t, e.objects(t), brakeMin, "nothing removed")
+}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,10 +60,27 @@ func SweepFolder(ctx context.Context, q index.Querier, store storage.ObjectStore
 	return removed, nil
 }
 
+// ErrSweepBrake: most objects of a folder are unknown to the index. That is
+// not what crashes and failed clean-ups leave; it is what a molar pointed at
+// the wrong (empty, restored, staging) database sees. Nothing is removed.
+var ErrSweepBrake = errors.New("ingest: sweep refused: the index knows too few of the objects (is this the archive's database?)")
+
+// The brake: a folder whose objects (older than the grace) are mostly
+// unknown — more than half of at least brakeMin, or brakeNone with not one
+// known — is left alone.
+const (
+	brakeMin  = 20
+	brakeNone = 5
+)
+
+// sweepPrefix lists the objects under prefix older than grace, asks the
+// index which instances it knows (in batches), and only then, when the
+// brake does not hold, removes the unknown ones.
 func sweepPrefix(ctx context.Context, q index.Querier, store storage.ObjectStore, prefix string, instance func(string) (string, bool), now time.Time, grace time.Duration) (int, error) {
-	removed := 0
 	type candidate struct{ key, instance string }
 	var batch []candidate
+	var orphans []string
+	total := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -76,14 +94,11 @@ func sweepPrefix(ctx context.Context, q index.Querier, store storage.ObjectStore
 			return err
 		}
 		for _, c := range batch {
-			if known[c.instance] {
-				continue
+			if !known[c.instance] {
+				orphans = append(orphans, c.key)
 			}
-			if err := store.Delete(ctx, c.key); err != nil {
-				return fmt.Errorf("ingest: sweep: %w", err)
-			}
-			removed++
 		}
+		total += len(batch)
 		batch = batch[:0]
 		return nil
 	}
@@ -104,5 +119,19 @@ func sweepPrefix(ctx context.Context, q index.Querier, store storage.ObjectStore
 	if err == nil {
 		err = flush()
 	}
-	return removed, err
+	if err != nil {
+		return 0, err
+	}
+	unknown := len(orphans)
+	if (total >= brakeMin && 2*unknown > total) || (unknown >= brakeNone && unknown == total) {
+		return 0, fmt.Errorf("%w: %d of %d objects under %s", ErrSweepBrake, unknown, total, prefix)
+	}
+	removed := 0
+	for _, k := range orphans {
+		if err := store.Delete(ctx, k); err != nil {
+			return removed, fmt.Errorf("ingest: sweep: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }
