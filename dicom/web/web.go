@@ -20,7 +20,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -64,9 +63,9 @@ var (
 // Routes mounts the service at /dicomweb.
 func (s *Service) Routes(r chi.Router) {
 	r.Route("/dicomweb", func(r chi.Router) {
-		// HEAD of every GET resource (RFC 9110 9.1), answered by the GET
-		// handler without its body.
-		r.Use(vweb.NoStore, s.cors, middleware.GetHead)
+		// No HEAD: answering it with the GET handler would read the
+		// objects and write "read" audit rows for data never sent.
+		r.Use(vweb.NoStore, s.cors)
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(auth.PermDICOMRead))
 			r.Get("/studies/{study}", s.handleRetrieve)
