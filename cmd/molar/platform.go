@@ -30,6 +30,11 @@ type database struct {
 
 const embeddedDB = "molar"
 
+// serveOwnerWait bounds how long `molar serve` waits for another molar
+// process that runs the embedded cluster (its ports are bound meanwhile;
+// then it fails and its supervisor restarts it).
+const serveOwnerWait = 10 * time.Minute
+
 // dbMode says how a command may use the embedded cluster.
 type dbMode int
 
@@ -69,10 +74,11 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, mode dbMod
 			NoInit: mode == dbExisting, Exclusive: mode == dbServe, Role: "admin command"}
 		limit := 3 * time.Minute
 		if mode == dbServe {
-			// serve waits as long as an admin command runs the cluster
-			// (logged every minute; Ctrl-C ends the wait); the cluster's
-			// own start-up is bounded inside Start.
-			db.cluster.Role, limit = "serve", 0
+			// serve waits up to serveOwnerWait for an admin command (or,
+			// during an upgrade, an older molar) that runs the cluster,
+			// logged every minute; the cluster's own start-up is bounded
+			// inside Start.
+			db.cluster.Role, db.cluster.OwnerWait, limit = "serve", serveOwnerWait, 0
 		}
 		sctx, cancel := ctx, context.CancelFunc(func() {})
 		if limit > 0 {

@@ -209,14 +209,12 @@ func (c *Cluster) Start(ctx context.Context) error {
 	// it — not even when it does not answer yet (starting, recovering
 	// after a crash, out of connections).
 	attachBy := time.Now().Add(orDefault(c.AttachWait, 2*time.Minute))
+	ownerBy := time.Now().Add(c.OwnerWait)
 	var attachErr error
-	legacy := false // a molar from before the owner file runs the server
 	for {
-		owned := false
-		if !legacy {
-			if owned, err = c.own(ctx); err != nil {
-				return err
-			}
+		owned, err := c.own(ctx)
+		if err != nil {
+			return err
 		}
 		if owned {
 			err := c.startOwned(ctx, bin)
@@ -228,10 +226,20 @@ func (c *Cluster) Start(ctx context.Context) error {
 			if !errors.As(err, &lo) {
 				return err
 			}
+			// A molar from before the owner file runs the server (an
+			// upgrade): an admin command uses it; serve waits for it to
+			// stop, as for an admin command.
 			if c.Exclusive {
-				return fmt.Errorf("postgres: %w (pid %d, a molar from before %s; %s): stop it first", ErrClusterBusy, lo.parent, filepath.Base(c.ownerPath()), c.Dir)
+				if c.OwnerWait > 0 && time.Now().After(ownerBy) {
+					return fmt.Errorf("postgres: %w (pid %d, a molar from before %s; %s): stop it first", ErrClusterBusy, lo.parent, filepath.Base(c.ownerPath()), c.Dir)
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
+				continue
 			}
-			legacy = true
 		}
 		if attachErr = c.attach(ctx); attachErr == nil {
 			return nil
@@ -326,7 +334,8 @@ func (c *Cluster) own(ctx context.Context) (bool, error) {
 // be left as an orphan the next owner stops).
 func (c *Cluster) releaseOwner() {
 	if c.owner != nil {
-		c.owner.Close() // closing drops the lock
+		_ = c.owner.Truncate(0) // no stale pid and role for the next reader
+		c.owner.Close()         // closing drops the lock
 		c.owner = nil
 	}
 }

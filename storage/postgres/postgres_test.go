@@ -333,7 +333,8 @@ func TestServeDoesNotShareItsCluster(t *testing.T) {
 
 // An upgrade with the old server still running: its postmaster runs
 // without the owner lock under a live molar. A new admin command uses that
-// server and never stops it; a new serve refuses, naming the old one.
+// server and never stops it; a new serve waits for it to stop, then
+// refuses, naming the old one.
 func TestOlderMolarsServerIsNotStopped(t *testing.T) {
 	pgtest.AdminURL(t)
 	dir := clusterParent(t, "molar-legacy-")
@@ -349,9 +350,11 @@ func TestOlderMolarsServerIsNotStopped(t *testing.T) {
 	require.NoError(t, admin.Start(ctx))
 	require.True(t, admin.Attached())
 	require.NoError(t, admin.Stop(ctx))
-	err = (&postgres.Cluster{Dir: pgDir, Exclusive: true, Role: "serve"}).Start(ctx)
+	start := time.Now()
+	err = (&postgres.Cluster{Dir: pgDir, Exclusive: true, Role: "serve", OwnerWait: 2 * time.Second}).Start(ctx)
 	require.ErrorIs(t, err, postgres.ErrClusterBusy)
 	require.Contains(t, err.Error(), fmt.Sprintf("pid %d", old.Process.Pid))
+	require.GreaterOrEqual(t, time.Since(start), 2*time.Second, "serve waited for the old one to stop")
 	conn, err := pgx.Connect(ctx, admin.URL("postgres", postgres.AdminUser))
 	require.NoError(t, err, "the old server still runs")
 	conn.Close(ctx)
