@@ -171,33 +171,31 @@ func openObjectStore(ctx context.Context, cfg *Config, log *slog.Logger) (storag
 	return s, nil
 }
 
-// checkDataDirOwner keeps root from writing into another user's data
-// directory: objects an admin command run as root stored in the tree of a
-// server running as its own user would be unreadable to that server. Only
-// root is checked (another user writes as itself, within the directory's
-// permissions). A directory owned by the "postgres" user is accepted: up to
-// 2026-11 molar handed the data directory to the user that runs the
-// embedded cluster when it ran as root. A missing directory is fine.
+// checkDataDirOwner refuses a data directory that belongs to another user
+// than this process's: objects written by another user (root running an
+// admin command beside a server run as its service user, or the reverse)
+// would be unreadable or unwritable to the server (the store makes folders
+// 0750 and files 0640). One exception: root with a data directory of the
+// "postgres" user, which molar up to 2026-11 made when run as root (it
+// handed the folder to the user running the embedded cluster). A missing
+// directory is fine.
 func checkDataDirOwner(dir string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok || sys.Uid == 0 {
+	if !ok || int(sys.Uid) == os.Geteuid() {
 		return nil
 	}
 	owner := strconv.Itoa(int(sys.Uid))
 	if u, err := user.LookupId(owner); err == nil {
-		if u.Username == "postgres" {
+		if u.Username == "postgres" && os.Geteuid() == 0 {
 			return nil
 		}
 		owner = u.Username
 	}
-	return fmt.Errorf("data dir %s (MOLAR_DATA_DIR) belongs to user %s, and root would leave files there that user cannot read: run molar as that user (e.g. sudo -u %s molar …)", dir, owner, owner)
+	return fmt.Errorf("data dir %s (MOLAR_DATA_DIR) belongs to user %s: run molar as that user (e.g. sudo -u %s molar …), files it writes otherwise may be unreadable to the server", dir, owner, owner)
 }
 
 func newLogger(cfg *Config, w *os.File) *slog.Logger {
