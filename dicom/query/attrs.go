@@ -125,3 +125,10 @@ var attrs = map[header.Tag]attr{
 	TagPrimaryAnatomic: {level: Image, kind: kTeeth, col: "i.tooth_codes"},
 	TagAvailableTS:     {level: Image, kind: kTS, col: "i.transfer_syntax"},
 }
+
+// KeyLevel is the level of an indexed attribute (ok false: not indexed).
+// Deeper attributes are not answered at a higher level.
+func KeyLevel(t header.Tag) (Level, bool) {
+	a, ok := attrs[t]
+	return a.level, ok
+}

@@ -278,6 +278,9 @@ func matchJSON(m *query.Match, q *query.Query, base string) map[string]any {
 		if _, done := obj[key]; done {
 			continue
 		}
+		if lvl, ok := query.KeyLevel(k.Tag); ok && lvl > m.Level {
+			continue // an attribute of a deeper level (a series' UID at study level)
+		}
 		switch {
 		case k.Tag == query.TagInstanceAvailability:
 			obj[key] = map[string]any{"vr": "CS", "Value": []string{"ONLINE"}}
