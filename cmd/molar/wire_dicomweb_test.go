@@ -420,7 +420,7 @@ func TestQIDO(t *testing.T) {
 	require.Equal(t, 200, st)
 	require.Len(t, res, 1)
 	require.Equal(t, []any{"GE MEDICAL SYSTEMS"}, res[0]["00080070"]["Value"], "at study level from its first instance")
-	st, res, _ = qido(t, c, q+"/studies?StudyInstanceUID=1.3.6.1.4.1.5962.1.2.1.20040119072730.12322&includefield=SeriesInstanceUID,SOPInstanceUID")
+	st, res, _ = qido(t, c, q+"/studies?StudyInstanceUID=1.3.6.1.4.1.5962.1.2.1.20040119072730.12322&includefield=SeriesInstanceUID,SOPInstanceUID,Manufacturer")
 	require.Equal(t, 200, st)
 	require.NotContains(t, res[0], "0020000E", "no series UID as a study attribute")
 	require.NotContains(t, res[0], "00080018", "no instance UID as a study attribute")
