@@ -428,6 +428,8 @@ func TestQIDO(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, st)
 	st, _, _ = qido(t, c, q+"/studies?NoSuchKeyword=1")
 	require.Equal(t, http.StatusBadRequest, st)
+	st, _, _ = qido(t, c, q+"/studies?offset=100001")
+	require.Equal(t, http.StatusBadRequest, st, "offset bounded")
 
 	// A dentist of another clinic does not see the child's studies at all.
 	require.NoError(t, postgres.InTx(ctx, ts.db.pool, func(tx pgx.Tx) error {

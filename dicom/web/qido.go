@@ -25,6 +25,7 @@ import (
 const (
 	DefaultQIDOLimit = 1000
 	MaxQIDOLimit     = 10000
+	MaxQIDOOffset    = 100000
 	// qidoChunk rows of the index are read at a time, and at most
 	// qidoMaxScan beyond offset+limit for one page, while matches the user
 	// may not see are left out.
@@ -93,9 +94,12 @@ func parseQIDO(r *http.Request, level query.Level) (*query.Query, error) {
 			if err != nil || n < 0 {
 				return nil, fmt.Errorf("%w: %s must be a whole number", errBadRequest, name)
 			}
-			if name == "limit" {
+			switch {
+			case name == "limit":
 				q.Limit = min(max(n, 1), MaxQIDOLimit)
-			} else {
+			case n > MaxQIDOOffset:
+				return nil, fmt.Errorf("%w: offset at most %d: narrow the search instead", errBadRequest, MaxQIDOOffset)
+			default:
 				q.Offset = n
 			}
 		case "fuzzymatching":
@@ -182,8 +186,9 @@ func (s *Service) qido(level query.Level) http.HandlerFunc {
 			// full, the index has no more, or qidoMaxScan rows beyond the
 			// page's end were read.
 			offset, limit := q.Offset, q.Limit
-			var accepted []*query.Match
-			scanned, more := 0, false
+			var page []*query.Match
+			scanned, skipped, more := 0, 0, false
+		chunks:
 			for sqlOffset := 0; ; sqlOffset += qidoChunk {
 				q.Offset, q.Limit = sqlOffset, qidoChunk
 				// Collect first: the matcher streams rows on this connection.
@@ -200,11 +205,18 @@ func (s *Service) qido(level query.Level) http.HandlerFunc {
 					if err != nil {
 						return err
 					}
-					if sa.ok {
-						accepted = append(accepted, m)
+					switch {
+					case !sa.ok:
+					case skipped < offset:
+						skipped++
+					case len(page) < limit:
+						page = append(page, m)
+					default:
+						more = true // one more than the page: there are more
+						break chunks
 					}
 				}
-				if len(accepted) > offset+limit || len(matches) < qidoChunk {
+				if len(matches) < qidoChunk {
 					break
 				}
 				if scanned >= offset+limit+qidoMaxScan {
@@ -212,8 +224,6 @@ func (s *Service) qido(level query.Level) http.HandlerFunc {
 					break
 				}
 			}
-			more = more || len(accepted) > offset+limit
-			page := accepted[min(offset, len(accepted)):min(offset+limit, len(accepted))]
 			audited := map[int64]bool{}
 			for _, m := range page {
 				if sa := studies[m.StudyRef]; m.StudyRef != 0 && !audited[m.StudyRef] {
