@@ -329,7 +329,10 @@ func frameMediaType(ts string) string {
 func frameChoice(choices []partChoice, ts string, encapsulated bool) (asStored, ok bool) {
 	for _, c := range choices {
 		if c.typ != "" { // image/jpeg …: only the stored bitstream of that type
-			if encapsulated && c.typ == frameMediaType(ts) && (c.ts == "" || c.ts == "*" || c.ts == ts) {
+			// Without transfer-syntax the type's default one is meant
+			// (PS3.18 8.7.3: image/jpeg is JPEG Baseline, which browsers
+			// decode; not the lossless or 12-bit JPEG processes).
+			if encapsulated && c.typ == frameMediaType(ts) && (c.ts == "*" || c.ts == ts || (c.ts == "" && ts == defaultSyntaxOf(c.typ))) {
 				return true, true
 			}
 			continue
@@ -342,6 +345,22 @@ func frameChoice(choices []partChoice, ts string, encapsulated bool) (asStored, 
 		}
 	}
 	return false, false
+}
+
+// defaultSyntaxOf is the transfer syntax a bulk data media type means
+// without a transfer-syntax parameter (PS3.18 Table 8.7.3-2).
+func defaultSyntaxOf(mediaType string) string {
+	switch mediaType {
+	case "image/jpeg":
+		return uid.JPEGBaseline8Bit
+	case "image/jls":
+		return uid.JPEGLSLossless
+	case "image/jp2":
+		return uid.JPEG2000Lossless
+	case "image/dicom-rle":
+		return uid.RLELossless
+	}
+	return ""
 }
 
 // handleFrames: WADO-RS frames. With transfer-syntax=* (or the stored one)

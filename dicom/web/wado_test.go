@@ -69,6 +69,8 @@ func TestFrameChoice(t *testing.T) {
 		{"default of a JPEG instance: decoded", []partChoice{{"", ""}}, jpeg, true, false, true},
 		{"* of a JPEG instance: the bitstream", []partChoice{{"", "*"}}, jpeg, true, true, true},
 		{"image/jpeg of a JPEG instance: the bitstream", []partChoice{{"image/jpeg", ""}}, jpeg, true, true, true},
+		{"image/jpeg of a lossless JPEG instance: not the default syntax", []partChoice{{"image/jpeg", ""}}, uid.JPEGLosslessSV1, true, false, false},
+		{"image/jpeg with * of a lossless JPEG instance: as stored", []partChoice{{"image/jpeg", "*"}}, uid.JPEGLosslessSV1, true, true, true},
 		{"image/jpeg of a native instance: not acceptable", []partChoice{{"image/jpeg", ""}}, le, false, false, false},
 		{"image/jls of a JPEG instance: not acceptable", []partChoice{{"image/jls", "*"}}, jpeg, true, false, false},
 		{"image/jls, then the default: decoded", []partChoice{{"image/jls", "*"}, {"", ""}}, jpeg, true, false, true},
