@@ -104,7 +104,27 @@ func (d *Deleter) Delete(ctx context.Context, req Request) (Result, error) {
 	}
 	var res Result
 	var keys []string
-	err = postgres.InTenant(ctx, d.DB, req.TenantID, func(tx pgx.Tx) error {
+	// An ingest into the study takes its locks in another order (series,
+	// then study); PostgreSQL breaks such a deadlock by failing one side,
+	// and a deletion that lost simply runs again.
+	for attempt := 1; ; attempt++ {
+		res, keys, err = d.deleteTx(ctx, req, reason)
+		if err == nil || !postgres.IsDeadlock(err) || attempt == 3 {
+			break
+		}
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	d.removeObjects(context.WithoutCancel(ctx), keys)
+	return res, nil
+}
+
+// deleteTx is the deletion's one transaction: rows and the audit event.
+func (d *Deleter) deleteTx(ctx context.Context, req Request, reason string) (Result, []string, error) {
+	var res Result
+	var keys []string
+	err := postgres.InTenant(ctx, d.DB, req.TenantID, func(tx pgx.Tx) error {
 		st, err := index.GetStudy(ctx, tx, req.StudyUID)
 		if err != nil {
 			return err
@@ -157,11 +177,7 @@ func (d *Deleter) Delete(ctx context.Context, req Request) (Result, error) {
 		return audit.Record(ctx, tx, audit.Event{Action: audit.ActionDelete, PersonID: st.PersonID, Object: object,
 			Detail: map[string]any{"reason": reason, "instances": len(victims), "study_id": st.ID, "study_removed": res.StudyGone}})
 	})
-	if err != nil {
-		return Result{}, err
-	}
-	d.removeObjects(context.WithoutCancel(ctx), keys)
-	return res, nil
+	return res, keys, err
 }
 
 // removeObjects deletes the objects and thumbnails of deleted instances;
