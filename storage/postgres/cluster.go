@@ -390,13 +390,16 @@ func (c *Cluster) legacyOwner() (int, bool) {
 }
 
 // isMolar reports whether pid runs a molar binary (by its executable's
-// name; unknown counts as molar, to be safe).
+// name, else its command name, which another user may read; unknown
+// counts as molar, to be safe).
 func isMolar(pid int) bool {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return true
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+		return strings.Contains(filepath.Base(strings.TrimSuffix(exe, " (deleted)")), "molar")
 	}
-	return strings.Contains(filepath.Base(strings.TrimSuffix(exe, " (deleted)")), "molar")
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		return strings.Contains(string(comm), "molar")
+	}
+	return true
 }
 
 // attach connects once to the server the owner runs, through the socket
