@@ -639,7 +639,14 @@ func startMolar(bin, data string, env []string) (*molarProc, func()) {
 	pw := filepath.Join(filepath.Dir(data), filepath.Base(data)+"-pw")
 	check(os.WriteFile(pw, []byte("bench-password-42\n"), 0o600))
 	base := append(os.Environ(), env...)
-	cmd := exec.Command(bin, "user", "add", "--data-dir", data, "--username", "bench", "--role", "clinic_admin",
+	// A new installation: migrate creates the database, then the admin
+	// commands work on it (they never create one).
+	cmd := exec.Command(bin, "migrate", "--data-dir", data)
+	cmd.Env = base
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("molar migrate: %v\n%s", err, out)
+	}
+	cmd = exec.Command(bin, "user", "add", "--data-dir", data, "--username", "bench", "--role", "clinic_admin",
 		"--tenant", "0101", "--tenant-name", "Bench", "--password-file", pw)
 	cmd.Env = base
 	if out, err := cmd.CombinedOutput(); err != nil {
