@@ -147,7 +147,6 @@ func StartOrthancWith(t testing.TB, modalities map[string]string, extra map[stri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	dport, hport := FreePort(t), FreePort(t)
 	mods := map[string][]any{}
 	for ae, addr := range modalities {
 		h, p, _ := net.SplitHostPort(addr)
@@ -155,6 +154,25 @@ func StartOrthancWith(t testing.TB, modalities map[string]string, extra map[stri
 		fmt.Sscan(p, &port)
 		mods[ae] = []any{ae, h, port}
 	}
+	// A free port can be taken by another process (a parallel test's
+	// outgoing connection) before Orthanc binds it: Orthanc then exits
+	// with "already in use", and it is started again on other ports.
+	for attempt := 1; ; attempt++ {
+		o, out, exited := startOrthancOnce(t, bin, dir, mods, extra)
+		if o != nil {
+			return o
+		}
+		if !exited || !strings.Contains(out, "already in use") || attempt == 3 {
+			t.Fatalf("Orthanc did not start:\n%s", out)
+		}
+		t.Logf("Orthanc: a port was taken meanwhile; starting again on other ports")
+	}
+}
+
+// startOrthancOnce starts Orthanc on fresh ports and waits until it
+// answers; o is nil when it did not, with its output and whether it exited.
+func startOrthancOnce(t testing.TB, bin, dir string, mods map[string][]any, extra map[string]any) (o *Orthanc, output string, exited bool) {
+	dport, hport := FreePort(t), FreePort(t)
 	cfg := map[string]any{
 		"Name": "ORTHANC", "StorageDirectory": filepath.Join(dir, "storage"), "IndexDirectory": filepath.Join(dir, "index"),
 		"DicomAet": "ORTHANC", "DicomPort": dport, "HttpPort": hport, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
@@ -172,19 +190,18 @@ func StartOrthancWith(t testing.TB, modalities map[string]string, extra map[stri
 	}
 	cmd := exec.Command(bin, conf)
 	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop := func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("Orthanc output:\n%s", out.String())
-		}
-	})
-	o := &Orthanc{AE: "ORTHANC", DICOMAddr: fmt.Sprintf("127.0.0.1:%d", dport), HTTP: fmt.Sprintf("http://127.0.0.1:%d", hport), Dir: dir}
+		<-done
+	}
+	o = &Orthanc{AE: "ORTHANC", DICOMAddr: fmt.Sprintf("127.0.0.1:%d", dport), HTTP: fmt.Sprintf("http://127.0.0.1:%d", hport), Dir: dir}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(o.HTTP + "/system")
@@ -194,13 +211,25 @@ func StartOrthancWith(t testing.TB, modalities map[string]string, extra map[stri
 				break
 			}
 		}
+		select {
+		case <-done:
+			return nil, out.String(), true
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Orthanc did not start: %v\n%s", err, out.String())
+			stop()
+			return nil, fmt.Sprintf("%v\n%s", err, out.String()), false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("Orthanc output:\n%s", out.String())
+		}
+	})
 	WaitTCP(t, o.DICOMAddr)
-	return o
+	return o, "", false
 }
 
 // Do calls Orthanc's REST API and decodes a JSON answer into out (if not nil).
