@@ -204,10 +204,12 @@ func startOrthancOnce(t testing.TB, bin, dir string, mods map[string][]any, extr
 	o = &Orthanc{AE: "ORTHANC", DICOMAddr: fmt.Sprintf("127.0.0.1:%d", dport), HTTP: fmt.Sprintf("http://127.0.0.1:%d", hport), Dir: dir}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		// Ready when the REST API answers and Orthanc says it has started:
+		// plugins (DICOMweb's servers) are set up only at that point.
 		resp, err := http.Get(o.HTTP + "/system")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == 200 && strings.Contains(out.String(), "Orthanc has started") {
 				break
 			}
 		}
