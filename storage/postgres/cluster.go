@@ -374,6 +374,20 @@ func (e errLegacyOwner) Error() string {
 // legacyOwner reports the parent of a live postmaster of this cluster when
 // that parent lives and is neither init nor this process.
 func (c *Cluster) legacyOwner() (int, bool) {
+	pid, ok := c.livePostmaster()
+	if !ok {
+		return 0, false
+	}
+	ppid := parentOf(pid)
+	if ppid > 1 && ppid != os.Getpid() && processAlive(ppid) && isMolar(ppid) {
+		return ppid, true
+	}
+	return 0, false
+}
+
+// livePostmaster returns the pid in the cluster's postmaster.pid when that
+// process lives and is this cluster's postmaster (not a stale file).
+func (c *Cluster) livePostmaster() (int, bool) {
 	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
 	if err != nil {
 		return 0, false
@@ -382,11 +396,7 @@ func (c *Cluster) legacyOwner() (int, bool) {
 	if err != nil || pid <= 0 || !processAlive(pid) || !isPostmasterOf(pid, c.Dir) {
 		return 0, false
 	}
-	ppid := parentOf(pid)
-	if ppid > 1 && ppid != os.Getpid() && processAlive(ppid) && isMolar(ppid) {
-		return ppid, true
-	}
-	return 0, false
+	return pid, true
 }
 
 // isMolar reports whether pid runs a molar binary (by its executable's
@@ -571,17 +581,9 @@ func (c *Cluster) initdb(ctx context.Context, bin string) error {
 // its owner is gone (this process holds the owner lock): one left behind by
 // a killed molar whose postmaster has not yet noticed its parent's death.
 func (c *Cluster) stopOrphan(ctx context.Context) error {
-	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
-	if err != nil {
-		return nil
-	}
-	lines := strings.Split(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
-	if err != nil || pid <= 0 {
-		return nil
-	}
-	if !processAlive(pid) || !isPostmasterOf(pid, c.Dir) {
-		return nil // stale pid file: PostgreSQL recovers on start
+	pid, ok := c.livePostmaster()
+	if !ok {
+		return nil // none, or a stale pid file: PostgreSQL recovers on start
 	}
 	c.Logger.Warn("stopping PostgreSQL left running by an earlier molar process", "pid", pid)
 	_ = syscall.Kill(pid, syscall.SIGINT) // fast shutdown
