@@ -458,6 +458,7 @@ type pageConfig struct {
 	Person   int64             `json:"person"`
 	API      string            `json:"api"`
 	DICOMweb string            `json:"dicomweb"`
+	Thumbs   bool              `json:"thumbs,omitempty"` // DICOMweb serves stored thumbnails (dicom/thumb)
 	Items    []Item            `json:"items"`
 	Select   []string          `json:"select,omitempty"` // item ids to show first
 	AEs      []string          `json:"aes,omitempty"`
@@ -473,7 +474,7 @@ type mountConfig struct {
 
 func (v *Viewer) config(r *http.Request, mode string, c *personCtx) pageConfig {
 	return pageConfig{Mode: mode, Person: c.person.ID, API: fmt.Sprintf("/viewer/api/p/%d", c.person.ID), DICOMweb: v.dicomweb(),
-		T: jsMessages(v.Shell.Catalog, web.Lang(r))}
+		Thumbs: v.Thumbnails, T: jsMessages(v.Shell.Catalog, web.Lang(r))}
 }
 
 func (v *Viewer) sendTargets(ctx context.Context, tx pgx.Tx, tenantID int64) []string {

@@ -174,12 +174,35 @@ func TestViewerInChromium(t *testing.T) {
 	require.Contains(t, browsertest.Get(b, chromedp.Text(".vw-results")), child.Name)
 	b.Screenshot("2-found")
 	b.Do(chromedp.Click("a.vw-person"), chromedp.WaitVisible(`.vw-kind[data-kind="io"]`))
+	// Every study's thumbnails load (rendered on demand where the job has
+	// not made them yet); lazy ones below the fold are asked for too.
+	_ = evalJS[int](b, `document.querySelectorAll('.vw-thumbs img').forEach(i => { i.loading = 'eager'; }) || 0`)
+	b.Do(
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('.vw-thumbs img')].every(i => i.complete)`,
+			chromedp.WithPollingTimeout(60*time.Second)))
+	broken := evalJS[[]any](b, `[...document.querySelectorAll('.vw-thumbs img')].filter(i => !(i.naturalWidth > 0)).map(i => i.alt)`)
+	require.Empty(t, broken, "timeline thumbnails that did not load")
+	require.Greater(t, evalJS[int](b, `document.querySelectorAll('.vw-thumbs img').length`), 20)
 	b.Screenshot("3-timeline")
 
 	// Open the full-mouth study: the first image (teeth 18 17 16, Pixel
 	// Spacing 0.05 mm) is drawn on the canvas.
 	b.Do(chromedp.Click(fmt.Sprintf(`.vw-study[data-study="%s"] a.vw-study-open`, fmx.StudyInstanceUID)))
 	waitDrawn(b, 1)
+	// The strip shows the stored thumbnails (kilobytes each), not whole
+	// frames fetched per item; each is drawn, not left black.
+	b.Do(chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('canvas.vw-thumb')].every(c => c.dataset.source)`,
+		chromedp.WithPollingTimeout(60*time.Second)))
+	sources := evalJS[[]any](b, `[...document.querySelectorAll('canvas.vw-thumb')].map(c => c.dataset.source)`)
+	require.Len(t, sources, 18)
+	for _, s := range sources {
+		require.Equal(t, "thumbnail", s)
+	}
+	dark := evalJS[int](b, `[...document.querySelectorAll('canvas.vw-thumb')].filter(c => {
+		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let nb = 0;
+		for (let i = 0; i < d.length; i += 4) if (d[i] > 8) nb++;
+		return nb < d.length / 4 / 4; }).length`)
+	require.Zero(t, dark, "strip thumbnails left (nearly) black")
 	b.Screenshot("4-study")
 	st := statsOf(b, 0)
 	t.Logf("canvas after open: %+v", st)

@@ -760,11 +760,14 @@
       }
       this.strip.append(ul);
     },
-    // thumbnails in the strip: drawn from one frame each, after the first image.
+    // thumbnails in the strip, after the first image: the stored thumbnail
+    // (a few kB of JPEG made at ingest) where DICOMweb serves them, else
+    // drawn from one frame (the whole frame is fetched for that).
     async loadThumbs() {
       for (const li of this.strip.querySelectorAll('[data-item]')) {
         const it = cfg.items.find((x) => x.id === li.dataset.item);
         const im = it.volume ? it.images[Math.floor(it.images.length / 2)] : it.images[0];
+        if (cfg.thumbs && await this.storedThumb(li.querySelector('canvas'), im)) continue;
         try {
           const frame = it.volume ? 1 : Math.floor(im.frames / 2) + 1;
           const p = await fetchFrames(im, [frame]);
@@ -784,8 +787,25 @@
           const ctx = cv.getContext('2d'), s = Math.min(cv.width / im.cols, cv.height / im.rows);
           ctx.imageSmoothingQuality = 'high';
           ctx.drawImage(tmp, (cv.width - im.cols * s) / 2, (cv.height - im.rows * s) / 2, im.cols * s, im.rows * s);
+          cv.dataset.source = 'frame';
         } catch (e) { /* keep the empty thumbnail */ }
       }
+    },
+    // storedThumb draws the server's thumbnail of im on cv; false when it
+    // could not be had (the caller then draws from a frame).
+    storedThumb(cv, im) {
+      return new Promise((resolve) => {
+        const img = new Image();
+        img.onload = () => {
+          const ctx = cv.getContext('2d'), s = Math.min(cv.width / img.naturalWidth, cv.height / img.naturalHeight);
+          ctx.imageSmoothingQuality = 'high';
+          ctx.drawImage(img, (cv.width - img.naturalWidth * s) / 2, (cv.height - img.naturalHeight * s) / 2, img.naturalWidth * s, img.naturalHeight * s);
+          cv.dataset.source = 'thumbnail';
+          resolve(true);
+        };
+        img.onerror = () => resolve(false);
+        img.src = `${cfg.dicomweb}/studies/${im.study}/series/${im.series}/instances/${im.sop}/thumbnail`;
+      });
     },
     renderPanel() {
       const vp = this.active, p = this.panel;
