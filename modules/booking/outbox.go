@@ -2,9 +2,12 @@ package booking
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,33 +170,39 @@ func (m *Module) sendBatch(ctx context.Context, tenantID int64, limit int) (int,
 	now := m.now()
 	count := 0
 	err := postgres.InTenant(ctx, m.Pool, tenantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, kind, appointment_id, attempts FROM booking.outbox
+		rows, err := tx.Query(ctx, `SELECT id, kind, appointment_id, attempts, delivered FROM booking.outbox
 			WHERE sent IS NULL AND due <= $1 AND attempts < $2 ORDER BY due, id LIMIT $3 FOR UPDATE SKIP LOCKED`, now, maxAttempts, limit)
 		if err != nil {
 			return fmt.Errorf("booking: outbox: %w", err)
 		}
 		type item struct {
-			id       int64
-			kind     string
-			appt     int64
-			attempts int
+			id        int64
+			kind      string
+			appt      int64
+			attempts  int
+			delivered []string
 		}
 		var items []item
 		var it item
-		if _, err := pgx.ForEachRow(rows, []any{&it.id, &it.kind, &it.appt, &it.attempts}, func() error { items = append(items, it); return nil }); err != nil {
+		if _, err := pgx.ForEachRow(rows, []any{&it.id, &it.kind, &it.appt, &it.attempts, &it.delivered}, func() error {
+			items = append(items, it)
+			return nil
+		}); err != nil {
 			return fmt.Errorf("booking: outbox: %w", err)
 		}
 		count = len(items)
 		for _, it := range items {
 			msgs, skip, err := m.compose(ctx, tx, tenantID, it.kind, it.appt, now)
+			delivered := it.delivered
 			if err == nil && !skip {
-				err = m.deliver(ctx, msgs)
+				delivered, err = m.deliver(ctx, msgs, it.delivered)
 			}
 			if err != nil {
 				next := now.Add(time.Duration(1<<it.attempts) * time.Minute)
 				m.log().Warn("booking: notification not sent", "outbox_id", it.id, "kind", it.kind, "attempt", it.attempts+1)
-				if _, err := tx.Exec(ctx, `UPDATE booking.outbox SET attempts = attempts + 1, last_error = left($2, 500), due = $3 WHERE id = $1`,
-					it.id, err.Error(), next); err != nil {
+				// The recipients reached are kept: the next attempt is for the others only.
+				if _, err := tx.Exec(ctx, `UPDATE booking.outbox SET attempts = attempts + 1, last_error = left($2, 500), due = $3, delivered = $4
+					WHERE id = $1`, it.id, err.Error(), next, delivered); err != nil {
 					return fmt.Errorf("booking: outbox: %w", err)
 				}
 				continue
@@ -211,14 +220,32 @@ func (m *Module) sendBatch(ctx context.Context, tenantID int64, limit int) (int,
 	return count, err
 }
 
-func (m *Module) deliver(ctx context.Context, msgs []Message) error {
+// deliver sends the messages of one outbox row to the recipients not among
+// done (recipientKey) and returns done with those it reached added: when
+// one recipient fails, the others are not sent the message again with the
+// retry.
+func (m *Module) deliver(ctx context.Context, msgs []Message, done []string) ([]string, error) {
+	done = slices.Clone(done)
 	var errs []error
 	for _, msg := range msgs {
+		key := recipientKey(msg)
+		if slices.Contains(done, key) {
+			continue
+		}
 		if err := m.Notifier.Notify(ctx, msg); err != nil && !errors.Is(err, ErrNoAddress) {
 			errs = append(errs, err)
+			continue
 		}
+		done = append(done, key)
 	}
-	return errors.Join(errs...)
+	return done, errors.Join(errs...)
+}
+
+// recipientKey names a message's recipient (its addresses) in the outbox
+// without keeping the addresses themselves.
+func recipientKey(msg Message) string {
+	h := sha256.Sum256([]byte(msg.Email + "\x00" + msg.Phone))
+	return hex.EncodeToString(h[:8])
 }
 
 // recipient is who gets a person's notifications. informed: a custody
