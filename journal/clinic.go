@@ -190,7 +190,7 @@ type Recall struct {
 	ClinicID int64     `json:"clinic_id"`
 	DueDate  time.Time `json:"due_date"`
 	LastExam time.Time `json:"last_exam,omitzero"`
-	Basis    string    `json:"basis"` // milestone, interval or examiner
+	Basis    string    `json:"basis"` // milestone, interval, unassessed or examiner
 	Overdue  bool      `json:"overdue"`
 	Risk     Risk      `json:"risk,omitempty"`
 }

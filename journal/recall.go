@@ -26,7 +26,8 @@ type RecallRules struct {
 }
 
 // DefaultRecallRules are the rules above: low risk 24 months, medium 18,
-// high 12.
+// high 12. A child whose caries risk was never assessed gets the medium
+// interval (the average rhythm), not the longest one.
 func DefaultRecallRules() RecallRules {
 	return RecallRules{
 		MilestoneMonths: []int{8, 16, 26, 36, 60, 84},
@@ -65,12 +66,15 @@ const (
 	BasisMilestone = "milestone" // an age-based call-in (8, 16, 26 months; 3, 5, 7 years)
 	BasisInterval  = "interval"  // the risk-based interval after the last examination
 	BasisExaminer  = "examiner"  // the interval the examiner chose
+	// BasisUnassessed: the medium interval, because no caries risk has been
+	// recorded (an unassessed child is not taken to be at low risk).
+	BasisUnassessed = "unassessed"
 )
 
 // RecallInput is what the next recall depends on.
 type RecallInput struct {
 	BirthDate time.Time
-	Risk      Risk      // "" = low
+	Risk      Risk      // "" = not assessed (the medium interval)
 	LastExam  time.Time // zero: never examined
 	// ChosenMonths is the examiner's interval at the last examination (0: none).
 	ChosenMonths int
@@ -97,10 +101,11 @@ func (r RecallRules) NextRecall(in RecallInput) (due time.Time, basis string, ok
 			due, basis = addMonths(last, min(in.ChosenMonths, r.MaxMonths)), BasisExaminer
 		} else {
 			risk := in.Risk
+			basis = BasisInterval
 			if risk == "" {
-				risk = RiskLow
+				risk, basis = RiskMedium, BasisUnassessed
 			}
-			due, basis = addMonths(last, min(r.IntervalMonths[risk], r.MaxMonths)), BasisInterval
+			due = addMonths(last, min(r.IntervalMonths[risk], r.MaxMonths))
 			gap := addMonths(last, r.MinGapMonths)
 			for _, m := range r.MilestoneMonths {
 				md := addMonths(birth, m)
