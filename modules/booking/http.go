@@ -807,10 +807,22 @@ func (m *Module) handleAdminPost(w http.ResponseWriter, r *http.Request, p *auth
 			_, err = m.AddAbsence(ctx, p.TenantID, unitID, Absence{ResourceID: formInt(r, "resource"), From: from, Until: until, Reason: f("reason")})
 		}
 	case "rules":
-		atoi := func(k string) int { n, _ := strconv.Atoi(f(k)); return n }
-		err = m.SetRules(ctx, p.TenantID, unitID, Rules{MinNoticeHours: atoi("min_notice_hours"), HorizonDays: atoi("horizon_days"),
+		// A field that is not a whole number is refused, not taken as 0
+		// (no notice, no reminders, no follow-ups).
+		var bad []error
+		atoi := func(k string) int {
+			n, err := strconv.Atoi(strings.TrimSpace(f(k)))
+			if err != nil {
+				bad = append(bad, fmt.Errorf("%w: %s must be a whole number", ErrInvalid, k))
+			}
+			return n
+		}
+		rules := Rules{MinNoticeHours: atoi("min_notice_hours"), HorizonDays: atoi("horizon_days"),
 			CancelAllowed: f("cancel_allowed") == "on", ReminderHours: atoi("reminder_hours"), AnswerDays: atoi("answer_days"),
-			FollowupDays: atoi("followup_days"), MaxFollowups: atoi("max_followups")})
+			FollowupDays: atoi("followup_days"), MaxFollowups: atoi("max_followups")}
+		if err = errors.Join(bad...); err == nil {
+			err = m.SetRules(ctx, p.TenantID, unitID, rules)
+		}
 	default:
 		err = web.E(web.NotFound, "")
 	}
