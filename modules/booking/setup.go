@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -83,6 +85,12 @@ type Rules struct {
 
 // DefaultRules apply where a unit has none.
 var DefaultRules = Rules{MinNoticeHours: 24, HorizonDays: 90, CancelAllowed: true, ReminderHours: 48, AnswerDays: 7, FollowupDays: 3, MaxFollowups: 2}
+
+// The forms of a type's code and modality (migrations/0001_booking.sql).
+var (
+	typeCode     = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
+	typeModality = regexp.MustCompile(`^[A-Z]{0,2}$`)
+)
 
 func validKind(k string) bool { return k == KindChair || k == KindRoom || k == KindStaff }
 
@@ -333,6 +341,7 @@ func absences(ctx context.Context, tx pgx.Tx, unitID int64, from, to time.Time) 
 
 // SaveType creates (ID 0) or updates an appointment type.
 func (m *Module) SaveType(ctx context.Context, tenantID int64, t Type) (Type, error) {
+	t.Code = strings.TrimSpace(t.Code)
 	t.Name, t.NameEN, t.PublicName = strings.TrimSpace(t.Name), strings.TrimSpace(t.NameEN), strings.TrimSpace(t.PublicName)
 	t.StationAE, t.Modality = strings.TrimSpace(t.StationAE), strings.ToUpper(strings.TrimSpace(t.Modality))
 	if len(t.Kinds) == 0 {
@@ -347,6 +356,21 @@ func (m *Module) SaveType(ctx context.Context, tenantID int64, t Type) (Type, er
 	}
 	if t.Code == "" || t.Name == "" || t.Minutes < 5 || t.Minutes > 480 {
 		return Type{}, fmt.Errorf("%w: a type needs a code, a name and 5 to 480 minutes", ErrInvalid)
+	}
+	// What the table's checks refuse is bad input, not an internal error.
+	if !typeCode.MatchString(t.Code) {
+		return Type{}, fmt.Errorf("%w: the code is lower-case letters, digits and _ (at most 41), starting with a letter", ErrInvalid)
+	}
+	if !typeModality.MatchString(t.Modality) {
+		return Type{}, fmt.Errorf("%w: the modality is a DICOM modality code (e.g. IO, PX, DX)", ErrInvalid)
+	}
+	for _, f := range []struct {
+		v   string
+		max int
+	}{{t.Name, 200}, {t.NameEN, 200}, {t.PublicName, 200}, {t.StationAE, 16}, {t.ProcedureCode, 16}, {t.ProcedureDescription, 64}} {
+		if utf8.RuneCountInString(f.v) > f.max {
+			return Type{}, fmt.Errorf("%w: a field is longer than %d characters", ErrInvalid, f.max)
+		}
 	}
 	if t.Imaging && (t.StationAE == "" || t.Modality == "") {
 		return Type{}, fmt.Errorf("%w: an imaging type needs a station AE title and a modality", ErrInvalid)
