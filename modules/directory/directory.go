@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
@@ -152,6 +153,11 @@ func (i Info) validate() error {
 	}{{i.Phone, 40}, {i.Email, 200}, {i.Address, 300}, {i.OpeningHours, 1000}, {i.Note, 2000}} {
 		if len(f.v) > f.max {
 			return web.E(web.Invalid, fmt.Sprintf("a field is longer than %d characters", f.max))
+		}
+		// PostgreSQL text holds UTF-8 without NUL; anything else is refused
+		// by the database, which would be an internal error.
+		if !utf8.ValidString(f.v) || strings.ContainsRune(f.v, 0) {
+			return web.E(web.Invalid, "a field contains characters that are not allowed")
 		}
 	}
 	if i.Email != "" && (!strings.Contains(i.Email, "@") || strings.ContainsAny(i.Email, " \t\r\n")) {

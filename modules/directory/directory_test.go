@@ -87,3 +87,17 @@ func TestDemoSeedIsIdempotent(t *testing.T) {
 	require.Equal(t, "+45 12 12 12 12", list[0].Phone)
 	require.NotEmpty(t, list[1].OpeningHours)
 }
+
+// Text the database cannot store (a NUL character, bytes that are not
+// UTF-8, as a form can send them) is bad input, not an internal error.
+func TestValidationRefusesTextPostgreSQLCannotStore(t *testing.T) {
+	m, _ := setup(t)
+	for _, info := range []directory.Info{
+		{Phone: "+45 11\x0022"},
+		{Note: "Lukket \xff\xfe"},
+		{Address: "Skolevej\x00 1"},
+	} {
+		err := m.Save(context.Background(), 1, 10, info, "admin")
+		require.Equal(t, web.Invalid, web.KindOf(err), "%+q: %v", info, err)
+	}
+}
