@@ -114,7 +114,9 @@ func NewInfo(h *header.Header) (Info, error) {
 
 func (in Info) check() error {
 	switch {
-	case in.Rows <= 0 || in.Columns <= 0:
+	case in.Rows <= 0 || in.Columns <= 0 || in.Rows > 0xFFFF || in.Columns > 0xFFFF:
+		// Rows and Columns are US: a wider VR must not make the frame size
+		// overflow (and slip past Options.MaxFrameBytes).
 		return fmt.Errorf("%w: image size %d×%d", ErrMalformed, in.Columns, in.Rows)
 	case in.SamplesPerPixel != 1 && in.SamplesPerPixel != 3:
 		return fmt.Errorf("%w: %d samples per pixel", ErrUnsupported, in.SamplesPerPixel)
