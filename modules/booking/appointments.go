@@ -443,8 +443,8 @@ func (m *Module) move(ctx context.Context, tx pgx.Tx, p *auth.Principal, d auth.
 		return Appointment{}, fmt.Errorf("booking: appointment %d is cancelled: %w", a.ID, ErrStatus)
 	}
 	req.Reason = strings.TrimSpace(req.Reason)
-	if len(req.Reason) > 500 {
-		return Appointment{}, fmt.Errorf("%w: reason too long", ErrInvalid)
+	if len(req.Reason) > 500 || !storable(req.Reason) {
+		return Appointment{}, fmt.Errorf("%w: reason too long or with characters that are not allowed", ErrInvalid)
 	}
 	typ, err := typeByID(ctx, tx, a.TypeID)
 	if err != nil {
@@ -594,8 +594,8 @@ func (m *Module) cancel(ctx context.Context, tx pgx.Tx, p *auth.Principal, d aut
 		return fmt.Errorf("booking: appointment %d is cancelled already: %w", a.ID, ErrStatus)
 	}
 	reason = strings.TrimSpace(reason)
-	if len(reason) > 500 {
-		return fmt.Errorf("%w: reason too long", ErrInvalid)
+	if len(reason) > 500 || !storable(reason) {
+		return fmt.Errorf("%w: reason too long or with characters that are not allowed", ErrInvalid)
 	}
 	if p.IsCitizen() {
 		if !a.SelfService && a.BookedVia != ViaInvitation {

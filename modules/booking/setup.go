@@ -92,13 +92,24 @@ var (
 	typeModality = regexp.MustCompile(`^[A-Z]{0,2}$`)
 )
 
+// storable reports whether PostgreSQL can store s as text: UTF-8 without
+// NUL (a form can send both; the database would refuse them as an error).
+func storable(s ...string) bool {
+	for _, v := range s {
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return false
+		}
+	}
+	return true
+}
+
 func validKind(k string) bool { return k == KindChair || k == KindRoom || k == KindStaff }
 
 // SaveResource creates (ID 0) or updates a resource of a unit.
 func (m *Module) SaveResource(ctx context.Context, tenantID int64, r Resource) (Resource, error) {
 	r.Name = strings.TrimSpace(r.Name)
 	r.StationAE = strings.TrimSpace(r.StationAE)
-	if r.UnitID <= 0 || !validKind(r.Kind) || r.Name == "" || len(r.Name) > 200 || len(r.StationAE) > 16 {
+	if r.UnitID <= 0 || !validKind(r.Kind) || r.Name == "" || len(r.Name) > 200 || len(r.StationAE) > 16 || !storable(r.Name, r.StationAE) {
 		return Resource{}, fmt.Errorf("%w: a resource needs a unit, a kind (chair, room, staff) and a name", ErrInvalid)
 	}
 	if err := m.checkUnit(ctx, tenantID, r.UnitID); err != nil {
@@ -249,8 +260,8 @@ func (m *Module) AddClosedDay(ctx context.Context, tenantID, unitID int64, day t
 	if err := m.checkUnit(ctx, tenantID, unitID); err != nil {
 		return err
 	}
-	if len(reason) > 200 {
-		return fmt.Errorf("%w: reason too long", ErrInvalid)
+	if len(reason) > 200 || !storable(reason) {
+		return fmt.Errorf("%w: reason too long or with characters that are not allowed", ErrInvalid)
 	}
 	return postgres.InTenant(ctx, m.Pool, tenantID, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO booking.closed_day (tenant_id, unit_id, day, reason) VALUES ($1, $2, $3, $4)
@@ -294,7 +305,7 @@ type Absence struct {
 // appointments are not moved; the calendar shows them so staff can rebook.
 // A resource of another unit is ErrNotFound.
 func (m *Module) AddAbsence(ctx context.Context, tenantID, unitID int64, a Absence) (Absence, error) {
-	if a.ResourceID <= 0 || !a.Until.After(a.From) || len(a.Reason) > 200 {
+	if a.ResourceID <= 0 || !a.Until.After(a.From) || len(a.Reason) > 200 || !storable(a.Reason) {
 		return Absence{}, fmt.Errorf("%w: absence needs a resource and a period", ErrInvalid)
 	}
 	err := postgres.InTenant(ctx, m.Pool, tenantID, func(tx pgx.Tx) error {
@@ -353,6 +364,9 @@ func (m *Module) SaveType(ctx context.Context, tenantID int64, t Type) (Type, er
 		if !validKind(k) {
 			return Type{}, fmt.Errorf("%w: unknown resource kind", ErrInvalid)
 		}
+	}
+	if !storable(t.Code, t.Name, t.NameEN, t.PublicName, t.StationAE, t.ProcedureCode, t.ProcedureDescription, t.Modality) {
+		return Type{}, fmt.Errorf("%w: a field contains characters that are not allowed", ErrInvalid)
 	}
 	if t.Code == "" || t.Name == "" || t.Minutes < 5 || t.Minutes > 480 {
 		return Type{}, fmt.Errorf("%w: a type needs a code, a name and 5 to 480 minutes", ErrInvalid)
