@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
@@ -302,6 +303,9 @@ func addMessage(ctx context.Context, tx pgx.Tx, tenant, person int64, pr *auth.P
 	if body == "" || len(body) > 4000 {
 		return web.E(web.Invalid, "a message needs 1 to 4000 characters")
 	}
+	if !storable(body) {
+		return web.E(web.Invalid, "the message contains characters that are not allowed")
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO portal.message (tenant_id, person_id, author_user, author_name, from_clinic, body) VALUES ($1, $2, $3, $4, $5, $6)`,
 		tenant, person, pr.UserID, pr.DisplayName, fromClinic, body)
 	if err != nil {
@@ -309,6 +313,10 @@ func addMessage(ctx context.Context, tx pgx.Tx, tenant, person int64, pr *auth.P
 	}
 	return nil
 }
+
+// storable reports whether PostgreSQL can store s as text: UTF-8 without
+// NUL (a form can send both; the database would refuse them as an error).
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 func (p *Portal) handlePostMessage(w http.ResponseWriter, r *http.Request, tx pgx.Tx, pr *auth.Principal, c Child) (any, error) {
 	if err := addMessage(r.Context(), tx, pr.TenantID, c.PersonID, pr, false, r.PostFormValue("body")); err != nil {
@@ -362,6 +370,9 @@ func (p *Portal) handlePostHealth(w http.ResponseWriter, r *http.Request, tx pgx
 	kind, body := r.PostFormValue("kind"), strings.TrimSpace(r.PostFormValue("body"))
 	if !updateKinds[kind] || body == "" || len(body) > 2000 {
 		return nil, web.E(web.Invalid, "choose what it is about and write 1 to 2000 characters")
+	}
+	if !storable(body) {
+		return nil, web.E(web.Invalid, "the text contains characters that are not allowed")
 	}
 	if _, err := tx.Exec(r.Context(), `INSERT INTO portal.update_request (tenant_id, person_id, author_user, kind, body) VALUES ($1, $2, $3, $4, $5)`,
 		pr.TenantID, c.PersonID, pr.UserID, kind, body); err != nil {
