@@ -26,8 +26,12 @@ func decodeJPEG(in Info, data []byte) (*Frame, error) {
 	}
 	img, err := jpeg.Decode(data, jpeg.Options{Width: in.Columns, Height: in.Rows, MaxSamples: in.FrameSamples(), Color: color})
 	if errors.Is(err, jpeg.ErrUnsupported) && in.Container() == 8 {
-		if img2, err2 := decodeStdJPEG(in, data); err2 == nil {
+		img2, err2 := decodeStdJPEG(in, data)
+		switch {
+		case err2 == nil:
 			img, err = img2, nil
+		case errors.Is(err2, ErrMalformed):
+			return nil, err2
 		}
 	}
 	switch {
@@ -66,7 +70,22 @@ func decodeJPEG(in Info, data []byte) (*Frame, error) {
 }
 
 // decodeStdJPEG decodes what Go's image/jpeg handles (8-bit progressive).
+// image/jpeg allocates the image the SOF marker describes: its size and
+// components are checked against the header first (ErrMalformed).
 func decodeStdJPEG(in Info, data []byte) (*jpeg.Image, error) {
+	cfg, err := stdjpeg.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	comps := 3
+	if cfg.ColorModel == color.GrayModel {
+		comps = 1
+	} else if cfg.ColorModel == color.CMYKModel {
+		comps = 4
+	}
+	if cfg.Width != in.Columns || cfg.Height != in.Rows || comps != in.SamplesPerPixel {
+		return nil, fmt.Errorf("%w: JPEG frame %d×%d×%d, header says %d×%d×%d", ErrMalformed, cfg.Width, cfg.Height, comps, in.Columns, in.Rows, in.SamplesPerPixel)
+	}
 	m, err := stdjpeg.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
