@@ -144,10 +144,12 @@ func FromDataset(ds *header.Dataset) (*Pipeline, error) {
 	if f := strings.ToUpper(ds.Get(TagVOILUTFunction)); f == "LINEAR_EXACT" || f == "SIGMOID" {
 		p.VOIFunction = f
 	}
-	p.Invert = p.Photometric == pixel.Monochrome1
-	if strings.ToUpper(ds.Get(TagPresentationLUTShape)) == "INVERSE" {
-		p.Invert = !p.Invert
-	}
+	// One inversion for MONOCHROME1 or INVERSE, never two: the DX family
+	// (intraoral and panoramic images included) requires INVERSE with
+	// MONOCHROME1 (PS3.3 C.8.11.3), stating the inversion MONOCHROME1
+	// already implies.
+	shape := strings.ToUpper(strings.TrimSpace(ds.Get(TagPresentationLUTShape)))
+	p.Invert = p.Photometric == pixel.Monochrome1 || shape == "INVERSE"
 	if v, ok := ds.Int(TagPixelPaddingValue); ok {
 		if p.Signed && v >= 1<<15 && ds.Find(TagPixelPaddingValue).VR == "US" {
 			v -= 1 << 16
