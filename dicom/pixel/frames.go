@@ -201,7 +201,7 @@ func DecodeFrame(ctx context.Context, in Info, data []byte, ext ExternalDecoder)
 func (f *Frames) nativeFrame(i int) (*Frame, error) {
 	var raw []byte
 	var err error
-	if f.ts.BigEndian && f.pd.VR == "OW" && f.Info.BitsAllocated == 8 {
+	if f.ts.BigEndian && f.pd.VR == "OW" && f.Info.BitsAllocated <= 8 {
 		raw, err = f.swappedBytes(i)
 	} else {
 		raw, err = f.Raw(i)
@@ -217,9 +217,9 @@ func (f *Frames) nativeFrame(i int) (*Frame, error) {
 	return fr, nil
 }
 
-// swappedBytes returns the bytes of frame i of 8-bit samples stored as OW
-// in big endian, where every pair of bytes is swapped: it reads the word-
-// aligned range around the frame and swaps it back.
+// swappedBytes returns the bytes of frame i of 8-bit (or packed 1-bit)
+// samples stored as OW in big endian, where every pair of bytes is swapped:
+// it reads the word-aligned range around the frame and swaps it back.
 func (f *Frames) swappedBytes(i int) ([]byte, error) {
 	bits := f.Info.NativeFrameBits()
 	start := int64(i) * bits / 8

@@ -1,10 +1,12 @@
 package pixel
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/pixel/pixeltest"
 	"github.com/molar-health/molar/dicom/uid"
 )
@@ -155,5 +157,60 @@ func TestOneBitAgainstDCMTK(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Fatalf("%d of %d pixels differ from dcmj2pnm", bad, f.Len())
+	}
+}
+
+// TestOneBitOWBigEndian: explicit VR big endian swaps OW values per 16-bit
+// word (PS3.5 7.3), packed 1-bit pixels included (DCMTK writes them so);
+// they must be swapped back before unpacking, as 8-bit samples in OW are.
+func TestOneBitOWBigEndian(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		rows, columns, nf int
+	}{
+		{"one frame", 4, 8, 1},
+		{"frames not on word boundaries", 3, 5, 3}, // 15 bits per frame
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sp := pixeltest.Spec{Rows: c.rows, Columns: c.columns, BitsAllocated: 8, Frames: c.nf, SOPClass: uid.SecondaryCaptureImage}
+			sop := "1.2.826.0.1.3680043.10.1234.1.1.99"
+			ds := sp.Dataset(sop)
+			ds.SetUint16(TagBitsAllocated, 1)
+			ds.SetUint16(TagBitsStored, 1)
+			ds.SetUint16(TagHighBit, 0)
+			bits := c.rows * c.columns * c.nf
+			pix := make([]byte, ((bits+7)/8+1)&^1)
+			want := make([]uint8, bits)
+			for i := range bits {
+				if (i*7+i/3)%5 < 2 {
+					want[i] = 1
+					pix[i/8] |= 1 << (i % 8)
+				}
+			}
+			ds.Set(&header.Element{Tag: header.TagPixelData, VR: "OW", Value: pix})
+			var buf bytes.Buffer
+			if err := header.WriteFileHeader(&buf, sp.SOPClass, sop, uid.ExplicitVRLittleEndian); err != nil {
+				t.Fatal(err)
+			}
+			if err := ds.WriteTo(&buf, uid.ExplicitVRLittleEndian); err != nil {
+				t.Fatal(err)
+			}
+			le := filepath.Join(t.TempDir(), "le.dcm")
+			if err := os.WriteFile(le, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			be := filepath.Join(t.TempDir(), "be.dcm")
+			runTool(t, "dcmconv", "+tb", le, be)
+			for _, path := range []string{le, be} {
+				frames := decodeAll(t, path)
+				var got []uint8
+				for _, f := range frames {
+					got = append(got, f.Pix8...)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s: pixels\n%v, want\n%v", filepath.Base(path), got, want)
+				}
+			}
+		})
 	}
 }
