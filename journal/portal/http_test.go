@@ -40,7 +40,7 @@ func newFamily(t *testing.T) *family {
 	cat, err := web.NewCatalog()
 	require.NoError(t, err)
 	cat.Add(portal.Messages())
-	assets, err := web.NewAssets("/static", web.CoreStatic())
+	assets, err := web.NewAssets("/static", web.CoreStatic(), portal.Static())
 	require.NoError(t, err)
 	shell := web.NewShell(cat, assets, slog.New(slog.DiscardHandler))
 	require.NoError(t, shell.AddPagesWith(portal.Templates(), "*.html", "*.tmpl"))
