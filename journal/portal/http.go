@@ -513,7 +513,7 @@ func (p *Portal) handleClinicInbox(w http.ResponseWriter, r *http.Request) {
 			if err := audit.Record(r.Context(), tx, audit.Event{Action: audit.ActionRead, PersonID: x.id, Object: fmt.Sprintf("portal.inbox/%d", x.id)}); err != nil {
 				return err
 			}
-			items = append(items, inboxItem{PersonID: x.id, Name: per.GivenName + " " + per.FamilyName, Latest: x.at, Messages: x.m, Updates: x.u})
+			items = append(items, inboxItem{PersonID: x.id, Name: per.GivenName + " " + per.FamilyName, Latest: x.at.In(Local), Messages: x.m, Updates: x.u})
 		}
 		return nil
 	})
