@@ -36,6 +36,7 @@ func (d PoolDecoder) Decode(ctx context.Context, ts string, data []byte, in Info
 	if res.Rows != in.Rows || res.Columns != in.Columns || res.Samples != in.SamplesPerPixel || res.Bytes*8 > in.BitsAllocated {
 		return nil, fmt.Errorf("%w: codec returned %d×%d×%d", ErrMalformed, res.Columns, res.Rows, res.Samples)
 	}
+	shift := codedShift(in, res.Precision)
 	f := newFrame(in, 0)
 	switch {
 	case f.Pix8 != nil:
@@ -48,7 +49,7 @@ func (d PoolDecoder) Decode(ctx context.Context, ts string, data []byte, in Info
 		for i := range f.Pix16 {
 			f.Pix16[i] = binary.LittleEndian.Uint16(res.Data[2*i:])
 		}
-		if op == codec.OpJPEG2000 && res.Signed == in.Signed && in.BitsStored < 16 {
+		if op == codec.OpJPEG2000 && res.Signed == in.Signed && in.BitsStored < 16 && shift == 0 {
 			// Lossy JPEG 2000 can overshoot the sample range: clamp to Bits
 			// Stored rather than let the value wrap around.
 			lo, hi := int32(0), int32(1)<<in.BitsStored-1
@@ -72,6 +73,6 @@ func (d PoolDecoder) Decode(ctx context.Context, ts string, data []byte, in Info
 			f.Photometric = YBRFull
 		}
 	}
-	f.normalise(0)
+	f.normalise(shift)
 	return f, nil
 }

@@ -136,6 +136,18 @@ func (f *Frame) String() string {
 	return fmt.Sprintf("frame %d: %d×%d×%d, %d of %d bits %s, %s", f.Index, f.Columns, f.Rows, f.Samples, f.BitsStored, f.Container, s, f.Photometric)
 }
 
+// codedShift is the shift that brings decoded samples of a compressed
+// frame down to their value when High Bit is above Bits Stored − 1: a
+// codestream of at least High Bit + 1 bits carries the stored words whole
+// (DCMTK's lossless encoders keep such a header and code the words), one
+// of fewer bits carries the values themselves.
+func codedShift(in Info, precision int) int {
+	if in.HighBit+1 > in.BitsStored && precision >= in.HighBit+1 {
+		return in.HighBit + 1 - in.BitsStored
+	}
+	return 0
+}
+
 // normalise clears the bits above BitsStored (after shifting by shift) and
 // sign-extends signed samples, in place.
 func (f *Frame) normalise(shift int) {

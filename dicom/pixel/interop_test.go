@@ -1,12 +1,18 @@
 package pixel
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
-
-	"github.com/molar-health/molar/dicom/pixel/jpeg"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/pixel/jpeg"
+	"github.com/molar-health/molar/dicom/pixel/pixeltest"
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 // codecCase makes a compressed variant of a source with a tool and names
@@ -234,3 +240,68 @@ func clampFrame(f *Frame, bits int, signed bool) {
 }
 
 var _ = fmt.Sprint
+
+// TestHighBitAboveBitsStored: 12 bits stored with High Bit 15 (the value
+// in the top bits of each word). DCMTK's lossless encoders keep the header
+// and code the whole stored words (16-bit JPEG, JPEG-LS): the decoded
+// samples must be shifted down like native and RLE ones.
+func TestHighBitAboveBitsStored(t *testing.T) {
+	sp := pixeltest.Spec{Rows: 19, Columns: 23, BitsAllocated: 16, BitsStored: 12, Seed: 9}
+	sop := "1.2.826.0.1.3680043.10.1234.1.1.98"
+	ds := sp.Dataset(sop)
+	ds.SetUint16(TagHighBit, 15)
+	pix := sp.Pixels()
+	want := make([]uint16, len(pix)/2)
+	for i := range want {
+		v := binary.LittleEndian.Uint16(pix[2*i:])
+		want[i] = v
+		binary.LittleEndian.PutUint16(pix[2*i:], v<<4)
+	}
+	ds.Set(&header.Element{Tag: header.TagPixelData, VR: "OW", Value: pix})
+	var buf bytes.Buffer
+	if err := header.WriteFileHeader(&buf, uid.DigitalIntraOralXRayForPresentation, sop, uid.ExplicitVRLittleEndian); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.WriteTo(&buf, uid.ExplicitVRLittleEndian); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "hb15.dcm")
+	if err := os.WriteFile(src, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		tool []string
+	}{
+		{"native", nil},
+		{"rle", []string{"dcmcrle"}},
+		{"jpeg-sv1", []string{"dcmcjpeg", "+e1"}},
+		{"jpeg-p14-sv7", []string{"dcmcjpeg", "+el", "+sv", "7"}},
+		{"jpegls", []string{"dcmcjpls"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := src
+			if c.tool != nil {
+				path = filepath.Join(dir, c.name+".dcm")
+				runTool(t, c.tool[0], append(c.tool[1:], src, path)...)
+			}
+			f := decodeAll(t, path)[0]
+			if f.BitsStored != 12 || len(f.Pix16) != len(want) {
+				t.Fatalf("decoded %v", f)
+			}
+			bad := 0
+			for i, v := range f.Pix16 {
+				if v != want[i] {
+					if bad < 3 {
+						t.Errorf("sample %d: %d, want %d", i, v, want[i])
+					}
+					bad++
+				}
+			}
+			if bad > 0 {
+				t.Errorf("%d of %d samples differ", bad, len(want))
+			}
+		})
+	}
+}

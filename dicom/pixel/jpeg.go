@@ -65,7 +65,7 @@ func decodeJPEG(in Info, data []byte) (*Frame, error) {
 			f.Photometric = YBRFull
 		}
 	}
-	f.normalise(0)
+	f.normalise(codedShift(in, img.Precision))
 	return f, nil
 }
 
