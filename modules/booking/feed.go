@@ -137,7 +137,8 @@ func (m *Module) FeedCalendar(ctx context.Context, token string) ([]byte, error)
 		}
 		for _, a := range as {
 			events = append(events, Event{UID: eventUID(a.ID, host), Sequence: a.Version, Start: a.Start, End: a.End,
-				Summary: "Aftale – " + a.UnitName, Location: a.Place(res), Cancelled: !a.Active()})
+				Summary: "Aftale – " + a.UnitName, Location: a.Place(res), Cancelled: !a.Active(),
+				Tentative: a.Status == StatusProposed})
 		}
 		// The feed shows the parent's appointments and those of the
 		// children in their custody: the access log of each person whose

@@ -16,6 +16,8 @@ type Event struct {
 	Location    string
 	Description string
 	Cancelled   bool
+	// Tentative: a proposed time not yet accepted (a call-in's proposal).
+	Tentative bool
 }
 
 // ICS writes an iCalendar object (RFC 5545) with the events. Times are
@@ -47,9 +49,12 @@ func ICS(name string, stamp time.Time, events ...Event) []byte {
 		if e.Description != "" {
 			line("DESCRIPTION:" + escapeText(e.Description))
 		}
-		if e.Cancelled {
+		switch {
+		case e.Cancelled:
 			line("STATUS:CANCELLED")
-		} else {
+		case e.Tentative:
+			line("STATUS:TENTATIVE")
+		default:
 			line("STATUS:CONFIRMED")
 		}
 		line("TRANSP:OPAQUE")

@@ -323,7 +323,7 @@ func (m *Module) compose(ctx context.Context, tx pgx.Tx, tenantID int64, kind st
 		host = u.Hostname()
 	}
 	cal := ICS("", now, Event{UID: eventUID(a.ID, host), Sequence: a.Version, Start: a.Start, End: a.End,
-		Summary: summary(a), Location: a.Place(res), Cancelled: !a.Active()})
+		Summary: summary(a), Location: a.Place(res), Cancelled: !a.Active(), Tentative: a.Status == StatusProposed})
 	var out []Message
 	for _, rc := range rcpts {
 		subject, text, short := m.render(kind, a, person.GivenName, a.Place(res), r, rc.informed)
