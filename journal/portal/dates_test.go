@@ -28,9 +28,13 @@ func (fakeBooking) Invitations(context.Context, int64, int64) ([]portal.Invitati
 func (fakeBooking) FreeSlots(context.Context, int64, int64, string, time.Time, time.Time) ([]portal.Slot, error) {
 	return []portal.Slot{{Ref: "1", Start: monday.Add(time.Hour), End: monday.Add(90 * time.Minute), Place: "Tandplejen"}}, nil
 }
-func (fakeBooking) Rebook(context.Context, *auth.Principal, int64, int64, string, string) error { return nil }
-func (fakeBooking) Cancel(context.Context, *auth.Principal, int64, int64, string, string) error { return nil }
-func (fakeBooking) Accept(context.Context, *auth.Principal, int64, int64, string) error         { return nil }
+func (fakeBooking) Rebook(context.Context, *auth.Principal, int64, int64, string, string) error {
+	return nil
+}
+func (fakeBooking) Cancel(context.Context, *auth.Principal, int64, int64, string, string) error {
+	return nil
+}
+func (fakeBooking) Accept(context.Context, *auth.Principal, int64, int64, string) error { return nil }
 
 func (f *family) get(path string) string {
 	r := chi.NewRouter()

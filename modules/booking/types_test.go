@@ -37,4 +37,3 @@ func TestAdminTypeInvalidInputIs400(t *testing.T) {
 	w := f.serve(admin, http.MethodPost, "/admin/types", base)
 	require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
 }
-
