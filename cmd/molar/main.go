@@ -31,6 +31,8 @@ Commands:
   demo      seed the demo municipality into an empty database
   audit     verify the audit log's hash chain (audit verify)
   archive   check every stored image against the index (archive verify [--hash])
+  backup    copy the database and every image into a folder (backup --out DIR)
+  restore   restore a backup into a new installation (restore --from DIR)
   version   print the version
 
 Run 'molar <command> --help' for the command's flags.
@@ -85,6 +87,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "archive":
 		err = cmdArchive(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		err = cmdBackup(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		err = cmdRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "codec":
 		err = cmdCodec(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":

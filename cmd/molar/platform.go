@@ -49,11 +49,16 @@ const (
 	// it (it notices when its database stops); another molar process
 	// running it is waited for, then an error.
 	dbServe
+	// dbRestore: `molar restore` creates the cluster and the (empty)
+	// database if needed, like dbCreate; its hook fills the database
+	// before the migrations run.
+	dbRestore
 )
 
 // openDatabase starts (or attaches to) the embedded cluster when no URL is
-// configured, applies migrations, and opens the runtime pool.
-func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, mode dbMode) (*database, error) {
+// configured, applies migrations, and opens the runtime pool. beforeMigrate
+// hooks run once the database exists, before the migrations.
+func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, mode dbMode, beforeMigrate ...func(context.Context, *database) error) (*database, error) {
 	db := &database{}
 	appURL := cfg.DatabaseAppURL
 	setRole := ""
@@ -100,6 +105,12 @@ func openDatabase(ctx context.Context, cfg *Config, log *slog.Logger, mode dbMod
 		if appURL == "" {
 			appURL = cfg.DatabaseURL
 			setRole = postgres.AppRole
+		}
+	}
+	for _, hook := range beforeMigrate {
+		if err := hook(ctx, db); err != nil {
+			db.close(ctx)
+			return nil, err
 		}
 	}
 	if err := migrateAll(ctx, db.ownerURL, log); err != nil {

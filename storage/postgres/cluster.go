@@ -50,6 +50,7 @@ type Cluster struct {
 	Logger *slog.Logger
 
 	mu       sync.Mutex
+	bin      string
 	cmd      *exec.Cmd
 	done     chan struct{}
 	sockDir  string
@@ -91,6 +92,10 @@ var (
 	// ErrClusterBusy: Exclusive and another process owns the cluster.
 	ErrClusterBusy = errors.New("the embedded PostgreSQL is run by another molar process")
 )
+
+// Bin is the directory of the PostgreSQL binaries in use (set by Start);
+// pg_dump and pg_restore of the same version are there.
+func (c *Cluster) Bin() string { return c.bin }
 
 // SocketDir is the directory holding the server's Unix socket.
 func (c *Cluster) SocketDir() string { return c.sockDir }
@@ -194,6 +199,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	c.bin = bin
 	c.sockDir = c.Dir
 	if len(filepath.Join(c.sockDir, ".s.PGSQL.5432")) > 100 {
 		// Unix socket paths are limited to 107 bytes: use a short private folder.

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestBackupAndRestore takes a backup of the demo municipality (database
+// and images), restores it into a new embedded installation and checks the
+// result with the archive and audit verifications; a backup whose object is
+// missing in the store fails and is never restorable, a damaged backup is
+// reported object by object, and a restore never touches a database that
+// holds data.
+func TestBackupAndRestore(t *testing.T) {
+	ctx := context.Background()
+	env, src := adminEnv(t)
+	code, _, errs := runCmd(t, env, "demo")
+	require.Equal(t, 0, code, errs)
+	var instances int
+	var bytes int64
+	require.NoError(t, src.Admin.QueryRow(ctx, `SELECT count(*), sum(size) FROM dicom.instance`).Scan(&instances, &bytes))
+	require.Greater(t, instances, 10, "the demo has images")
+	_, users, _ := runCmd(t, env, "user", "list")
+
+	out := filepath.Join(t.TempDir(), "backup")
+	code, stdout, errs := runCmd(t, env, "backup", "--out", out, "--quiet")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, stdout, fmt.Sprintf("the database and %d instance objects", instances))
+	st, err := os.Stat(out)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), st.Mode().Perm(), "health data: a private folder")
+	n := 0
+	require.NoError(t, filepath.WalkDir(filepath.Join(out, "objects"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+			require.NotContains(t, p, ".part")
+		}
+		return err
+	}))
+	require.Equal(t, instances, n, "one file per instance object, no thumbnails")
+	var backups int
+	require.NoError(t, src.Admin.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'export' AND object = 'backup'`).Scan(&backups))
+	require.Equal(t, 1, backups, "the backup is in the municipality's audit log")
+
+	// Never over an earlier backup.
+	code, _, errs = runCmd(t, env, "backup", "--out", out, "--quiet")
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, "not empty")
+
+	// Restore into a new installation: the embedded cluster is created.
+	dst := map[string]string{"MOLAR_DATA_DIR": dataDir(t), "MOLAR_LOG_LEVEL": "warn"}
+	code, stdout, errs = runCmd(t, dst, "restore", "--from", out, "--quiet")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, stdout, fmt.Sprintf("%d instance objects restored", instances))
+	code, stdout, errs = runCmd(t, dst, "archive", "verify", "--hash", "--quiet")
+	require.Equal(t, 0, code, stdout+errs)
+	require.Contains(t, stdout, fmt.Sprintf("%d instances checked", instances))
+	require.Contains(t, stdout, "no problems")
+	code, stdout, errs = runCmd(t, dst, "audit", "verify")
+	require.Equal(t, 0, code, stdout+errs)
+	_, restoredUsers, _ := runCmd(t, dst, "user", "list")
+	require.Equal(t, users, restoredUsers)
+
+	// A second restore is refused: the database holds data, and stays whole.
+	code, _, errs = runCmd(t, dst, "restore", "--from", out, "--quiet")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "not empty")
+	code, stdout, errs = runCmd(t, dst, "archive", "verify", "--quiet")
+	require.Equal(t, 0, code, stdout+errs)
+
+	// A damaged backup: every damaged object is named; the rest restores.
+	var key string
+	require.NoError(t, src.Admin.QueryRow(ctx, `SELECT object_key FROM dicom.instance ORDER BY id LIMIT 1`).Scan(&key))
+	copied := filepath.Join(out, "objects", filepath.FromSlash(key))
+	b, err := os.ReadFile(copied)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(copied, b, 0o600))
+	env3, _ := adminEnv(t) // an empty external database
+	code, stdout, errs = runCmd(t, env3, "restore", "--from", out, "--quiet")
+	require.Equal(t, 1, code)
+	require.Regexp(t, regexp.MustCompile(`object `+regexp.QuoteMeta(key)+`: SHA-256 differs in the backup`), stdout)
+	require.Contains(t, stdout, fmt.Sprintf("%d instance objects restored", instances-1))
+	require.Contains(t, errs, "1 object(s) missing or damaged")
+
+	// An object missing from the store: the backup fails, writes no
+	// manifest, and cannot be restored.
+	require.NoError(t, os.Remove(filepath.Join(env["MOLAR_DATA_DIR"], "objects", filepath.FromSlash(key))))
+	bad := filepath.Join(t.TempDir(), "bad")
+	code, stdout, errs = runCmd(t, env, "backup", "--out", bad, "--quiet")
+	require.Equal(t, 1, code)
+	require.Contains(t, stdout, key+": not in the object store")
+	require.Contains(t, errs, "incomplete")
+	_, err = os.Stat(filepath.Join(bad, "molar-backup.json"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	code, _, errs = runCmd(t, map[string]string{"MOLAR_DATA_DIR": t.TempDir()}, "restore", "--from", bad)
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "not a complete Molar backup")
+}
