@@ -143,10 +143,10 @@ func (a portalBooking) view(ctx context.Context, tenantID int64, ap booking.Appo
 	if out.Kind == "" {
 		out.Kind = ap.TypeName
 	}
-	if ap.Active() && ap.SelfService && ap.Start.After(now) {
+	if ap.Active() && ap.Start.After(now) {
 		rules, err := a.m.RulesFor(ctx, tenantID, ap.UnitID)
 		if err == nil {
-			out.CanChange = ap.Start.Sub(now) >= time.Duration(rules.MinNoticeHours)*time.Hour
+			out.CanMove, out.CanCancel = rules.CitizenMay(ap, now)
 		}
 	}
 	return out

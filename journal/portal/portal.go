@@ -91,12 +91,14 @@ type Journal interface {
 
 // Appointment is one appointment as the family sees it (no health data).
 type Appointment struct {
-	Ref       string // opaque reference for rebooking/cancelling
-	Start     time.Time
-	End       time.Time
-	Kind      string // "Undersøgelse", "Tandrensning" …
-	Place     string
-	CanChange bool // within the self-service rules
+	Ref   string // opaque reference for rebooking/cancelling
+	Start time.Time
+	End   time.Time
+	Kind  string // "Undersøgelse", "Tandrensning" …
+	Place string
+	// CanMove, CanCancel: the family may (the booking rules: a type they
+	// may book themselves or a call-in's time, the notice, cancelling allowed).
+	CanMove, CanCancel bool
 }
 
 // Slot is a free time the family may choose.

@@ -188,6 +188,18 @@ func selfRules(r Rules, now, old, start time.Time, cancel bool) error {
 	return nil
 }
 
+// CitizenMay says whether a citizen may move or cancel a now under rules r:
+// the checks Move and Cancel make when they try, for offering the buttons.
+// (Moving also needs a free time within the horizon, chosen afterwards.)
+func (r Rules) CitizenMay(a Appointment, now time.Time) (move, cancel bool) {
+	if !a.Active() || !a.Start.After(now) || (!a.SelfService && a.BookedVia != ViaInvitation) {
+		return false, false
+	}
+	move = !a.Start.Before(now.Add(time.Duration(r.MinNoticeHours) * time.Hour))
+	cancel = selfRules(r, now, a.Start, time.Time{}, true) == nil
+	return move, cancel
+}
+
 // BookRequest asks for an appointment.
 type BookRequest struct {
 	PersonID, UnitID, TypeID int64

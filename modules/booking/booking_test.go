@@ -244,16 +244,30 @@ func TestSelfServiceWhoMayBook(t *testing.T) {
 	_, err = book(f.parent, f.child, f.exam, local(2026, 3, 2, 14, 0))
 	require.NoError(t, err, "2 hours' notice is enough now")
 	require.ErrorIs(t, f.m.Cancel(f.ctx(f.parent), f.parent, a.ID, ""), booking.ErrRule, "cancelling switched off")
+	// What the portal offers agrees with what the module allows.
+	mv, cn := r.CitizenMay(a, f.clock.Now())
+	require.True(t, mv, "moving is still allowed")
+	require.False(t, cn, "no cancel button when cancelling is switched off")
+	staffOnly, err := f.m.Book(f.ctx(f.dentist), f.dentist, booking.BookRequest{PersonID: f.child, UnitID: f.clinic, TypeID: f.staffOnly.ID, Start: local(2026, 3, 5, 13, 0)})
+	require.NoError(t, err)
+	mv, cn = booking.DefaultRules.CitizenMay(staffOnly, f.clock.Now())
+	require.False(t, mv || cn, "a type only the clinic books is changed by the clinic")
+	_, err = f.m.Move(f.ctx(f.parent), f.parent, staffOnly.ID, booking.MoveRequest{Start: local(2026, 3, 12, 13, 0)})
+	require.ErrorIs(t, err, booking.ErrRule)
 	require.NoError(t, f.m.SetRules(context.Background(), f.tenant, f.clinic, booking.DefaultRules))
 
 	// Move and cancel within the rules; not within 24 hours of the start.
 	a, err = f.m.Move(f.ctx(f.parent), f.parent, a.ID, booking.MoveRequest{Start: local(2026, 3, 11, 9, 30)})
 	require.NoError(t, err)
 	require.Equal(t, 2, a.Version)
+	mv, cn = booking.DefaultRules.CitizenMay(a, f.clock.Now())
+	require.True(t, mv && cn, "a self-booked time, days ahead")
 	f.clock.Set(local(2026, 3, 10, 10, 0))
 	_, err = f.m.Move(f.ctx(f.parent), f.parent, a.ID, booking.MoveRequest{Start: local(2026, 3, 13, 9, 30)})
 	require.ErrorIs(t, err, booking.ErrRule, "less than 24 hours before the appointment")
 	require.ErrorIs(t, f.m.Cancel(f.ctx(f.parent), f.parent, a.ID, ""), booking.ErrRule)
+	mv, cn = booking.DefaultRules.CitizenMay(a, f.clock.Now())
+	require.False(t, mv || cn, "within the notice")
 	f.clock.Set(local(2026, 3, 2, 9, 0))
 	require.NoError(t, f.m.Cancel(f.ctx(f.parent), f.parent, a.ID, ""))
 
@@ -265,7 +279,7 @@ func TestSelfServiceWhoMayBook(t *testing.T) {
 	require.ErrorIs(t, f.m.Cancel(f.ctx(f.other), f.other, a.ID, ""), booking.ErrForbidden)
 	list, err := f.m.Appointments(f.ctx(f.parent), f.parent, f.child, booking.ListFilter{WithCancelled: true})
 	require.NoError(t, err)
-	require.Len(t, list, 2)
+	require.Len(t, list, 3, "the two self-booked (one cancelled) and the clinic's")
 }
 
 // Staff book, move and cancel with a reason; every change is audited with
