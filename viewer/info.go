@@ -30,6 +30,7 @@ type Image struct {
 	BitsStored     int       `json:"bitsStored"`
 	PixelRep       int       `json:"pixelRep"`
 	Photometric    string    `json:"photometric"`
+	PresInverse    bool      `json:"presInverse,omitempty"` // Presentation LUT Shape INVERSE on MONOCHROME2 (on MONOCHROME1 it is the same inversion)
 	Slope          float64   `json:"slope"`
 	Intercept      float64   `json:"intercept"`
 	WindowCenter   *float64  `json:"windowCenter,omitempty"`
@@ -132,6 +133,7 @@ func NewImage(in index.Instance, modality string, attrs []byte) (Image, error) {
 	if im.Photometric == "" {
 		im.Photometric = "MONOCHROME2"
 	}
+	im.PresInverse = im.Photometric == "MONOCHROME2" && strings.TrimSpace(a.str("20500020")) == "INVERSE"
 	if in.InstanceNumber != nil {
 		im.InstanceNumber = *in.InstanceNumber
 	}

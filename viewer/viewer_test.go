@@ -184,6 +184,17 @@ func TestImageFromAttributesAndTags(t *testing.T) {
 	require.Equal(t, "2025-01-02", im.Date)
 	require.Equal(t, []string{"16", "17"}, im.Teeth)
 	require.Equal(t, 1.0, im.Slope)
+	// Presentation LUT Shape INVERSE: on MONOCHROME2 the viewer inverts; on
+	// MONOCHROME1 (as DX requires it) it is the one inversion MONOCHROME1 gets.
+	for _, c := range []struct {
+		photometric, shape string
+		inverse            bool
+	}{{"MONOCHROME2", "INVERSE", true}, {"MONOCHROME2", "IDENTITY", false}, {"MONOCHROME1", "INVERSE", false}, {"MONOCHROME2", "", false}} {
+		a := []byte(`{"00280004":{"vr":"CS","Value":["` + c.photometric + `"]},"20500020":{"vr":"CS","Value":["` + c.shape + `"]}}`)
+		got, err := NewImage(index.Instance{SOPInstanceUID: "1.3", Rows: 10, Columns: 20}, "DX", a)
+		require.NoError(t, err)
+		require.Equal(t, c.inverse, got.PresInverse, "%s %s", c.photometric, c.shape)
+	}
 	tags, err := Tags(attrs)
 	require.NoError(t, err)
 	byTag := map[string]Tag{}

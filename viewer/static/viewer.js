@@ -134,7 +134,7 @@
     const slope = im.slope || 1, icpt = im.intercept || 0;
     const c = view.wc, w = Math.max(1, view.ww);
     const lo = c - 0.5 - (w - 1) / 2, hi = c - 0.5 + (w - 1) / 2;
-    const inv = (im.photometric === 'MONOCHROME1') !== !!view.invert;
+    const inv = (im.photometric === 'MONOCHROME1' || !!im.presInverse) !== !!view.invert;
     let cdf = null;
     if (view.enhance) {
       cdf = new Float32Array(len);
