@@ -176,6 +176,12 @@ func TestJournalAPI(t *testing.T) {
 	status, b = jc.do("POST", base+"/entries?lang=da", map[string]any{"kind": "note", "care_time": careTime, "text": "x", "colour": "red"})
 	require.Equal(t, 400, status)
 	require.Contains(t, string(b), "JSON er ugyldig")
+	// Text the database cannot store (a NUL character): 400, nothing written.
+	status, b = jc.do("POST", base+"/entries?lang=en", map[string]any{"kind": "note", "care_time": careTime, "text": "Kontrol\x00"})
+	require.Equal(t, 400, status, "%s", b)
+	require.Contains(t, string(b), "cannot be stored")
+	jc.json("GET", base+"/entries", nil, 200, &entries)
+	require.Len(t, entries.Entries, 1, "only the examination")
 
 	// Sign, then the chart shows the caries; a second signature is refused.
 	jc.json("POST", fmt.Sprintf("%s/entries/%d/sign", base, e.ID), nil, 200, &e)

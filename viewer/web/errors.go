@@ -105,6 +105,9 @@ func KindOf(err error) Kind {
 	if errors.Is(err, context.Canceled) {
 		return Unavailable
 	}
+	if unstorableText(err) {
+		return Invalid
+	}
 	sentinelMu.RLock()
 	defer sentinelMu.RUnlock()
 	for _, s := range sentinels {
@@ -113,6 +116,23 @@ func KindOf(err error) Kind {
 		}
 	}
 	return Internal
+}
+
+// unstorableText reports whether the database refused a value as text it
+// cannot store: a NUL character or bytes that are not UTF-8 (SQLSTATE
+// 22021, 22P05), or a value longer than its column (22001). That is the
+// request's fault, whichever form or API it came through, and the
+// statement's transaction is rolled back, so nothing stored changes.
+func unstorableText(err error) bool {
+	var st interface{ SQLState() string }
+	if !errors.As(err, &st) {
+		return false
+	}
+	switch st.SQLState() {
+	case "22021", "22P05", "22001":
+		return true
+	}
+	return false
 }
 
 // Problem is an RFC 9457 problem document.
@@ -146,6 +166,8 @@ func (s *Shell) Error(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if errors.As(err, &e) && kind != Internal {
 		msg = e.Message
+	} else if unstorableText(err) {
+		msg = s.Catalog.T(lang, "error.text")
 	}
 	id := ""
 	if kind == Internal {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 )
 
@@ -78,6 +80,9 @@ func TestErrorsMapToStatusAndFormat(t *testing.T) {
 		{"kind", E(Forbidden, "nej"), "application/json", 403, true},
 		{"internal", errors.New("db exploded: secret detail"), "text/html", 500, false},
 		{"rate limited", E(RateLimited, ""), "application/json", 429, true},
+		{"NUL in text", fmt.Errorf("journal: save: %w", &pgconn.PgError{Code: "22021", Message: "invalid byte sequence for encoding \"UTF8\": 0x00"}), "application/json", 400, true},
+		{"value too long", fmt.Errorf("save: %w", &pgconn.PgError{Code: "22001"}), "text/html", 400, false},
+		{"other database error", fmt.Errorf("save: %w", &pgconn.PgError{Code: "23505", Message: "secret detail"}), "text/html", 500, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
