@@ -69,6 +69,7 @@ func TestConfirmationAndReminderByMailAndSMS(t *testing.T) {
 	require.True(t, strings.HasPrefix(got[0].Subject, "Bekræftelse: Tandplejen Testby mandag 30. marts 2026 kl. 08.00"), got[0].Subject)
 	require.Contains(t, got[0].Text, "Tiden for Emma er booket.")
 	require.Contains(t, got[0].Text, "https://molar.example/m/booking/my")
+	require.Contains(t, got[0].Text, "Du kan flytte eller aflyse tiden på https://molar.example/m/booking/my senest 24 timer før.")
 	require.NotContains(t, got[0].Text, "Undersøgelse", "the staff name of the type is not sent")
 	require.Len(t, got[0].Calendars, 1)
 	cal, err := bookingtest.CheckICS(got[0].Calendars[0])
@@ -117,6 +118,28 @@ func TestConfirmationAndReminderByMailAndSMS(t *testing.T) {
 	require.NoError(t, f.m.Tick(ctx))
 	require.Len(t, mailsTo(t, sink, "asta@example.org"), 1)
 	require.Len(t, mailsTo(t, sink, "mette@example.org"), 4)
+
+	// The message offers what the rules allow: a type only the clinic
+	// books is changed by the clinic; with cancelling switched off the
+	// family may move the time only.
+	_, err = f.m.Book(f.ctx(f.dentist), f.dentist, booking.BookRequest{PersonID: f.child, UnitID: f.clinic, TypeID: f.staffOnly.ID, Start: local(2026, 3, 5, 13, 0)})
+	require.NoError(t, err)
+	require.NoError(t, f.m.Tick(ctx))
+	got = mailsTo(t, sink, "mette@example.org")
+	require.Len(t, got, 5)
+	require.Contains(t, got[4].Text, "Kontakt klinikken, hvis tiden skal flyttes eller aflyses.")
+	require.Contains(t, got[4].Text, "Contact the clinic to move or cancel it.")
+	require.NotContains(t, got[4].Text, "Du kan")
+	r := booking.DefaultRules
+	r.CancelAllowed = false
+	require.NoError(t, f.m.SetRules(ctx, f.tenant, f.clinic, r))
+	_, err = f.m.Book(f.ctx(f.parent), f.parent, booking.BookRequest{PersonID: f.child, UnitID: f.clinic, TypeID: f.exam.ID, Start: local(2026, 3, 6, 8, 0)})
+	require.NoError(t, err)
+	require.NoError(t, f.m.Tick(ctx))
+	got = mailsTo(t, sink, "mette@example.org")
+	require.Len(t, got, 6)
+	require.Contains(t, got[5].Text, "Du kan flytte tiden på https://molar.example/m/booking/my senest 24 timer før; skal den aflyses, kontakt klinikken.")
+	require.NotContains(t, got[5].Text, "aflyse tiden på")
 }
 
 // A failing channel is retried later; the row keeps its error.

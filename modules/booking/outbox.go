@@ -356,6 +356,28 @@ func DanishDate(t time.Time) string {
 // EnglishDate formats a time as "Thursday 12 March 2026, 10:00" in Loc.
 func EnglishDate(t time.Time) string { return t.In(Loc).Format("Monday 2 January 2006, 15:04") }
 
+// changeText says what the family may do about the appointment, as the
+// booking rules allow it (Rules.CitizenMay without the clock: the message
+// is read before the notice runs out): move and cancel, move only, or
+// neither (the clinic does it).
+func changeText(a Appointment, r Rules, firstName, link string, informed bool) (da, en string) {
+	self := a.SelfService || a.BookedVia == ViaInvitation
+	switch {
+	case !self:
+		return "Kontakt klinikken, hvis tiden skal flyttes eller aflyses.", "Contact the clinic to move or cancel it."
+	case informed && r.CancelAllowed:
+		return fmt.Sprintf("%s kan selv flytte eller aflyse tiden.", firstName), fmt.Sprintf("%s can move or cancel it themselves.", firstName)
+	case informed:
+		return fmt.Sprintf("%s kan selv flytte tiden; skal den aflyses, kontaktes klinikken.", firstName),
+			fmt.Sprintf("%s can move it themselves; to cancel it, contact the clinic.", firstName)
+	case r.CancelAllowed:
+		return fmt.Sprintf("Du kan flytte eller aflyse tiden på %s senest %d timer før.", link, r.MinNoticeHours),
+			fmt.Sprintf("You can move or cancel it at %s up to %d hours before.", link, r.MinNoticeHours)
+	}
+	return fmt.Sprintf("Du kan flytte tiden på %s senest %d timer før; skal den aflyses, kontakt klinikken.", link, r.MinNoticeHours),
+		fmt.Sprintf("You can move it at %s up to %d hours before; to cancel it, contact the clinic.", link, r.MinNoticeHours)
+}
+
 // render writes one message; informed (a parent of a young person of
 // 15–17) gets the news without the calls to act, which are the young
 // person's.
@@ -406,17 +428,16 @@ func (m *Module) render(kind string, a Appointment, firstName, place string, r R
 	subject = fmt.Sprintf("%s: %s %s", head, a.UnitName, when)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\nTid: %s–%s\nSted: %s\n", da, when, end, place)
-	act := kind != "cancelled"
-	if act && informed {
-		fmt.Fprintf(&b, "\n%s kan selv flytte eller aflyse tiden.\n", firstName)
-	} else if act {
-		fmt.Fprintf(&b, "\nDu kan flytte eller aflyse tiden på %s senest %d timer før.\n", link, r.MinNoticeHours)
+	daAct, enAct := "", ""
+	if kind != "cancelled" {
+		daAct, enAct = changeText(a, r, firstName, link, informed)
+	}
+	if daAct != "" {
+		fmt.Fprintf(&b, "\n%s\n", daAct)
 	}
 	fmt.Fprintf(&b, "\n--\n%s\nWhen: %s–%s\nWhere: %s\n", en, whenEN, endEN, place)
-	if act && informed {
-		fmt.Fprintf(&b, "%s can move or cancel it themselves.\n", firstName)
-	} else if act {
-		fmt.Fprintf(&b, "You can move or cancel it at %s up to %d hours before.\n", link, r.MinNoticeHours)
+	if enAct != "" {
+		fmt.Fprintf(&b, "%s\n", enAct)
 	}
 	text = b.String()
 	short = fmt.Sprintf("%s: %s %s, %s. %s", head, firstName, when, a.UnitName, link)
