@@ -190,8 +190,15 @@ func resolveType(a action, typ int) action {
 
 // Apply de-identifies ds in place.
 func (d *Deidentifier) Apply(ds *header.Dataset) error {
+	_, err := d.apply(ds)
+	return err
+}
+
+// apply de-identifies ds in place and returns the walk it used, for the
+// elements of the same object that follow its pixel data (applyRest).
+func (d *Deidentifier) apply(ds *header.Dataset) (*walk, error) {
 	if strings.EqualFold(strings.TrimSpace(ds.Get(tag(0x0028, 0x0301))), "YES") {
-		return ErrBurnedIn
+		return nil, ErrBurnedIn
 	}
 	key := ds.Get(header.TagPatientID) + "\x00" + ds.Get(header.TagPatientName)
 	n, ok := d.patients[key]
@@ -199,7 +206,7 @@ func (d *Deidentifier) Apply(ds *header.Dataset) error {
 		n = len(d.patients) + 1
 		d.patients[key] = n
 	}
-	w := walk{d: d, class: ds.UID(header.TagSOPClassUID),
+	w := &walk{d: d, class: ds.UID(header.TagSOPClassUID),
 		name: fmt.Sprintf("ANONYM%02d^Patient", n), id: fmt.Sprintf("ANON%04d", n)}
 	w.apply(ds, 0)
 	ds.SetString(header.TagPatientName, "PN", w.name)
@@ -228,8 +235,13 @@ func (d *Deidentifier) Apply(ds *header.Dataset) error {
 			e.Value = blankSTLHeader(e.Value)
 		}
 	}
-	return nil
+	return w, nil
 }
+
+// applyRest de-identifies top-level elements of an object that come after
+// its pixel data (private groups such as 7FE1, Digital Signatures
+// Sequence, Data Set Trailing Padding): the same profile, nothing added.
+func (w *walk) applyRest(ds *header.Dataset) { w.apply(ds, 0) }
 
 func code(value, meaning string) *header.Dataset {
 	c := header.NewDataset()

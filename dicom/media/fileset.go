@@ -3,6 +3,7 @@ package media
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -123,8 +124,9 @@ func (f *FileSet) Add(r io.Reader) (Added, error) {
 		return Added{}, errors.New("media: not a Part-10 object")
 	}
 	ds, ts := h.Dataset, h.TransferSyntax
+	var wk *walk
 	if f.deid != nil {
-		if err := f.deid.Apply(ds); err != nil {
+		if wk, err = f.deid.apply(ds); err != nil {
 			return Added{}, err
 		}
 		if t, _ := uid.LookupTransferSyntax(ts); t.Deflated {
@@ -148,7 +150,7 @@ func (f *FileSet) Add(r io.Reader) (Added, error) {
 		meta := header.FileMeta(class, inst, ts)
 		if err = header.WriteFileHeaderMeta(w, meta); err == nil {
 			if err = ds.WriteTo(w, ts); err == nil {
-				_, err = io.Copy(w, hr.Rest())
+				err = writeRest(w, hr.Rest(), h.PixelData, ts, wk)
 			}
 		}
 	}
@@ -160,6 +162,78 @@ func (f *FileSet) Add(r io.Reader) (Added, error) {
 	}
 	f.NumFiles++
 	return Added{Path: path, SOPInstanceUID: inst}, nil
+}
+
+// writeRest writes what follows the data set header of a de-identified
+// object: the pixel data element as it is (streamed) and, de-identified by
+// wk, the elements after it. Vendors put private groups (7FE1,…), digital
+// signatures (FFFA,FFFA) and padding (FFFC,FFFC) there; copied as they are
+// they would carry identifying values past the profile. ts is the syntax
+// the rest is encoded in (a deflated stream is read inflated, in explicit
+// VR little endian) and is written in.
+func writeRest(w io.Writer, rest io.Reader, pd *header.PixelDataInfo, ts string, wk *walk) error {
+	t, _ := uid.LookupTransferSyntax(ts)
+	var bo binary.ByteOrder = binary.LittleEndian
+	if t.BigEndian {
+		bo = binary.BigEndian
+	}
+	opts := readOpts
+	opts.TransferSyntax = ts
+	for pd != nil {
+		if err := copyPixelData(w, rest, pd, bo); err != nil {
+			return err
+		}
+		tr := header.NewReader(rest, opts)
+		th, err := tr.ReadHeader()
+		if err != nil {
+			return fmt.Errorf("media: after the pixel data: %w", err)
+		}
+		wk.applyRest(th.Dataset)
+		if err := th.Dataset.WriteTo(w, ts); err != nil {
+			return err
+		}
+		rest, pd = tr.Rest(), th.PixelData
+	}
+	return nil
+}
+
+// copyPixelData copies the top-level pixel data element described by pd
+// from r (positioned at its tag) to w: a native value, or the items of
+// encapsulated fragments up to the sequence delimitation item.
+func copyPixelData(w io.Writer, r io.Reader, pd *header.PixelDataInfo, bo binary.ByteOrder) error {
+	hdr := make([]byte, pd.ValueOffset-pd.Offset)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return fmt.Errorf("media: pixel data: %w", err)
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	if !pd.Encapsulated() {
+		if _, err := io.CopyN(w, r, int64(pd.Length)); err != nil {
+			return fmt.Errorf("media: pixel data: %w", err)
+		}
+		return nil
+	}
+	var item [8]byte
+	for {
+		if _, err := io.ReadFull(r, item[:]); err != nil {
+			return fmt.Errorf("media: pixel data fragments: %w", err)
+		}
+		if _, err := w.Write(item[:]); err != nil {
+			return err
+		}
+		t := header.NewTag(bo.Uint16(item[:]), bo.Uint16(item[2:]))
+		n := bo.Uint32(item[4:])
+		switch {
+		case t == header.TagSequenceDelimitation:
+			return nil
+		case t != header.TagItem || n == header.UndefinedLength:
+			return fmt.Errorf("media: pixel data fragments: %w: %v", header.ErrMalformed, t)
+		}
+		if _, err := io.CopyN(w, r, int64(n)); err != nil {
+			return fmt.Errorf("media: pixel data fragments: %w", err)
+		}
+	}
 }
 
 // place finds or makes the records of an object and returns its path.
