@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 // Image is what the browser viewer needs to draw an instance from raw
@@ -31,6 +32,7 @@ type Image struct {
 	PixelRep       int       `json:"pixelRep"`
 	Photometric    string    `json:"photometric"`
 	PresInverse    bool      `json:"presInverse,omitempty"` // Presentation LUT Shape INVERSE on MONOCHROME2 (on MONOCHROME1 it is the same inversion)
+	Shift          int       `json:"shift,omitempty"`       // the stored bits' lowest position in the frames the viewer gets (High Bit + 1 − Bits Stored; 0 for decoded frames)
 	Slope          float64   `json:"slope"`
 	Intercept      float64   `json:"intercept"`
 	WindowCenter   *float64  `json:"windowCenter,omitempty"`
@@ -134,6 +136,15 @@ func NewImage(in index.Instance, modality string, attrs []byte) (Image, error) {
 		im.Photometric = "MONOCHROME2"
 	}
 	im.PresInverse = im.Photometric == "MONOCHROME2" && strings.TrimSpace(a.str("20500020")) == "INVERSE"
+	// Frames of little endian native data reach the viewer as stored, the
+	// Bits Stored ending at High Bit (e.g. 12 bits at 4–15); decoded frames
+	// (compressed, big endian) have them at the bottom already.
+	switch in.TransferSyntax {
+	case uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian:
+		if hb := int(a.num("00280102", float64(im.BitsStored-1))); hb+1 > im.BitsStored && hb < im.BitsAllocated {
+			im.Shift = hb + 1 - im.BitsStored
+		}
+	}
 	if in.InstanceNumber != nil {
 		im.InstanceNumber = *in.InstanceNumber
 	}

@@ -3,6 +3,7 @@ package viewer
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 // fmxTemplate is the built-in FMX template as the migration defines it.
@@ -194,6 +196,20 @@ func TestImageFromAttributesAndTags(t *testing.T) {
 		got, err := NewImage(index.Instance{SOPInstanceUID: "1.3", Rows: 10, Columns: 20}, "DX", a)
 		require.NoError(t, err)
 		require.Equal(t, c.inverse, got.PresInverse, "%s %s", c.photometric, c.shape)
+	}
+	// Native little endian frames reach the viewer as stored: the stored
+	// bits' position is passed on; decoded frames have them at the bottom.
+	for _, c := range []struct {
+		ts                  string
+		stored, high, shift int
+	}{
+		{uid.ExplicitVRLittleEndian, 12, 15, 4}, {uid.ImplicitVRLittleEndian, 12, 11, 0}, {uid.DeflatedExplicitVRLittleEndian, 10, 13, 4},
+		{uid.JPEGLosslessSV1, 12, 15, 0}, {uid.ExplicitVRBigEndian, 12, 15, 0}, {uid.ExplicitVRLittleEndian, 16, 15, 0},
+	} {
+		a := []byte(fmt.Sprintf(`{"00280100":{"vr":"US","Value":[16]},"00280101":{"vr":"US","Value":[%d]},"00280102":{"vr":"US","Value":[%d]}}`, c.stored, c.high))
+		got, err := NewImage(index.Instance{SOPInstanceUID: "1.4", Rows: 10, Columns: 20, TransferSyntax: c.ts}, "IO", a)
+		require.NoError(t, err)
+		require.Equal(t, c.shift, got.Shift, "%s %d bits at %d", c.ts, c.stored, c.high)
 	}
 	tags, err := Tags(attrs)
 	require.NoError(t, err)

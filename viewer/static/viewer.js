@@ -83,23 +83,27 @@
     if (!r.ok) throw new Error('frames ' + r.status);
     return parseMultipart(await r.arrayBuffer(), r.headers.get('Content-Type'));
   }
-  // samples turns a frame's bytes into stored values (sign-extended,
-  // masked to Bits Stored) and finds their range and histogram.
+  // samples turns a frame's bytes into stored values (shifted down from
+  // High Bit, masked to Bits Stored, sign-extended) and finds their range
+  // and histogram.
   function samples(im, bytes) {
     const n = im.rows * im.cols * im.samples;
+    const sh = im.shift || 0;
     let data;
     if (im.bitsAllocated === 16) {
       const u = new Uint16Array(bytes.buffer, bytes.byteOffset, Math.min(n, bytes.byteLength >> 1));
       const bits = im.bitsStored || 16;
       if (im.pixelRep === 1) {
         data = new Int16Array(u.length);
-        const shift = 16 - bits;
-        for (let i = 0; i < u.length; i++) data[i] = ((u[i] << shift) << 16) >> (16 + shift);
+        const s = 32 - bits;
+        for (let i = 0; i < u.length; i++) data[i] = ((u[i] >>> sh) << s) >> s;
       } else {
-        data = bits < 16 ? u.map((v) => v & ((1 << bits) - 1)) : u;
+        data = bits < 16 || sh ? u.map((v) => (v >>> sh) & ((1 << bits) - 1)) : u;
       }
     } else {
       data = new Uint8Array(bytes.buffer, bytes.byteOffset, Math.min(n, bytes.byteLength));
+      const bits = im.bitsStored || 8;
+      if (im.samples === 1 && (bits < 8 || sh)) data = data.map((v) => (v >>> sh) & ((1 << bits) - 1));
     }
     let lo = Infinity, hi = -Infinity;
     if (im.samples === 1) {
