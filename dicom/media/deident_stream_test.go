@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -111,4 +112,82 @@ func sampleJPEG(t testing.TB, w, h int) []byte {
 	var buf bytes.Buffer
 	require.NoError(t, jpeg.Encode(&buf, img, nil))
 	return buf.Bytes()
+}
+
+// TestDeidentifyJPEGMetadata: a photograph kept as its JPEG bitstream
+// (wrapped baseline JPEG) carries Exif (dates, GPS, camera serial number),
+// comments and data after its end of image (appended pictures) inside the
+// pixel data; de-identified they are blanked in place (fragment lengths and
+// offsets unchanged), and the image still decodes to the same pixels.
+func TestDeidentifyJPEGMetadata(t *testing.T) {
+	plain := sampleJPEG(t, 40, 30)
+	seg := func(marker byte, payload string) []byte {
+		n := len(payload) + 2
+		return append([]byte{0xFF, marker, byte(n >> 8), byte(n)}, payload...)
+	}
+	var j []byte
+	j = append(j, plain[:2]...) // SOI
+	j = append(j, seg(0xE1, "Exif\x00\x00GPS 55.6761N 12.5683E 2024:05:06 10:11:12 SERIAL-SECRET")...)
+	j = append(j, seg(0xFE, "Taken of Ørsted^Åse COMMENT-SECRET")...)
+	j = append(j, seg(0xED, "Photoshop 3.0\x00IPTC-SECRET")...)
+	j = append(j, plain[2:]...)
+	j = append(j, "APPENDED-SECRET picture after the end of image"...)
+	w, err := Wrap(j, testOpts())
+	require.NoError(t, err)
+	require.Equal(t, uid.JPEGBaseline8Bit, w.TransferSyntax)
+	require.True(t, bytes.Contains(w.File, []byte("SERIAL-SECRET")))
+	ref, err := Wrap(plain, testOpts())
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	fs := NewFileSet(DirSink(dir), NewDeidentifier(false, false), "")
+	a, err := fs.Add(bytes.NewReader(w.File))
+	require.NoError(t, err)
+	b, err := fs.Add(bytes.NewReader(ref.File))
+	require.NoError(t, err)
+	require.NoError(t, fs.Close())
+	out, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(a.Path)))
+	require.NoError(t, err)
+	for _, s := range []string{"SERIAL-SECRET", "GPS", "2024:05:06", "COMMENT-SECRET", "IPTC-SECRET", "APPENDED-SECRET", "Exif"} {
+		require.False(t, bytes.Contains(out, []byte(s)), "%s left in the JPEG bitstream", s)
+	}
+	// DCMTK decodes both; the pixels are those of the plain JPEG.
+	hash := func(rel string) string {
+		p := filepath.Join(t.TempDir(), "raw.dcm")
+		o, err := dicomtest.Run(t, time.Minute, "dcmdjpeg", filepath.Join(dir, filepath.FromSlash(rel)), p)
+		require.NoError(t, err, o)
+		return pydicom(t, PydicomPixelsAndTrailing, p)
+	}
+	require.Equal(t, hash(b.Path), hash(a.Path))
+}
+
+// TestJPEGScrubChunks: the scrubber gives the same bytes however the
+// fragment is cut into reads.
+func TestJPEGScrubChunks(t *testing.T) {
+	plain := sampleJPEG(t, 16, 16)
+	j := append(append(append([]byte(nil), plain[:2]...), 0xFF, 0xE1, 0, 8, 'E', 'x', 'i', 'f', 0, 0), plain[2:]...)
+	j = append(j, "tail"...)
+	whole := append([]byte(nil), j...)
+	var s jpegScrub
+	s.fragment(whole)
+	s.scrub(whole)
+	require.Equal(t, []byte{0xFF, 0xE1, 0, 8, 0, 0, 0, 0, 0, 0}, whole[2:12])
+	require.Equal(t, make([]byte, 4), whole[len(whole)-4:])
+	require.Equal(t, plain[2:], whole[12:len(whole)-4])
+	for _, size := range []int{1, 2, 3, 7, 100} {
+		got := append([]byte(nil), j...)
+		var s jpegScrub
+		s.fragment(got)
+		for i := 0; i < len(got); i += size {
+			s.scrub(got[i:min(i+size, len(got))])
+		}
+		require.Equal(t, whole, got, "chunks of %d", size)
+	}
+	// Not JPEG (JPEG 2000 codestream): untouched.
+	j2k := []byte{0xFF, 0x4F, 0xFF, 0x51, 0, 4, 1, 2, 0xFF, 0xD9, 9, 9}
+	got := append([]byte(nil), j2k...)
+	var s2 jpegScrub
+	s2.fragment(got)
+	s2.scrub(got)
+	require.Equal(t, j2k, got)
 }

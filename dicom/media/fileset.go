@@ -199,7 +199,8 @@ func writeRest(w io.Writer, rest io.Reader, pd *header.PixelDataInfo, ts string,
 
 // copyPixelData copies the top-level pixel data element described by pd
 // from r (positioned at its tag) to w: a native value, or the items of
-// encapsulated fragments up to the sequence delimitation item.
+// encapsulated fragments up to the sequence delimitation item, JPEG
+// metadata in the fragments blanked (jpegScrub).
 func copyPixelData(w io.Writer, r io.Reader, pd *header.PixelDataInfo, bo binary.ByteOrder) error {
 	hdr := make([]byte, pd.ValueOffset-pd.Offset)
 	if _, err := io.ReadFull(r, hdr); err != nil {
@@ -215,7 +216,9 @@ func copyPixelData(w io.Writer, r io.Reader, pd *header.PixelDataInfo, bo binary
 		return nil
 	}
 	var item [8]byte
-	for {
+	var js jpegScrub
+	buf := make([]byte, 64<<10)
+	for first := true; ; first = false {
 		if _, err := io.ReadFull(r, item[:]); err != nil {
 			return fmt.Errorf("media: pixel data fragments: %w", err)
 		}
@@ -230,8 +233,25 @@ func copyPixelData(w io.Writer, r io.Reader, pd *header.PixelDataInfo, bo binary
 		case t != header.TagItem || n == header.UndefinedLength:
 			return fmt.Errorf("media: pixel data fragments: %w: %v", header.ErrMalformed, t)
 		}
-		if _, err := io.CopyN(w, r, int64(n)); err != nil {
-			return fmt.Errorf("media: pixel data fragments: %w", err)
+		if first { // the Basic Offset Table
+			if _, err := io.CopyN(w, r, int64(n)); err != nil {
+				return fmt.Errorf("media: pixel data fragments: %w", err)
+			}
+			continue
+		}
+		for start := true; n > 0 || start; start = false {
+			b := buf[:min(int(n), len(buf))]
+			if _, err := io.ReadFull(r, b); err != nil {
+				return fmt.Errorf("media: pixel data fragments: %w", err)
+			}
+			if start {
+				js.fragment(b)
+			}
+			js.scrub(b)
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			n -= uint32(len(b))
 		}
 	}
 }
