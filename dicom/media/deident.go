@@ -404,7 +404,7 @@ func dummy(e *header.Element, d *Deidentifier) *header.Element {
 }
 
 // blankSTLHeader clears the free text of an STL file: the 80-byte header
-// of a binary STL, the name after "solid" of an ASCII one.
+// of a binary STL, the names after "solid" and "endsolid" of an ASCII one.
 func blankSTLHeader(b []byte) []byte {
 	out := append([]byte(nil), b...)
 	if checkSTL(b) != nil {
@@ -415,12 +415,26 @@ func blankSTLHeader(b []byte) []byte {
 		copy(out, "de-identified by Molar")
 		return out
 	}
-	if i := bytes.IndexByte(out, '\n'); i > 0 {
-		for k := bytes.Index(out, []byte("solid")) + 5; k < i; k++ {
-			if out[k] != '\r' {
-				out[k] = ' '
+	// ASCII: the name on every "solid name" and "endsolid name" line (a
+	// file may hold several solids; the name is often repeated at the end).
+	for line := out; len(line) > 0; {
+		end := bytes.IndexByte(line, '\n')
+		if end < 0 {
+			end = len(line)
+		}
+		l := line[:end]
+		t := bytes.TrimLeft(l, " \t")
+		for _, kw := range []string{"endsolid", "solid"} {
+			if bytes.HasPrefix(t, []byte(kw)) {
+				for k := len(l) - len(t) + len(kw); k < len(l); k++ {
+					if l[k] != '\r' {
+						l[k] = ' '
+					}
+				}
+				break
 			}
 		}
+		line = line[min(end+1, len(line)):]
 	}
 	return out
 }

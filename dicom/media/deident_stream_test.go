@@ -191,3 +191,31 @@ func TestJPEGScrubChunks(t *testing.T) {
 	s2.scrub(got)
 	require.Equal(t, j2k, got)
 }
+
+// TestBlankSTLHeader: the free text of an STL (binary header; ASCII name
+// after solid and after endsolid) is blanked, the geometry kept.
+func TestBlankSTLHeader(t *testing.T) {
+	ascii := "solid Orsted Ase 0101154321\n facet normal 0 0 1\n  outer loop\n   vertex 0 0 0\n   vertex 1 0 0\n   vertex 0 1 0\n  endloop\n endfacet\nendsolid Orsted Ase 0101154321\n"
+	for _, c := range []struct {
+		name string
+		in   []byte
+	}{
+		{"binary", binarySTL(2)},
+		{"ascii", []byte(ascii)},
+		{"ascii CRLF, no final newline", []byte(strings.ReplaceAll(strings.TrimSuffix(ascii, "\n"), "\n", "\r\n"))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := blankSTLHeader(c.in)
+			require.Len(t, out, len(c.in))
+			for _, s := range []string{"Orsted", "0101154321", "Patient Name"} {
+				require.False(t, bytes.Contains(out, []byte(s)), "%s left in %q", s, out)
+			}
+			require.NoError(t, checkSTL(out))
+			if c.name != "binary" {
+				require.Contains(t, string(out), "vertex 1 0 0")
+			} else {
+				require.Equal(t, c.in[80:], out[80:])
+			}
+		})
+	}
+}
