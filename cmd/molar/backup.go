@@ -207,7 +207,7 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		if err := pgTool(ctx, db, "pg_restore", "--exit-on-error", "--single-transaction", "--dbname="+db.ownerURL, filepath.Join(from, backupDump)); err != nil {
 			return fmt.Errorf("restore: database: %w (nothing was restored)", err)
 		}
-		return nil
+		return restoreAuditChain(ctx, db.ownerURL, stdout)
 	})
 	if err != nil {
 		return err
@@ -502,6 +502,30 @@ func checkEmptyDatabase(ctx context.Context, url string) error {
 	if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS molar_migrations CASCADE`); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	return nil
+}
+
+// restoreAuditChain seals what the backup held unsealed and moves the
+// sealing horizon into this cluster's transaction ids (audit.AfterRestore):
+// without it the sealer of a new cluster, whose transaction ids start low,
+// seals nothing for a long time and `molar audit verify` reports every new
+// event as inserted by hand.
+func restoreAuditChain(ctx context.Context, url string, stdout io.Writer) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("restore: audit chain: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var sealed int
+	var end audit.Anchor
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		sealed, end, err = audit.AfterRestore(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("restore: the database was restored, its audit chain not made sealable (restore again into a new installation): %w", err)
+	}
+	fmt.Fprintf(stdout, "audit chain: %d event(s) the backup held unsealed now sealed; chain end %s\n", sealed, end)
 	return nil
 }
 

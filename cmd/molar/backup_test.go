@@ -8,7 +8,11 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth/audit"
+	"github.com/molar-health/molar/storage/postgres"
 )
 
 // TestBackupAndRestore takes a backup of the demo municipality (database
@@ -27,9 +31,24 @@ func TestBackupAndRestore(t *testing.T) {
 	require.NoError(t, src.Admin.QueryRow(ctx, `SELECT count(*), sum(size) FROM dicom.instance`).Scan(&instances, &bytes))
 	require.Greater(t, instances, 10, "the demo has images")
 	_, users, _ := runCmd(t, env, "user", "list")
+	// Sealed up to now: the head's horizon is a transaction id of this
+	// cluster, far above those of the new cluster restored into below.
+	for range 1500 {
+		_, err := src.Admin.Exec(ctx, `SELECT txid_current()`)
+		require.NoError(t, err)
+	}
+	code, stdout, errs := runCmd(t, env, "audit", "verify")
+	require.Equal(t, 0, code, stdout+errs)
+	// And one event the backup holds unsealed.
+	var tenant int64
+	require.NoError(t, src.Admin.QueryRow(ctx, `SELECT min(id) FROM auth.tenant`).Scan(&tenant))
+	actx := audit.WithActor(ctx, audit.Actor{Username: "system:test", Role: "system", TenantID: tenant})
+	require.NoError(t, postgres.InTenant(actx, src.Admin, tenant, func(tx pgx.Tx) error {
+		return audit.Record(actx, tx, audit.Event{Action: audit.ActionExport, Object: "test"})
+	}))
 
 	out := filepath.Join(t.TempDir(), "backup")
-	code, stdout, errs := runCmd(t, env, "backup", "--out", out, "--quiet")
+	code, stdout, errs = runCmd(t, env, "backup", "--out", out, "--quiet")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, stdout, fmt.Sprintf("the database and %d instance objects", instances))
 	st, err := os.Stat(out)
@@ -58,6 +77,7 @@ func TestBackupAndRestore(t *testing.T) {
 	code, stdout, errs = runCmd(t, dst, "restore", "--from", out, "--quiet")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, stdout, fmt.Sprintf("%d instance objects restored", instances))
+	require.Contains(t, stdout, "audit chain: 1 event(s) the backup held unsealed now sealed")
 	code, stdout, errs = runCmd(t, dst, "archive", "verify", "--hash", "--quiet")
 	require.Equal(t, 0, code, stdout+errs)
 	require.Contains(t, stdout, fmt.Sprintf("%d instances checked", instances))
@@ -66,6 +86,13 @@ func TestBackupAndRestore(t *testing.T) {
 	require.Equal(t, 0, code, stdout+errs)
 	_, restoredUsers, _ := runCmd(t, dst, "user", "list")
 	require.Equal(t, users, restoredUsers)
+	// Events written after the restore (here: a backup's) are sealed and
+	// verify: the chain goes on in the new cluster's transaction ids.
+	code, _, errs = runCmd(t, dst, "backup", "--out", filepath.Join(t.TempDir(), "again"), "--quiet", "--database-only")
+	require.Equal(t, 0, code, errs)
+	code, stdout, errs = runCmd(t, dst, "audit", "verify")
+	require.Equal(t, 0, code, stdout+errs)
+	require.Contains(t, stdout, "0 not yet sealed")
 
 	// A second restore is refused: the database holds data, and stays whole.
 	code, _, errs = runCmd(t, dst, "restore", "--from", out, "--quiet")
