@@ -2,11 +2,13 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 // ErrBurnedIn: the image says it carries burned-in annotation, which the
@@ -268,6 +270,13 @@ func (w *walk) apply(ds *header.Dataset, depth int) {
 			out = append(out, e)
 			continue
 		}
+		if e.Items == nil && effectiveVR(e) == "SQ" {
+			// A sequence passed on as UN of defined length: parsed to be
+			// cleaned like any other; one that cannot be read is removed.
+			if e = unSequence(e); e == nil {
+				continue
+			}
+		}
 		a, inTable := w.d.actionFor(e, w.class, depth)
 		if e.Tag == header.TagPatientName || e.Tag == header.TagPatientID {
 			// Z allows a dummy value: the pseudonym, at every level.
@@ -282,7 +291,7 @@ func (w *walk) apply(ds *header.Dataset, depth int) {
 		if ne == nil {
 			continue
 		}
-		if !inTable && ne.VR == "UI" && !keepUIDs[ne.Tag] {
+		if !inTable && effectiveVR(ne) == "UI" && !keepUIDs[ne.Tag] {
 			ne = w.d.mapUIDs(ne) // UIDs outside the table: replaced as well
 		}
 		for _, it := range ne.Items {
@@ -304,7 +313,7 @@ func (d *Deidentifier) actionFor(e *header.Element, class string, depth int) (ac
 		}
 		return resolve(r.basic, e.Tag, class, depth), true
 	}
-	switch e.VR {
+	switch effectiveVR(e) {
 	case "PN":
 		return aX, false
 	case "DA", "DT", "TM":
@@ -313,6 +322,38 @@ func (d *Deidentifier) actionFor(e *header.Element, class string, depth int) (ac
 		}
 	}
 	return aK, false
+}
+
+// effectiveVR is the VR an element has for the profile: a standard
+// attribute that reached Molar as UN (explicit VR, sent by a system that
+// did not know it) has the VR of the data dictionary, so that names, dates
+// and UIDs outside the table are found whatever their encoding.
+func effectiveVR(e *header.Element) string {
+	if e.VR == "UN" && !e.Tag.IsPrivate() {
+		if vr := header.DictionaryVR(e.Tag); vr != "UN" {
+			return vr
+		}
+	}
+	return e.VR
+}
+
+// unSequence parses the value of a UN element of defined length that is a
+// sequence in the dictionary (its items are implicit VR little endian,
+// PS3.5 6.2.2); nil when it cannot be read.
+func unSequence(e *header.Element) *header.Element {
+	var b bytes.Buffer
+	b.Grow(8 + len(e.Value))
+	b.Write(binary.LittleEndian.AppendUint16(nil, e.Tag.Group()))
+	b.Write(binary.LittleEndian.AppendUint16(nil, e.Tag.Element()))
+	b.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(e.Value))))
+	b.Write(e.Value)
+	h, err := header.Read(&b, header.Options{TransferSyntax: uid.ImplicitVRLittleEndian})
+	if err != nil || len(h.Dataset.Elements) != 1 || h.Dataset.Elements[0].Tag != e.Tag || h.Dataset.Elements[0].Items == nil {
+		return nil
+	}
+	s := h.Dataset.Elements[0]
+	s.VR = "SQ"
+	return s
 }
 
 // do applies a resolved action to e; nil means removed.

@@ -219,3 +219,41 @@ func TestBlankSTLHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestDeidentifyUNEncoded: standard attributes that a system without them
+// in its dictionary passed on as UN get the action of their real VR: a
+// date outside the table is removed, an instance UID outside the table
+// replaced, a sequence that cannot be cleaned (UN of defined length)
+// removed.
+func TestDeidentifyUNEncoded(t *testing.T) {
+	item := header.NewDataset()
+	item.SetString(header.TagSeriesInstanceUID, "UI", "1.2.3.4.77.1")
+	body, err := item.Encode(uid.ImplicitVRLittleEndian)
+	require.NoError(t, err)
+	seq := append([]byte{0xFE, 0xFF, 0x00, 0xE0}, byte(len(body)), byte(len(body)>>8), 0, 0)
+	seq = append(seq, body...)
+
+	ds := deidSample(IntraOralForPresentation)
+	ds.Set(&header.Element{Tag: tag(0x0008, 0x0012), VR: "UN", Value: []byte("20240506")})   // Instance Creation Date
+	ds.Set(&header.Element{Tag: tag(0x0020, 0x0242), VR: "UN", Value: []byte("1.2.3.4.77.2")}) // SOP Instance UID of Concatenation Source
+	ds.Set(&header.Element{Tag: tag(0x0008, 0x1115), VR: "UN", Value: seq})                  // Referenced Series Sequence
+	var b bytes.Buffer
+	require.NoError(t, header.WriteFileHeader(&b, IntraOralForPresentation, "1.2.3.4.5", uid.ExplicitVRLittleEndian))
+	require.NoError(t, ds.WriteTo(&b, uid.ExplicitVRLittleEndian))
+	h, err := header.Read(bytes.NewReader(b.Bytes()), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, "UN", h.Dataset.Find(tag(0x0020, 0x0242)).VR)
+
+	d := NewDeidentifier(false, false)
+	require.NoError(t, d.Apply(h.Dataset))
+	require.Nil(t, h.Dataset.Find(tag(0x0008, 0x0012)), "date outside the table")
+	require.Equal(t, d.MapUID("1.2.3.4.77.2"), h.Dataset.UID(tag(0x0020, 0x0242)))
+	ref := h.Dataset.Sequence(tag(0x0008, 0x1115))
+	require.Len(t, ref, 1, "the UN sequence read and cleaned")
+	require.Equal(t, d.MapUID("1.2.3.4.77.1"), ref[0].UID(header.TagSeriesInstanceUID))
+	out, err := h.Dataset.Encode(uid.ExplicitVRLittleEndian)
+	require.NoError(t, err)
+	for _, s := range []string{"20240506", "1.2.3.4.77"} {
+		require.False(t, bytes.Contains(out, []byte(s)), "%s left", s)
+	}
+}
