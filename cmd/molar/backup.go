@@ -204,6 +204,11 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		if err := checkEmptyDatabase(ctx, db.ownerURL); err != nil {
 			return err
 		}
+		// A new server has none of Molar's roles yet; the dump's objects
+		// belong to molar_owner and grant to molar_app.
+		if err := postgres.PrepareRoles(ctx, db.ownerURL); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
 		if err := pgTool(ctx, db, "pg_restore", "--exit-on-error", "--single-transaction", "--dbname="+db.ownerURL, filepath.Join(from, backupDump)); err != nil {
 			return fmt.Errorf("restore: database: %w (nothing was restored)", err)
 		}

@@ -130,3 +130,41 @@ func TestBackupAndRestore(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errs, "not a complete Molar backup")
 }
+
+// TestRestoreIntoNewServer restores into an empty database of a new
+// PostgreSQL server, as README's external setup has it: a login role
+// with CREATEROLE owning the database, and none of Molar's roles yet.
+func TestRestoreIntoNewServer(t *testing.T) {
+	ctx := context.Background()
+	env, _ := adminEnv(t)
+	code, _, errs := runCmd(t, env, "demo")
+	require.Equal(t, 0, code, errs)
+	out := filepath.Join(t.TempDir(), "backup")
+	code, _, errs = runCmd(t, env, "backup", "--out", out, "--quiet", "--database-only")
+	require.Equal(t, 0, code, errs)
+	_, users, _ := runCmd(t, env, "user", "list")
+
+	dir := dataDir(t)
+	server := &postgres.Cluster{Dir: filepath.Join(dir, "server")}
+	require.NoError(t, server.Start(ctx))
+	t.Cleanup(func() { _ = server.Stop(context.Background()) })
+	admin, err := pgx.Connect(ctx, server.URL("postgres", postgres.AdminUser))
+	require.NoError(t, err)
+	for _, q := range []string{`CREATE ROLE molar LOGIN CREATEROLE`, `CREATE DATABASE molar OWNER molar`} {
+		_, err := admin.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	require.NoError(t, admin.Close(ctx))
+	dst := map[string]string{
+		"MOLAR_DATABASE_URL":     server.URL("molar", "molar"),
+		"MOLAR_DATABASE_APP_URL": server.URL("molar", postgres.AppRole),
+		"MOLAR_DATA_DIR":         filepath.Join(dir, "molar"),
+		"MOLAR_LOG_LEVEL":        "warn",
+	}
+	code, stdout, errs := runCmd(t, dst, "restore", "--from", out, "--quiet", "--database-only")
+	require.Equal(t, 0, code, stdout+errs)
+	_, restoredUsers, _ := runCmd(t, dst, "user", "list")
+	require.Equal(t, users, restoredUsers)
+	code, stdout, errs = runCmd(t, dst, "audit", "verify")
+	require.Equal(t, 0, code, stdout+errs)
+}
