@@ -87,6 +87,7 @@ const (
 	reasonDICOMDIR    = "DICOMDIR (indeks over mediet; filerne importeres fra mappen)"
 	reasonKeptFirst   = "findes allerede med andet indhold under samme UID; den gemte beholdes"
 	reasonIdentical   = "findes allerede"
+	reasonZipBomb     = "ZIP-posten pakker sig ud til %d MiB fra %d KiB; afvist som mulig ZIP-bombe (pak arkivet ud og importér filerne)"
 )
 
 // Import imports one entry (a ZIP gives one result per entry inside) and
@@ -270,10 +271,30 @@ func (im *Importer) importZip(ctx context.Context, e Entry, emit func(FileResult
 			continue
 		}
 		zf := zf
+		if zipBomb(zf.UncompressedSize64, zf.CompressedSize64) {
+			emit(FileResult{Name: e.Name + "!" + zf.Name, Outcome: Rejected, Reason: fmt.Sprintf(reasonZipBomb,
+				zf.UncompressedSize64>>20, zf.CompressedSize64>>10)})
+			continue
+		}
 		im.importDepth(ctx, Entry{Name: e.Name + "!" + zf.Name, Size: int64(zf.UncompressedSize64), ModTime: zf.Modified,
 			Open: func() (io.ReadCloser, error) { return zf.Open() }}, emit, depth+1)
 	}
 	return nil
+}
+
+// A ZIP entry that inflates more than maxZipRatio times (and to more than
+// zipRatioFloor bytes) is refused as a ZIP bomb before it is read: DICOM
+// objects, pictures and models deflate a few times, rarely tens of times;
+// deflate reaches about 1000 times only on repeated bytes. archive/zip
+// refuses an entry that inflates beyond its declared size, so the check of
+// the declared sizes holds.
+const (
+	maxZipRatio   = 100
+	zipRatioFloor = 16 << 20
+)
+
+func zipBomb(uncompressed, compressed uint64) bool {
+	return uncompressed > zipRatioFloor && uncompressed/max(compressed, 1) > maxZipRatio
 }
 
 // PatientOf gives the DICOM patient attributes of a person of the register.
