@@ -24,7 +24,9 @@ import (
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dicomtest"
+	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/ingest"
+	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
@@ -38,7 +40,7 @@ func init() {
 		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}":                 auth.PermDICOMRead,
 		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata":        auth.PermDICOMRead,
 		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}": auth.PermDICOMRead,
-		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}":  auth.PermDICOMRead,
+		"GET /dicomweb/studies/{study}/series/{series}/instances/{instance}/bulkdata/*":      auth.PermDICOMRead,
 		"GET /dicomweb/wado":             auth.PermDICOMRead,
 		"POST /dicomweb/studies":         auth.PermDICOMWrite,
 		"POST /dicomweb/studies/{study}": auth.PermDICOMWrite,
@@ -554,4 +556,72 @@ func failInstanceAudits(t *testing.T, ts *testServer) *pgx.Conn {
 		WHEN (NEW.action = 'create' AND NEW.object LIKE 'dicom.instance/%') EXECUTE FUNCTION public.fail_audit()`)
 	require.NoError(t, err)
 	return admin
+}
+
+// Elements kept in the object only (an ICC profile, a LUT in a sequence, a
+// vendor's private blob) are in the WADO-RS metadata with a BulkDataURI
+// that answers their value; QIDO leaves them out; AT values are given.
+func TestDICOMwebBulkDataOfOtherElements(t *testing.T) {
+	ts := newTestServer(t, nil)
+	in := dicomtest.Instance{PatientID: "BULK-1", PatientName: "Bulk^Test", StudyUID: dicomtest.Root + ".9", SeriesUID: dicomtest.Root + ".9.1", SOPUID: dicomtest.Root + ".9.1.1", StudyDate: "20261120"}
+	d := in.Dataset()
+	icc := make([]byte, 3000)
+	for i := range icc {
+		icc[i] = byte(i * 7)
+	}
+	d.Set(&header.Element{Tag: header.NewTag(0x0028, 0x2000), VR: "OB", Value: icc}) // ICC Profile
+	lut := make([]uint16, 100)
+	for i := range lut {
+		lut[i] = uint16(i * 40)
+	}
+	item := header.NewDataset()
+	item.SetUint16(header.NewTag(0x0028, 0x3002), 100, 0, 12) // LUT Descriptor
+	item.SetUint16(header.NewTag(0x0028, 0x3006), lut...)     // LUT Data
+	d.SetSequence(header.NewTag(0x0028, 0x3010), item)        // VOI LUT Sequence
+	d.Set(&header.Element{Tag: header.NewTag(0x0009, 0x1010), VR: "OB", Value: []byte("vendor")})
+	d.Set(&header.Element{Tag: header.NewTag(0x0028, 0x0009), VR: "AT", Value: []byte{0x18, 0x00, 0x63, 0x10}}) // Frame Increment Pointer (0018,1063)
+	var file bytes.Buffer
+	require.NoError(t, header.WriteFileHeader(&file, uid.DigitalIntraOralXRayForPresentation, in.SOPUID, uid.ExplicitVRLittleEndian))
+	body, err := d.Encode(uid.ExplicitVRLittleEndian)
+	require.NoError(t, err)
+	file.Write(body)
+	res := ingestFile(t, ts, file.Bytes())
+	c, _ := ts.login(t, "tandlaege")
+	inst := ts.URL + "/dicomweb/studies/" + res.StudyInstanceUID + "/series/" + res.SeriesInstanceUID + "/instances/" + res.SOPInstanceUID
+
+	resp, b := doReq(t, c, "GET", inst+"/metadata", "application/dicom+json", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	require.NotContains(t, string(b), ingest.BulkDataMarker)
+	var meta []map[string]map[string]any
+	require.NoError(t, json.Unmarshal(b, &meta))
+	require.Equal(t, []any{"00181063"}, meta[0]["00280009"]["Value"], "AT as GGGGEEEE")
+	bulk := func(uri any, want []byte) {
+		t.Helper()
+		s, _ := uri.(string)
+		require.True(t, strings.HasPrefix(s, inst+"/bulkdata/"), "a BulkDataURI: %v", uri)
+		resp, b := doReq(t, c, "GET", s, `multipart/related; type="application/octet-stream"`, nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		parts := multipartParts(t, resp, b)
+		require.Len(t, parts, 1)
+		require.Equal(t, want, parts[0])
+	}
+	bulk(meta[0]["00282000"]["BulkDataURI"], icc)
+	seq := meta[0]["00283010"]["Value"].([]any)[0].(map[string]any)
+	le := make([]byte, 200)
+	for i, v := range lut {
+		le[2*i], le[2*i+1] = byte(v), byte(v>>8)
+	}
+	bulk(seq["00283006"].(map[string]any)["BulkDataURI"], le)
+	bulk(meta[0]["00091010"]["BulkDataURI"], []byte("vendor"))
+	bulk(meta[0]["7FE00010"]["BulkDataURI"], d.Find(header.TagPixelData).Value)
+	resp, _ = doReq(t, c, "GET", inst+"/bulkdata/00100010x", "", nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, _ = doReq(t, c, "GET", inst+"/bulkdata/00283010/5/00283006", "", nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "no such item")
+
+	st, found, _ := qido(t, c, ts.URL+"/dicomweb/instances?SOPInstanceUID="+in.SOPUID+"&includefield=all")
+	require.Equal(t, 200, st)
+	require.Len(t, found, 1)
+	require.NotContains(t, found[0], "00282000", "a search answer carries no bulk data")
+	require.Contains(t, found[0], "00280009")
 }

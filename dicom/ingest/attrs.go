@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -23,11 +25,16 @@ const (
 	maxInlineBinary = 1024
 )
 
+// BulkDataMarker is the BulkDataURI of a value kept in the object only (a
+// binary value over maxInlineBinary or private, a long number list or
+// text): DICOMweb turns it into the element's bulk data URL (ResolveBulk).
+const BulkDataMarker = "molar:bulkdata"
+
 // attrsJSON renders a data set in the DICOM JSON model (PS3.18 F.2): tag
 // "GGGGEEEE" → {"vr", "Value"}; no file meta, no pixel data; binary values
 // up to maxInlineBinary as InlineBinary, longer ones (and over-long text or
-// number lists) left out; PN as {"Alphabetic": …}; IS/DS as numbers when
-// they parse.
+// number lists) as BulkDataMarker; PN as {"Alphabetic": …}; IS/DS as
+// numbers when they parse; AT as "GGGGEEEE".
 func attrsJSON(d *header.Dataset) ([]byte, error) {
 	return json.Marshal(jsonDataset(d))
 }
@@ -62,12 +69,11 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 	switch vr {
 	case "OB", "OW", "OF", "OD", "OL", "OV", "UN":
 		// Small binary values go inline (PS3.18 F.2.7: InlineBinary, the
-		// little endian octets); larger ones stay in the object only and
-		// are left out (an element without Value would read as empty).
-		// Private binary data (odd groups; vendors' blobs) stays out: it
-		// would only grow every index row.
+		// little endian octets); larger ones, big endian words and private
+		// binary data (vendors' blobs: they would only grow every index
+		// row) stay in the object, reached by their BulkDataURI.
 		if len(e.Value) > maxInlineBinary || (d.BigEndian && vr != "OB" && vr != "UN") || e.Tag.Group()%2 == 1 {
-			return nil
+			return bulk(vr)
 		}
 		m := map[string]any{"vr": vr}
 		if len(e.Value) > 0 {
@@ -83,7 +89,7 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 	case "US", "SS", "UL", "SL", "UV", "SV":
 		vals := d.Ints(e.Tag)
 		if len(vals) > maxAttrNumbers {
-			return nil // a LUT: in the object only (not an empty value)
+			return bulk(vr) // a LUT: in the object only (not an empty value)
 		}
 		arr := make([]any, len(vals))
 		for i, v := range vals {
@@ -94,7 +100,7 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 	case "FL", "FD":
 		vals := d.Floats(e.Tag)
 		if len(vals) > maxAttrNumbers {
-			return nil
+			return bulk(vr)
 		}
 		arr := make([]any, len(vals))
 		for i, v := range vals {
@@ -103,10 +109,28 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 		m["Value"] = arr
 		return m
 	case "AT":
+		o := binary.ByteOrder(binary.LittleEndian)
+		if d.BigEndian {
+			o = binary.BigEndian
+		}
+		var arr []any
+		for v := e.Value; len(v) >= 4; v = v[4:] {
+			arr = append(arr, fmt.Sprintf("%04X%04X", o.Uint16(v), o.Uint16(v[2:])))
+		}
+		if len(arr) > maxAttrNumbers {
+			return nil
+		}
+		if len(arr) > 0 {
+			m["Value"] = arr
+		}
 		return m
 	}
 	if len(e.Value) > maxAttrValue {
-		return nil // in the object only (not an empty value)
+		switch vr {
+		case "LT", "ST", "UT", "UC", "DS", "IS":
+			return bulk(vr) // in the object only (not an empty value)
+		}
+		return nil
 	}
 	var parts []string
 	switch vr {
@@ -149,6 +173,51 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 	}
 	return m
 }
+
+// ResolveBulk rewrites the BulkDataMarker of every element of a DICOM JSON
+// object, those in sequence items included, to url(path): path is the
+// element's tag ("00420011"), inside sequences "SEQ/ITEM/TAG" (e.g.
+// "00283010/0/00283006"); an empty url drops the element. Attributes
+// without markers come back as they are.
+func ResolveBulk(raw []byte, url func(path string) string) ([]byte, error) {
+	if !bytes.Contains(raw, []byte(BulkDataMarker)) {
+		return raw, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // numbers as written (IS beyond 2^53, DS digits)
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("ingest: attributes: %w", err)
+	}
+	resolveIn(m, "", url)
+	return json.Marshal(m)
+}
+
+func resolveIn(m map[string]any, prefix string, url func(string) string) {
+	for tag, v := range m {
+		el, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		if el["BulkDataURI"] == BulkDataMarker {
+			if u := url(prefix + tag); u != "" {
+				el["BulkDataURI"] = u
+			} else {
+				delete(m, tag)
+			}
+			continue
+		}
+		if items, ok := el["Value"].([]any); ok && el["vr"] == "SQ" {
+			for i, it := range items {
+				if im, ok := it.(map[string]any); ok {
+					resolveIn(im, fmt.Sprintf("%s%s/%d/", prefix, tag, i), url)
+				}
+			}
+		}
+	}
+}
+
+func bulk(vr string) map[string]any { return map[string]any{"vr": vr, "BulkDataURI": BulkDataMarker} }
 
 // Code sequence item tags.
 var (

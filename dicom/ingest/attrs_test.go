@@ -10,7 +10,7 @@ import (
 )
 
 // The DICOM JSON attributes (QIDO, metadata): small binary values inline,
-// over-long ones left out rather than given as empty values.
+// over-long ones marked as bulk data rather than given as empty values.
 func TestAttrsJSONBinaryAndLongValues(t *testing.T) {
 	d := header.NewDataset()
 	d.Set(&header.Element{Tag: header.NewTag(0x0028, 0x1201), VR: "OW", Value: []byte{1, 0, 2, 0}}) // a small palette LUT
@@ -29,10 +29,36 @@ func TestAttrsJSONBinaryAndLongValues(t *testing.T) {
 	var got map[string]map[string]any
 	require.NoError(t, json.Unmarshal(b, &got))
 	require.Equal(t, map[string]any{"vr": "OW", "InlineBinary": "AQACAA=="}, got["00281201"])
-	require.NotContains(t, got, "00189999", "too long to inline: left out")
-	require.NotContains(t, got, "00091010", "private binary: left out")
-	require.NotContains(t, got, "00283006", "a long number list: left out, not empty")
-	require.NotContains(t, got, "00204000", "a long text: left out, not empty")
+	bulk := func(vr string) map[string]any { return map[string]any{"vr": vr, "BulkDataURI": BulkDataMarker} }
+	require.Equal(t, bulk("UN"), got["00189999"], "too long to inline: in the object, by BulkDataURI")
+	require.Equal(t, bulk("OB"), got["00091010"], "private binary: in the object")
+	require.Equal(t, bulk("US"), got["00283006"], "a long number list: in the object, not empty")
+	require.Equal(t, bulk("LT"), got["00204000"], "a long text: in the object, not empty")
 	require.Equal(t, []any{float64(480)}, got["00280010"]["Value"])
 	require.Equal(t, []any{"Planmeca"}, got["00080070"]["Value"])
+}
+
+// ResolveBulk gives every marked element its URL by tag path, in sequence
+// items too, or drops it; numbers keep their digits.
+func TestResolveBulk(t *testing.T) {
+	raw := []byte(`{"00282000":{"vr":"OB","BulkDataURI":"` + BulkDataMarker + `"},"00280010":{"vr":"US","Value":[480]},` +
+		`"00200013":{"vr":"IS","Value":[12345678901234567]},` +
+		`"00283010":{"vr":"SQ","Value":[{"00283002":{"vr":"US","Value":[100,0,12]}},{"00283006":{"vr":"US","BulkDataURI":"` + BulkDataMarker + `"}}]}}`)
+	out, err := ResolveBulk(raw, func(p string) string { return "u/" + p })
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(out, &got))
+	require.Equal(t, "u/00282000", got["00282000"].(map[string]any)["BulkDataURI"])
+	items := got["00283010"].(map[string]any)["Value"].([]any)
+	require.Equal(t, "u/00283010/1/00283006", items[1].(map[string]any)["00283006"].(map[string]any)["BulkDataURI"])
+	require.Contains(t, string(out), "12345678901234567", "an IS beyond 2^53 keeps its digits")
+	out, err = ResolveBulk(raw, func(string) string { return "" })
+	require.NoError(t, err)
+	require.NotContains(t, string(out), "00282000")
+	require.NotContains(t, string(out), "00283006")
+	require.Contains(t, string(out), "00283002")
+	plain := []byte(`{"00280010":{"vr":"US","Value":[480]}}`)
+	out, err = ResolveBulk(plain, func(string) string { return "x" })
+	require.NoError(t, err)
+	require.Equal(t, plain, out, "no marker: as it was")
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/dicom/query"
 	"github.com/molar-health/molar/dicom/reconcile"
 	"github.com/molar-health/molar/storage/postgres"
@@ -282,7 +284,7 @@ func matchJSON(m *query.Match, q *query.Query, base string) map[string]any {
 	// Requested attributes that are not index columns come from the stored
 	// attributes (those of the match's first instance above the instance
 	// level), as C-FIND's do; includefield=all of instances gives them all.
-	raw := m.RawAttrs()
+	raw := withoutBulk(m.RawAttrs())
 	for _, k := range q.Keys {
 		key := fmt.Sprintf("%08X", uint32(k.Tag))
 		if _, done := obj[key]; done {
@@ -353,4 +355,29 @@ func jsonValue(t header.Tag, v string) map[string]any {
 	}
 	e["Value"] = vals
 	return e
+}
+
+// withoutBulk drops the elements kept in the object only (their
+// BulkDataURI is the ingest's marker): a search answer stays small, and
+// WADO-RS metadata gives their URLs.
+func withoutBulk(raw map[string]json.RawMessage) map[string]json.RawMessage {
+	marked := false
+	for _, v := range raw {
+		if bytes.Contains(v, []byte(ingest.BulkDataMarker)) {
+			marked = true
+			break
+		}
+	}
+	if !marked {
+		return raw
+	}
+	b, err := json.Marshal(raw)
+	if err == nil {
+		b, err = ingest.ResolveBulk(b, func(string) string { return "" })
+	}
+	var out map[string]json.RawMessage
+	if err != nil || json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/dicom/pixel"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
@@ -255,6 +256,10 @@ func attrs(ctx context.Context, q index.Querier, in index.Instance, base string)
 	if err != nil {
 		return nil, err
 	}
+	instURL := fmt.Sprintf("%s/studies/%s/series/%s/instances/%s", base, in.StudyInstanceUID, in.SeriesInstanceUID, in.SOPInstanceUID)
+	if raw, err = ingest.ResolveBulk(raw, func(path string) string { return instURL + "/bulkdata/" + path }); err != nil {
+		return nil, fmt.Errorf("dicomweb: attributes of instance %d: %w", in.ID, err)
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("dicomweb: attributes of instance %d: %w", in.ID, err)
@@ -269,7 +274,7 @@ func attrs(ctx context.Context, q index.Querier, in index.Instance, base string)
 		if in.TransferSyntax != uid.ImplicitVRLittleEndian && in.TransferSyntax != uid.ExplicitVRLittleEndian && in.TransferSyntax != uid.ExplicitVRBigEndian && in.TransferSyntax != uid.DeflatedExplicitVRLittleEndian {
 			vr = "OB"
 		}
-		pd, _ := json.Marshal(map[string]any{"vr": vr, "BulkDataURI": fmt.Sprintf("%s/studies/%s/series/%s/instances/%s/bulkdata/7FE00010", base, in.StudyInstanceUID, in.SeriesInstanceUID, in.SOPInstanceUID)})
+		pd, _ := json.Marshal(map[string]any{"vr": vr, "BulkDataURI": instURL + "/bulkdata/7FE00010"})
 		m["7FE00010"] = pd
 	}
 	// Stable key order (json.Marshal sorts map keys).
@@ -450,10 +455,14 @@ func writeParts(w http.ResponseWriter, ctype string, next func() ([]byte, bool))
 	_ = mw.Close()
 }
 
-// handleBulk: the pixel data bulk value (7FE00010): every frame, as stored.
+// handleBulk: a bulk data value named by the BulkDataURI of the metadata:
+// the pixel data (7FE00010, every frame as stored), or another element
+// kept in the object only, by its tag path ("00420011",
+// "00283010/0/00283006").
 func (s *Service) handleBulk(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(chi.URLParam(r, "tag"), "7FE00010") {
-		s.fail(w, r, errNoMatch)
+	path, err := parseBulkPath(chi.URLParam(r, "*"))
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	sc, err := s.resolve(r.Context(), r, audit.ActionRead, "bulkdata")
@@ -462,6 +471,10 @@ func (s *Service) handleBulk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := sc.instances[0]
+	if len(path) != 1 || path[0].tag != pixelDataTag {
+		s.bulkElement(w, r, in, path)
+		return
+	}
 	frames, err := s.openFrames(r.Context(), in)
 	if err != nil {
 		s.fail(w, r, err)

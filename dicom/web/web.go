@@ -75,7 +75,7 @@ func (s *Service) Routes(r chi.Router) {
 			r.Get("/studies/{study}/series/{series}/instances/{instance}", s.handleRetrieve)
 			r.Get("/studies/{study}/series/{series}/instances/{instance}/metadata", s.handleMetadata)
 			r.Get("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", s.handleFrames)
-			r.Get("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}", s.handleBulk)
+			r.Get("/studies/{study}/series/{series}/instances/{instance}/bulkdata/*", s.handleBulk)
 			r.Get("/wado", s.handleWADOURI)
 			s.renderRoutes(r)
 			s.qidoRoutes(r)
