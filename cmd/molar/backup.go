@@ -102,6 +102,15 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("backup: export snapshot: %w", err)
 	}
 	dump := filepath.Join(out, backupDump)
+	// Made here, private: pg_dump writes into it and keeps its mode (its
+	// own file would be 0644 under the usual umask).
+	f, err := os.OpenFile(dump, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
 	if err := pgTool(ctx, db, "pg_dump", "--format=custom", "--snapshot="+snapshot, "--file="+dump, "--dbname="+db.ownerURL); err != nil {
 		return fmt.Errorf("backup: database: %w", err)
 	}

@@ -63,6 +63,21 @@ func TestBackupAndRestore(t *testing.T) {
 		return err
 	}))
 	require.Equal(t, instances, n, "one file per instance object, no thumbnails")
+	// Every file private too: a copy of the folder (tar, rsync -a to a
+	// backup server) keeps the modes, not the folder around it.
+	require.NoError(t, filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		require.NoError(t, err)
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		require.Equal(t, want, info.Mode().Perm(), p)
+		return nil
+	}))
 	var backups int
 	require.NoError(t, src.Admin.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'export' AND object = 'backup'`).Scan(&backups))
 	require.Equal(t, 1, backups, "the backup is in the municipality's audit log")
