@@ -161,6 +161,9 @@ func likePattern(v string) (string, bool) {
 	return b.String(), true
 }
 
+// splitList splits a value list: DICOM's backslash, and QIDO-RS's comma
+// (PS3.18 8.3.4.1), for values that cannot hold a comma (UIDs, code
+// strings, numbers, dates and times).
 func splitList(v string) []string {
 	var out []string
 	for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == '\\' || r == ',' }) {
@@ -222,6 +225,12 @@ func (b *builder) pnCond(a attr, value string, fuzzy bool) string {
 		}
 	}
 	return "(" + strings.Join(ors, " OR ") + ")"
+}
+
+// splitValues splits a value list at backslashes only: a comma is part of a
+// text value ("Bitewing, left").
+func splitValues(v string) []string {
+	return splitPNList(v)
 }
 
 func splitPNList(v string) []string {
@@ -355,10 +364,12 @@ func (b *builder) condition(q *Query, k Key) (string, error) {
 		return "", nil
 	}
 	switch a.kind {
-	case kString, kTS:
+	case kString:
+		return b.textCond(a.col, splitValues(v), false), nil
+	case kTS:
 		return b.textCond(a.col, splitList(v), false), nil
 	case kCI:
-		return b.textCond(a.ci, splitList(v), true), nil
+		return b.textCond(a.ci, splitValues(v), true), nil
 	case kPN:
 		return b.pnCond(a, v, q.Fuzzy), nil
 	case kUID:

@@ -1,0 +1,108 @@
+package query_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/query"
+	"github.com/molar-health/molar/storage/postgres"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
+)
+
+// fixture is an index of a few studies, one series and instance each.
+type fixture struct {
+	db     *pgtest.DB
+	tenant int64
+}
+
+func newFixture(t *testing.T, recs ...index.Record) *fixture {
+	t.Helper()
+	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	ctx := context.Background()
+	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "T")
+	require.NoError(t, err)
+	for i := range recs {
+		rec := recs[i]
+		rec.TenantID = ten.ID
+		if rec.SeriesInstanceUID == "" {
+			rec.SeriesInstanceUID = rec.StudyInstanceUID + ".1"
+		}
+		if rec.SOPInstanceUID == "" {
+			rec.SOPInstanceUID = rec.SeriesInstanceUID + ".1"
+		}
+		if rec.SOPClassUID == "" {
+			rec.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.3"
+		}
+		if rec.Modality == "" {
+			rec.Modality = "IO"
+		}
+		rec.TransferSyntax = "1.2.840.10008.1.2.1"
+		rec.ObjectKey = "k/" + rec.SOPInstanceUID
+		sum := sha256.Sum256([]byte(rec.SOPInstanceUID))
+		rec.SHA256 = sum[:]
+		if rec.Attrs == nil {
+			rec.Attrs = []byte(`{}`)
+		}
+		require.NoError(t, postgres.InTenant(ctx, db.App, ten.ID, func(tx pgx.Tx) error {
+			_, err := index.Ingest(ctx, tx, &rec, index.KeepFirst)
+			return err
+		}))
+	}
+	return &fixture{db: db, tenant: ten.ID}
+}
+
+// run returns the values of tag of every match of q.
+func (f *fixture) run(t *testing.T, q *query.Query, tag header.Tag) ([]string, error) {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	err := postgres.InTenant(ctx, f.db.App, f.tenant, func(tx pgx.Tx) error {
+		return q.Run(ctx, tx, func(m *query.Match) error { out = append(out, m.Values[tag]); return nil })
+	})
+	return out, err
+}
+
+func studies(n int, fn func(i int, r *index.Record)) []index.Record {
+	out := make([]index.Record, n)
+	for i := range out {
+		out[i] = index.Record{PatientID: fmt.Sprint("P", i), StudyInstanceUID: fmt.Sprint("2.25.", i+1)}
+		fn(i, &out[i])
+	}
+	return out
+}
+
+// A comma is part of a text value: only UID (and code string, number,
+// date) lists are comma separated (QIDO-RS), text lists use backslashes.
+func TestMatchTextWithComma(t *testing.T) {
+	descs := []string{"Bitewing, left", "Bitewing", "left", "Panoramic"}
+	f := newFixture(t, studies(len(descs), func(i int, r *index.Record) {
+		r.StudyDescription = descs[i]
+		r.AccessionNumber = fmt.Sprint("A,", i)
+	})...)
+	tagDesc := header.NewTag(0x0008, 0x1030)
+	for _, tc := range []struct {
+		tag   header.Tag
+		value string
+		want  []string
+	}{
+		{tagDesc, "Bitewing, left", []string{"Bitewing, left"}},
+		{tagDesc, "bitewing, *", []string{"Bitewing, left"}},
+		{tagDesc, `Bitewing, left\Panoramic`, []string{"Bitewing, left", "Panoramic"}},
+		{tagDesc, `left\bitewing`, []string{"Bitewing", "left"}},
+		{header.TagAccessionNumber, "A,2", []string{"left"}},
+		{header.TagAccessionNumber, `A,1\A,3`, []string{"Bitewing", "Panoramic"}},
+		{header.TagStudyInstanceUID, "2.25.1,2.25.4", []string{"Bitewing, left", "Panoramic"}},
+	} {
+		got, err := f.run(t, &query.Query{Level: query.Study, Keys: []query.Key{{Tag: tc.tag, Value: tc.value}, {Tag: tagDesc}}}, tagDesc)
+		require.NoError(t, err, tc.value)
+		require.Equal(t, tc.want, got, tc.value)
+	}
+}
