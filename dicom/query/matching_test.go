@@ -106,3 +106,21 @@ func TestMatchTextWithComma(t *testing.T) {
 		require.Equal(t, tc.want, got, tc.value)
 	}
 }
+
+// Keys of a lower level than the query's are ignored at every level
+// (PS3.4 C.4.1.2.1), the study's value lists too: at PATIENT level
+// Modalities in Study was matched against a table the query did not join.
+func TestLowerLevelKeysIgnored(t *testing.T) {
+	f := newFixture(t, studies(2, func(i int, r *index.Record) { r.StudyDate = "2024-01-02" })...)
+	for _, k := range []query.Key{
+		{Tag: query.TagModalitiesInStudy, Value: "IO"},
+		{Tag: query.TagModalitiesInStudy, Value: "PX*"},
+		{Tag: query.TagSOPClassesInStudy, Value: "1.2.3"},
+		{Tag: header.TagStudyDate, Value: "20200101"},
+		{Tag: header.TagModality, Value: "PX"},
+	} {
+		got, err := f.run(t, &query.Query{Level: query.Patient, Keys: []query.Key{k, {Tag: header.TagPatientID}}}, header.TagPatientID)
+		require.NoError(t, err, k.Tag.String())
+		require.Equal(t, []string{"P0", "P1"}, got, k.Tag.String())
+	}
+}

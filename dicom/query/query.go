@@ -341,7 +341,7 @@ func (b *builder) condition(q *Query, k Key) (string, error) {
 		}
 		return "", nil
 	}
-	if a.level > q.Level && a.kind != kArray {
+	if a.level > q.Level {
 		return "", nil // a lower level's key: ignored (PS3.4 C.4.1.2.1)
 	}
 	if k.Items != nil {
