@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,6 +74,60 @@ func dateRange(v string) (from, to time.Time, ok bool) {
 	return from, to, true
 }
 
+// timeOfDay parses a TM value to the time since midnight; upper bounds
+// include the fractions of their last second, as rangeCond does.
+func timeOfDay(v string, upper bool) (time.Duration, error) {
+	t, err := timeValue(v)
+	if err != nil {
+		return 0, err
+	}
+	h, _ := strconv.Atoi(t[0:2])
+	m, _ := strconv.Atoi(t[3:5])
+	sec, _ := strconv.Atoi(t[6:8])
+	d := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second
+	if frac := strings.TrimPrefix(t[8:], "."); frac != "" {
+		f, _ := strconv.Atoi((frac + "000000000")[:9])
+		d += time.Duration(f)
+	} else if upper {
+		d += time.Second - time.Microsecond
+	}
+	return d, nil
+}
+
+// timeMatcher is TM single value or range matching on the time of day.
+func timeMatcher(v string) (func(time.Duration) bool, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "-" {
+		return func(time.Duration) bool { return true }, nil
+	}
+	lo, hi, isRange := strings.Cut(v, "-")
+	if !isRange {
+		x, err := timeOfDay(v, false)
+		if err != nil {
+			return nil, err
+		}
+		return func(d time.Duration) bool { return d == x }, nil
+	}
+	from, to := time.Duration(0), 24*time.Hour
+	var err error
+	if lo != "" {
+		if from, err = timeOfDay(lo, false); err != nil {
+			return nil, err
+		}
+	}
+	if hi != "" {
+		if to, err = timeOfDay(hi, true); err != nil {
+			return nil, err
+		}
+	}
+	return func(d time.Duration) bool { return d >= from && d <= to }, nil
+}
+
+func sinceMidnight(t time.Time) time.Duration {
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute + time.Duration(t.Second())*time.Second +
+		time.Duration(t.Nanosecond())
+}
+
 func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dataset, emit func(*header.Dataset) error) (dimse.Status, error) {
 	var src worklist.Source
 	if s.Worklist != nil {
@@ -87,6 +142,10 @@ func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dat
 	from, to, ok := dateRange(sps.Get(tagSPSStartDate))
 	if !ok {
 		return failQuery(ErrInvalid)
+	}
+	startTime, err := timeMatcher(sps.Get(tagSPSStartTime))
+	if err != nil {
+		return failQuery(err)
 	}
 	wq := worklist.Query{From: from, To: to}
 	if v := sps.Get(tagStationAE); v != "" && !strings.ContainsAny(v, "*?") {
@@ -121,7 +180,8 @@ func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dat
 			!matchValue(id.Get(header.TagPatientID), it.PatientID, false),
 			!matchValue(id.Get(header.TagAccessionNumber), it.AccessionNumber, false),
 			!matchValue(sps.Get(tagStationAE), it.ScheduledStationAETitle, false),
-			!matchValue(sps.Get(header.TagModality), it.Modality, false):
+			!matchValue(sps.Get(header.TagModality), it.Modality, false),
+			!startTime(sinceMidnight(it.ScheduledStart.In(copenhagen))):
 			continue
 		}
 		if n >= s.max() {
