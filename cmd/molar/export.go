@@ -152,8 +152,8 @@ func exportEvent(st index.Study, n int, deid bool, ae string) audit.Event {
 }
 
 // writeFileSet writes the instances into the file-set and closes it. An
-// instance that cannot be written as asked (burned-in annotation when
-// de-identifying) is left out and reported through skip; store failures
+// instance that cannot be written as asked (burned-in annotation, a face,
+// a PDF when de-identifying) is left out and reported through skip; store failures
 // end the export.
 func writeFileSet(ctx context.Context, store storage.ObjectStore, insts []index.Instance, fs *media.FileSet, skip func(index.Instance, error)) (int, int, error) {
 	n, skipped := 0, 0
@@ -167,7 +167,7 @@ func writeFileSet(ctx context.Context, store storage.ObjectStore, insts []index.
 		}
 		_, err = fs.Add(rc)
 		rc.Close()
-		if errors.Is(err, media.ErrBurnedIn) {
+		if errors.Is(err, media.ErrNotDeidentifiable) {
 			skipped++
 			skip(in, err)
 			continue

@@ -26,9 +26,11 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/dicomtest"
+	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/media"
 	"github.com/molar-health/molar/dicom/transfer"
+	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/postgres"
 )
@@ -539,4 +541,41 @@ func TestUploadNotStoredWithoutAudit(t *testing.T) {
 	var n int
 	require.NoError(t, admin.QueryRow(context.Background(), `SELECT count(*) FROM audit.event WHERE action = 'create' AND object LIKE 'dicom.instance/%'`).Scan(&n))
 	require.Equal(t, 1, n)
+}
+
+// A de-identified download leaves out what the profile cannot clean and
+// says so in the ZIP (UDELADT.TXT), without naming the patient.
+func TestDeidentifiedDownloadNamesWhatIsLeftOut(t *testing.T) {
+	ts := newTestServer(t, nil)
+	withIngester(t, ts)
+	study := dicomtest.Root + ".87"
+	child, _ := demoChildStudy(t, ts, study, 1)
+	in := dicomtest.Instance{PatientID: child.CPR.Digits(), PatientName: child.FamilyName + "^" + child.GivenName, BirthDate: child.BirthDate.Format("20060102"),
+		StudyUID: study, SeriesUID: study + ".1", SOPUID: study + ".1.9", InstanceNumber: 9, StudyDate: "20240506"}
+	d := in.Dataset()
+	d.SetString(header.NewTag(0x0028, 0x0301), "CS", "YES") // Burned In Annotation
+	var file bytes.Buffer
+	require.NoError(t, header.WriteFileHeader(&file, uid.DigitalIntraOralXRayForPresentation, in.SOPUID, uid.ExplicitVRLittleEndian))
+	b, err := d.Encode(uid.ExplicitVRLittleEndian)
+	require.NoError(t, err)
+	file.Write(b)
+	ingestFile(t, ts, file.Bytes())
+	c, csrf := ts.login(t, "tandlaege")
+
+	code, body := doForm(t, c, ts, "GET", ts.URL+"/dicom/studies/"+study+"/archive?deidentify=1", csrf, nil, "")
+	require.Equal(t, http.StatusOK, code)
+	dir := unzipTo(t, body)
+	checkMedia(t, dir, 1)
+	note, err := os.ReadFile(filepath.Join(dir, "UDELADT.TXT"))
+	require.NoError(t, err, "the download says what it lacks")
+	require.Contains(t, string(note), "(1)")
+	require.Contains(t, string(note), "burned-in annotation")
+	noneOf(t, dir, child.CPR.Digits(), child.FamilyName, study)
+
+	code, body = doForm(t, c, ts, "GET", ts.URL+"/dicom/studies/"+study+"/archive", csrf, nil, "")
+	require.Equal(t, http.StatusOK, code)
+	dir = unzipTo(t, body)
+	checkMedia(t, dir, 2)
+	_, err = os.Stat(filepath.Join(dir, "UDELADT.TXT"))
+	require.ErrorIs(t, err, os.ErrNotExist, "a plain download has everything")
 }

@@ -11,9 +11,34 @@ import (
 	"github.com/molar-health/molar/dicom/uid"
 )
 
+// ErrNotDeidentifiable: an object whose identifying content the profile
+// cannot clean; a de-identified export leaves it out, with the reason.
+var ErrNotDeidentifiable = errors.New("cannot be de-identified")
+
 // ErrBurnedIn: the image says it carries burned-in annotation, which the
 // Basic Profile cannot clean without the Clean Pixel Data option.
-var ErrBurnedIn = errors.New("media: burned-in annotation; not exported de-identified")
+var ErrBurnedIn = fmt.Errorf("%w: burned-in annotation", ErrNotDeidentifiable)
+
+// Reasons beside burned-in annotation.
+var (
+	// errFace: Recognizable Visual Features YES (a face in a photo); the
+	// profile cannot clean it without the Clean Recognizable Visual
+	// Features option.
+	errFace = fmt.Errorf("%w: recognizable visual features (a face)", ErrNotDeidentifiable)
+	// errDocument: an encapsulated PDF, CDA, OBJ or MTL document, whose
+	// content (names, dates, comments) the profile does not reach.
+	errDocument = fmt.Errorf("%w: an encapsulated document whose content cannot be cleaned", ErrNotDeidentifiable)
+)
+
+// opaqueDocuments are the encapsulated document classes refused by
+// de-identification (an STL's only free text, its header and solid names,
+// is blanked instead).
+var opaqueDocuments = classSet(
+	"1.2.840.10008.5.1.4.1.1.104.1", // PDF
+	"1.2.840.10008.5.1.4.1.1.104.2", // CDA
+	"1.2.840.10008.5.1.4.1.1.104.4", // OBJ
+	"1.2.840.10008.5.1.4.1.1.104.5", // MTL
+)
 
 // Deidentifier applies the PS3.15 Annex E Basic Application Level
 // Confidentiality Profile to data sets, optionally with the Retain
@@ -46,8 +71,10 @@ var ErrBurnedIn = errors.New("media: burned-in annotation; not exported de-ident
 //   - Patient Identity Removed = YES, De-identification Method and its code
 //     sequence (113100, plus 113106 and 113109 for the options) are added.
 //
-// Objects with Burned In Annotation YES are refused (ErrBurnedIn). An STL
-// document's free-text header is blanked.
+// Refused (ErrNotDeidentifiable, with the reason): Burned In Annotation
+// YES (ErrBurnedIn), Recognizable Visual Features YES, and encapsulated
+// PDF, CDA, OBJ and MTL documents. An STL document's free-text header is
+// blanked.
 type Deidentifier struct {
 	KeepDates, KeepDevice bool
 	salt                  string
@@ -201,6 +228,12 @@ func (d *Deidentifier) Apply(ds *header.Dataset) error {
 func (d *Deidentifier) apply(ds *header.Dataset) (*walk, error) {
 	if strings.EqualFold(strings.TrimSpace(ds.Get(tag(0x0028, 0x0301))), "YES") {
 		return nil, ErrBurnedIn
+	}
+	if strings.EqualFold(strings.TrimSpace(ds.Get(tag(0x0028, 0x0302))), "YES") {
+		return nil, errFace
+	}
+	if opaqueDocuments[ds.UID(header.TagSOPClassUID)] {
+		return nil, errDocument
 	}
 	key := ds.Get(header.TagPatientID) + "\x00" + ds.Get(header.TagPatientName)
 	n, ok := d.patients[key]

@@ -321,6 +321,39 @@ func TestDeidentifyCleanAndBurnedIn(t *testing.T) {
 	ds := deidSample(IntraOralForPresentation)
 	ds.SetString(tag(0x0028, 0x0301), "CS", "YES")
 	require.ErrorIs(t, d.Apply(ds), ErrBurnedIn)
+	require.ErrorIs(t, d.Apply(ds), ErrNotDeidentifiable)
+}
+
+// What the profile cannot clean is refused with its reason: a face in a
+// photo, a PDF or CDA (names inside), an OBJ or MTL (free comments); an
+// STL (its header and solid names blanked) and an ordinary image are not.
+func TestDeidentifyRefusesWhatItCannotClean(t *testing.T) {
+	for _, c := range []struct {
+		name, class string
+		face        string
+		refused     string
+	}{
+		{"photo of a face", "1.2.840.10008.5.1.4.1.1.77.1.4", "YES", "recognizable visual features"},
+		{"intra-oral photo, no face", "1.2.840.10008.5.1.4.1.1.77.1.4", "NO", ""},
+		{"PDF", "1.2.840.10008.5.1.4.1.1.104.1", "", "encapsulated document"},
+		{"CDA", "1.2.840.10008.5.1.4.1.1.104.2", "", "encapsulated document"},
+		{"OBJ", "1.2.840.10008.5.1.4.1.1.104.4", "", "encapsulated document"},
+		{"STL", EncapsulatedSTL, "", ""},
+		{"intra-oral X-ray", IntraOralForPresentation, "", ""},
+	} {
+		ds := deidSample(IntraOralForPresentation)
+		ds.SetString(header.TagSOPClassUID, "UI", c.class)
+		if c.face != "" {
+			ds.SetString(tag(0x0028, 0x0302), "CS", c.face)
+		}
+		err := NewDeidentifier(false, false).Apply(ds)
+		if c.refused == "" {
+			require.NoError(t, err, c.name)
+			continue
+		}
+		require.ErrorIs(t, err, ErrNotDeidentifiable, c.name)
+		require.ErrorContains(t, err, c.refused, c.name)
+	}
 }
 
 // TestDeidentifyConsistentUIDs: one export maps a UID the same way in

@@ -202,7 +202,9 @@ func (h *Handler) handleArchive(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fmt.Sprintf("undersoegelse-%d.zip", st.ID)}))
-	fs := media.NewFileSet(media.ZipSink(w), d, "")
+	sink := media.ZipSink(w)
+	fs := media.NewFileSet(sink, d, "")
+	var leftOut []string
 	for _, in := range insts {
 		rc, _, err := h.Store.Get(r.Context(), in.ObjectKey, nil)
 		if err != nil {
@@ -211,7 +213,8 @@ func (h *Handler) handleArchive(w http.ResponseWriter, r *http.Request) {
 		}
 		_, err = fs.Add(rc)
 		rc.Close()
-		if errors.Is(err, media.ErrBurnedIn) {
+		if errors.Is(err, media.ErrNotDeidentifiable) {
+			leftOut = append(leftOut, fmt.Sprintf("instans %d: %v", in.ID, err))
 			continue
 		}
 		if err != nil {
@@ -219,10 +222,25 @@ func (h *Handler) handleArchive(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if len(leftOut) > 0 {
+		// The download says what it lacks (a de-identified export leaves
+		// out what the profile cannot clean).
+		if f, err := sink.Create(leftOutName); err == nil {
+			fmt.Fprintf(f, "Ikke med i den afidentificerede eksport / left out of the de-identified export (%d):\r\n", len(leftOut))
+			for _, l := range leftOut {
+				fmt.Fprintf(f, "%s\r\n", l)
+			}
+			_ = f.Close()
+		}
+	}
 	if err := fs.Close(); err != nil {
 		h.log().ErrorContext(r.Context(), "dicom archive: close", "err", err)
 	}
 }
+
+// leftOutName is the text file in a de-identified ZIP download naming the
+// instances left out and why.
+const leftOutName = "UDELADT.TXT"
 
 // formValue reads a field from a JSON body or a form.
 func formValue(r *http.Request, name string) string {
