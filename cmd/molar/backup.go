@@ -182,14 +182,17 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// cmdRestore is `molar restore --from DIR [--database-only] [--quiet]`:
-// into a new installation (an empty database) only.
+// cmdRestore is `molar restore --from DIR [--database-only|--objects-only]
+// [--quiet]`: into a new installation (an empty database) only; with
+// --objects-only the objects again, for a database restored already (a
+// restore that stopped while it put the objects back).
 func cmdRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var from string
-	var dbOnly, quiet bool
+	var dbOnly, objectsOnly, quiet bool
 	cfg, fset, err := parseConfigWith("cmd", "restore", args, getenv, stderr, storeFlags(), func(fs flagSet) {
 		fs.StringVar(&from, "from", "", "a folder written by molar backup")
 		fs.BoolVar(&dbOnly, "database-only", false, "restore the database only (the object store is restored by other means)")
+		fs.BoolVar(&objectsOnly, "objects-only", false, "put the objects into the store again, for the database restored from this backup already (after a restore that stopped)")
 		fs.BoolVar(&quiet, "quiet", false, "no progress bar")
 	})
 	if err != nil {
@@ -199,42 +202,67 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return usageError{fmt.Errorf("unexpected argument %q", fset.Arg(0))}
 	}
 	if from == "" {
-		return usageError{errors.New("usage: molar restore --from DIR [--database-only] [--quiet]")}
+		return usageError{errors.New("usage: molar restore --from DIR [--database-only|--objects-only] [--quiet]")}
+	}
+	if dbOnly && objectsOnly {
+		return usageError{errors.New("--database-only and --objects-only exclude each other")}
 	}
 	m, err := readManifest(from)
 	if err != nil {
 		return err
 	}
 	if !m.Objects && !dbOnly {
+		if objectsOnly {
+			return usageError{fmt.Errorf("%s holds no objects (taken with --database-only)", from)}
+		}
 		return usageError{fmt.Errorf("%s holds no objects (taken with --database-only): restore with --database-only and the objects by other means", from)}
 	}
 	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
-	db, err := openDatabase(ctx, cfg, log, dbRestore, func(ctx context.Context, db *database) error {
-		if err := checkEmptyDatabase(ctx, db.ownerURL); err != nil {
+	// An object store that cannot be reached (a wrong endpoint or key)
+	// fails the restore before the database is restored: a restored
+	// database refuses a second restore. (The filesystem store is opened
+	// after the database, which creates the data directory.)
+	var store storage.ObjectStore
+	if !dbOnly && cfg.S3Endpoint != "" {
+		if store, err = openObjectStore(ctx, cfg, log); err != nil {
 			return err
 		}
-		// A new server has none of Molar's roles yet; the dump's objects
-		// belong to molar_owner and grant to molar_app.
-		if err := postgres.PrepareRoles(ctx, db.ownerURL); err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		if err := pgTool(ctx, db, "pg_restore", "--exit-on-error", "--single-transaction", "--dbname="+db.ownerURL, filepath.Join(from, backupDump)); err != nil {
-			return fmt.Errorf("restore: database: %w (nothing was restored)", err)
-		}
-		return restoreAuditChain(ctx, db.ownerURL, stdout)
-	})
+	}
+	var db *database
+	if objectsOnly {
+		db, err = openDatabase(ctx, cfg, log, dbExisting)
+	} else {
+		db, err = openDatabase(ctx, cfg, log, dbRestore, func(ctx context.Context, db *database) error {
+			if err := checkEmptyDatabase(ctx, db.ownerURL); err != nil {
+				return err
+			}
+			// A new server has none of Molar's roles yet; the dump's objects
+			// belong to molar_owner and grant to molar_app.
+			if err := postgres.PrepareRoles(ctx, db.ownerURL); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			if err := pgTool(ctx, db, "pg_restore", "--exit-on-error", "--single-transaction", "--dbname="+db.ownerURL, filepath.Join(from, backupDump)); err != nil {
+				return fmt.Errorf("restore: database: %w (nothing was restored)", err)
+			}
+			return restoreAuditChain(ctx, db.ownerURL, stdout)
+		})
+	}
 	if err != nil {
 		return err
 	}
 	defer db.close(ctx)
-	fmt.Fprintf(stdout, "database restored (backup of %s)\n", m.Created.Format(time.RFC3339))
+	if !objectsOnly {
+		fmt.Fprintf(stdout, "database restored (backup of %s)\n", m.Created.Format(time.RFC3339))
+	}
 	if dbOnly {
 		fmt.Fprintln(stdout, "objects not restored (--database-only): run `molar archive verify` once they are")
 		return nil
 	}
-	store, err := openObjectStore(ctx, cfg, log)
-	if err != nil {
-		return err
+	again := fmt.Sprintf("the database is restored: `molar restore --from %s --objects-only` puts the objects back", from)
+	if store == nil {
+		if store, err = openObjectStore(ctx, cfg, log); err != nil {
+			return fmt.Errorf("%w (%s)", err, again)
+		}
 	}
 	bar := newBar(quiet, stderr, m.Bytes, "restoring objects")
 	var n, size int64
@@ -281,7 +309,7 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		_ = bar.Finish()
 	}
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return fmt.Errorf("restore: %w (%s)", err, again)
 	}
 	fmt.Fprintf(stdout, "%d instance objects restored (%s, each checked against its SHA-256)\n", n, humanize.IBytes(uint64(size)))
 	if problems > 0 {

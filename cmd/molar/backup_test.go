@@ -89,6 +89,16 @@ func TestBackupAndRestore(t *testing.T) {
 
 	// Restore into a new installation: the embedded cluster is created.
 	dst := map[string]string{"MOLAR_DATA_DIR": dataDir(t), "MOLAR_LOG_LEVEL": "warn"}
+	// An object store that cannot be reached (a wrong endpoint) fails
+	// before the database is restored: the restore can be run again.
+	noS3 := map[string]string{"MOLAR_S3_ENDPOINT": "127.0.0.1:1", "MOLAR_S3_BUCKET": "molar",
+		"MOLAR_S3_ACCESS_KEY": "molar", "MOLAR_S3_SECRET_KEY": "secret-secret"}
+	for k, v := range dst {
+		noS3[k] = v
+	}
+	code, _, errs = runCmd(t, noS3, "restore", "--from", out, "--quiet")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "object store")
 	code, stdout, errs = runCmd(t, dst, "restore", "--from", out, "--quiet")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, stdout, fmt.Sprintf("%d instance objects restored", instances))
@@ -108,6 +118,17 @@ func TestBackupAndRestore(t *testing.T) {
 	code, stdout, errs = runCmd(t, dst, "audit", "verify")
 	require.Equal(t, 0, code, stdout+errs)
 	require.Contains(t, stdout, "0 not yet sealed")
+
+	// A restore that stopped while it put the objects back (here: one
+	// object lost) goes on with --objects-only.
+	var lost string
+	require.NoError(t, src.Admin.QueryRow(ctx, `SELECT object_key FROM dicom.instance ORDER BY id DESC LIMIT 1`).Scan(&lost))
+	require.NoError(t, os.Remove(filepath.Join(dst["MOLAR_DATA_DIR"], "objects", filepath.FromSlash(lost))))
+	code, stdout, errs = runCmd(t, dst, "restore", "--from", out, "--quiet", "--objects-only")
+	require.Equal(t, 0, code, stdout+errs)
+	require.Contains(t, stdout, fmt.Sprintf("%d instance objects restored", instances))
+	code, stdout, errs = runCmd(t, dst, "archive", "verify", "--hash", "--quiet")
+	require.Equal(t, 0, code, stdout+errs)
 
 	// A second restore is refused: the database holds data, and stays whole.
 	code, _, errs = runCmd(t, dst, "restore", "--from", out, "--quiet")
