@@ -10,9 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/query"
+	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
@@ -122,5 +124,73 @@ func TestLowerLevelKeysIgnored(t *testing.T) {
 		got, err := f.run(t, &query.Query{Level: query.Patient, Keys: []query.Key{k, {Tag: header.TagPatientID}}}, header.TagPatientID)
 		require.NoError(t, err, k.Tag.String())
 		require.Equal(t, []string{"P0", "P1"}, got, k.Tag.String())
+	}
+}
+
+// At the IMAGE level attributes without a column are matched in the stored
+// attributes with the same rules as columns: wildcards, value lists, any
+// value of a multi-valued attribute, person names case-insensitive, date
+// ranges. Keys that cannot be matched are flagged with FF01 pendings.
+func TestMatchStoredAttributes(t *testing.T) {
+	attrs := []string{
+		`{"00080070":{"vr":"LO","Value":["Planmeca"]},"00080008":{"vr":"CS","Value":["ORIGINAL","PRIMARY"]},` +
+			`"00081050":{"vr":"PN","Value":[{"Alphabetic":"Ørsted^Åse"}]},"00080022":{"vr":"DA","Value":["20240105"]}}`,
+		`{"00080070":{"vr":"LO","Value":["Sirona"]},"00080008":{"vr":"CS","Value":["DERIVED","SECONDARY"]},` +
+			`"00081050":{"vr":"PN","Value":[{"Alphabetic":"Hansen^Jens"}]},"00080022":{"vr":"DA","Value":["20240301"]}}`,
+		`{"00080070":{"vr":"LO","Value":["50%_x"]}}`,
+	}
+	f := newFixture(t, studies(len(attrs), func(i int, r *index.Record) { r.Attrs = []byte(attrs[i]) })...)
+	manufacturer, imageType := header.NewTag(0x0008, 0x0070), header.NewTag(0x0008, 0x0008)
+	performing, acqDate := header.NewTag(0x0008, 0x1050), header.NewTag(0x0008, 0x0022)
+	for _, tc := range []struct {
+		tag   header.Tag
+		value string
+		want  []string
+	}{
+		{manufacturer, "Planmeca", []string{"P0"}},
+		{manufacturer, "Plan*", []string{"P0"}},
+		{manufacturer, "?irona", []string{"P1"}},
+		{manufacturer, `Sirona\Planmeca`, []string{"P0", "P1"}},
+		{manufacturer, "50%*", []string{"P2"}},
+		{manufacturer, "5_*", nil},
+		{imageType, "PRIMARY", []string{"P0"}},
+		{imageType, `SECONDARY\OTHER`, []string{"P1"}},
+		{performing, "ørsted*", []string{"P0"}},
+		{performing, "HANSEN^JENS", []string{"P1"}},
+		{acqDate, "20240101-20240131", []string{"P0"}},
+		{acqDate, "20240201-", []string{"P1"}},
+		{acqDate, "20240301", []string{"P1"}},
+	} {
+		q := &query.Query{Level: query.Image, Keys: []query.Key{{Tag: tc.tag, Value: tc.value}, {Tag: header.TagPatientID}}}
+		got, err := f.run(t, q, header.TagPatientID)
+		require.NoError(t, err, tc.value)
+		require.Equal(t, tc.want, got, tc.value)
+	}
+
+	s := &query.Service{DB: f.db.App, Tenant: func(*dimse.AssociationInfo) (int64, error) { return f.tenant, nil }}
+	item := header.NewDataset()
+	item.SetString(header.NewTag(0x0008, 0x0100), "SH", "T-11170")
+	for _, tc := range []struct {
+		name    string
+		level   string
+		set     func(d *header.Dataset)
+		matches int
+		pending dimse.Status
+	}{
+		{"stored attribute wildcard", "IMAGE", func(d *header.Dataset) { d.SetString(manufacturer, "LO", "Plan*") }, 1, dimse.StatusPending},
+		{"unsupported sequence", "IMAGE", func(d *header.Dataset) { d.SetSequence(header.NewTag(0x0008, 0x2218), item) }, 3, dimse.StatusPendingOptionalKeysMissing},
+		{"count", "STUDY", func(d *header.Dataset) { d.SetString(query.TagNumStudyInstances, "IS", "2") }, 3, dimse.StatusPendingOptionalKeysMissing},
+		{"unindexed study key", "STUDY", func(d *header.Dataset) { d.SetString(manufacturer, "LO", "Plan*") }, 3, dimse.StatusPendingOptionalKeysMissing},
+		{"universal", "STUDY", func(d *header.Dataset) { d.SetString(manufacturer, "LO", "*") }, 3, dimse.StatusPending},
+	} {
+		id := header.NewDataset()
+		id.SetString(header.TagQueryRetrieveLevel, "CS", tc.level)
+		id.SetString(header.TagStudyInstanceUID, "UI", "")
+		tc.set(id)
+		rs, st, pending, err := findPending(t, s, uid.StudyRootQueryRetrieveFind, id)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, dimse.StatusSuccess, st, tc.name)
+		require.Len(t, rs, tc.matches, tc.name)
+		require.Equal(t, tc.pending, pending, tc.name)
 	}
 }

@@ -307,7 +307,7 @@ func (b *builder) rangeCond(col, value string, parse func(string) (any, error)) 
 			if err != nil {
 				return "", err
 			}
-			if t, ok := x.(string); ok && len(t) == 8 { // HH:MM:SS upper bound includes fractions
+			if t, ok := x.(string); ok && len(t) == 8 && t[2] == ':' { // HH:MM:SS upper bound includes fractions
 				x = t + ".999999"
 			}
 			conds = append(conds, col+" <= "+b.arg(x))
@@ -333,11 +333,13 @@ func kindIsDate(p func(string) (any, error)) bool {
 
 // condition builds the WHERE condition of one matching key ("" = universal).
 func (b *builder) condition(q *Query, k Key) (string, error) {
+	if !q.supported(k) {
+		return "", nil // ignored; Unsupported reports it
+	}
 	a, ok := attrs[k.Tag]
 	if !ok {
-		if q.Level == Image && k.Value != "" && !strings.ContainsAny(k.Value, "*?\\") {
-			// Single value matching on a stored attribute.
-			return "(i.attrs -> " + b.arg(fmt.Sprintf("%08X", uint32(k.Tag))) + " -> 'Value' ->> 0 = " + b.arg(k.Value) + ")", nil
+		if q.Level == Image && k.Items == nil {
+			return b.storedCond(k)
 		}
 		return "", nil
 	}
@@ -413,6 +415,107 @@ func (b *builder) condition(q *Query, k Key) (string, error) {
 		return "(" + strings.Join(ors, " OR ") + ")", nil
 	}
 	return "", nil
+}
+
+// Unsupported reports whether q has a matching key the matcher cannot
+// apply and ignores (C-FIND answers with FF01 pendings then): attributes
+// without a column above the IMAGE level, computed counts, sequences other
+// than the tooth codes, time ranges on stored attributes.
+func (q *Query) Unsupported() bool {
+	for _, k := range q.Keys {
+		if !q.supported(k) {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *Query) supported(k Key) bool {
+	a, indexed := attrs[k.Tag]
+	if indexed && a.level > q.Level {
+		return true // a lower level's key: ignored by the standard's rules
+	}
+	if k.Items != nil {
+		return !itemsHaveValues(k.Items) || (indexed && a.kind == kTeeth)
+	}
+	v := strings.TrimSpace(k.Value)
+	if v == "" || v == "*" {
+		return true
+	}
+	if indexed {
+		return a.kind != kCount
+	}
+	if q.Level != Image {
+		return false
+	}
+	switch header.DictionaryVR(k.Tag) {
+	case "TM", "DT":
+		return !strings.Contains(v, "-")
+	case "SQ":
+		return false
+	}
+	return true
+}
+
+// itemsHaveValues reports whether sequence items hold a matching value.
+func itemsHaveValues(items []*header.Dataset) bool {
+	for _, it := range items {
+		for _, e := range it.Elements {
+			if e.IsSequence() {
+				if itemsHaveValues(e.Items) {
+					return true
+				}
+				continue
+			}
+			if v := strings.TrimSpace(strings.Trim(string(e.Value), "\x00 ")); v != "" && v != "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// latin1Upper are the upper-case letters of Latin-1 beyond ASCII.
+const latin1Upper = "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞ"
+
+// storedCond matches an attribute without a column in the stored
+// attributes (DICOM JSON) of the instance: any of its values matches any
+// of the key's values; wildcards; person names (their alphabetic group)
+// case-insensitive; date ranges.
+func (b *builder) storedCond(k Key) (string, error) {
+	v := strings.TrimSpace(k.Value)
+	if v == "" || v == "*" {
+		return "", nil
+	}
+	tag := b.arg(fmt.Sprintf("%08X", uint32(k.Tag)))
+	elem := "coalesce(e ->> 'Alphabetic', e #>> '{}')"
+	vr := header.DictionaryVR(k.Tag)
+	var cond string
+	switch vr {
+	case "DA":
+		var err error
+		cond, err = b.rangeCond(elem, v, func(s string) (any, error) {
+			t, err := dateValue(s)
+			if err != nil {
+				return nil, err
+			}
+			return t.Format("20060102"), nil
+		})
+		if err != nil || cond == "" {
+			return cond, err
+		}
+	case "PN":
+		// lower() of the C locale folds ASCII only: Latin-1 letters first.
+		elem = "lower(translate(" + elem + ", " + b.arg(latin1Upper) + ", " + b.arg(strings.ToLower(latin1Upper)) + "))"
+		cond = b.textCond(elem, splitPNList(strings.ToLower(v)), false)
+	default:
+		cond = b.textCond(elem, splitValues(v), false)
+	}
+	if cond == "" {
+		return "", nil
+	}
+	return "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(i.attrs -> " + tag + " -> 'Value') = 'array' THEN i.attrs -> " +
+		tag + " -> 'Value' END) e WHERE " + cond + ")", nil
 }
 
 func fromClause(l Level) string {

@@ -85,13 +85,7 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 	}
 	q.Limit = s.max()
 	cs := CharsetOf(id)
-	var unsupported bool
-	for _, k := range q.Keys {
-		if _, ok := attrs[k.Tag]; !ok && k.Value != "" && q.Level != Image {
-			unsupported = true
-		}
-	}
-	if unsupported {
+	if q.Unsupported() {
 		req.PendingStatus = dimse.StatusPendingOptionalKeysMissing
 	}
 	n := 0

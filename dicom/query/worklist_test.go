@@ -35,6 +35,12 @@ var (
 
 // find runs a C-FIND through the service and returns the responses.
 func find(t *testing.T, s *query.Service, sopClass string, id *header.Dataset) ([]*header.Dataset, dimse.Status, error) {
+	rs, st, _, err := findPending(t, s, sopClass, id)
+	return rs, st, err
+}
+
+// findPending is find that also returns the status of the pending responses.
+func findPending(t *testing.T, s *query.Service, sopClass string, id *header.Dataset) ([]*header.Dataset, dimse.Status, dimse.Status, error) {
 	t.Helper()
 	b, err := id.Encode(uid.ExplicitVRLittleEndian)
 	require.NoError(t, err)
@@ -49,7 +55,7 @@ func find(t *testing.T, s *query.Service, sopClass string, id *header.Dataset) (
 		out = append(out, h.Dataset)
 		return nil
 	})
-	return out, st, err
+	return out, st, req.PendingStatus, err
 }
 
 // Scheduled Procedure Step Start Time is a required matching key (PS3.4
