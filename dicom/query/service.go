@@ -122,10 +122,19 @@ func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dims
 		_, ferr := failQuery(err)
 		return nil, ferr
 	}
-	// The unique key of the level must be given (PS3.4 C.4.2.2.1).
+	if q.Level == Patient && req.SOPClassUID != uid.PatientRootQueryRetrieveMove && req.SOPClassUID != uid.PatientRootQueryRetrieveGet {
+		return nil, dimse.Fail(dimse.StatusDataSetDoesNotMatchSOP, "PATIENT level in the study root model", nil)
+	}
+	// The unique key of the level must be given, a single value or a list
+	// of values: no wildcard, no universal matching (PS3.4 C.4.2.2.1).
 	var hasUnique bool
 	for _, k := range q.Keys {
-		if k.Value != "" && k.Tag == uniqueKeys(q.Level)[len(uniqueKeys(q.Level))-1] {
+		if k.Tag != uniqueKeys(q.Level)[len(uniqueKeys(q.Level))-1] {
+			continue
+		}
+		if v := strings.TrimSpace(k.Value); v != "" && strings.ContainsAny(v, "*?") {
+			return nil, dimse.Fail(dimse.StatusDataSetDoesNotMatchSOP, "the unique key of the level holds a wildcard", nil)
+		} else if v != "" {
 			hasUnique = true
 		}
 	}
