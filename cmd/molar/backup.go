@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -495,7 +497,22 @@ func pgTool(ctx context.Context, db *database, name string, args ...string) erro
 		return fmt.Errorf("%s not found: install the Debian package postgresql-client", name)
 	}
 	var errb bytes.Buffer
+	var env []string
+	for i, a := range args {
+		if url, ok := strings.CutPrefix(a, "--dbname="); ok {
+			// The password goes into the environment, which only this
+			// user may read, not onto the command line, which every
+			// user of the machine may (ps).
+			var password string
+			url, password = withoutPassword(url)
+			args[i] = "--dbname=" + url
+			if password != "" {
+				env = append(os.Environ(), "PGPASSWORD="+password)
+			}
+		}
+	}
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	cmd.Stderr = &errb
 	if err := cmd.Run(); err != nil {
 		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
@@ -505,6 +522,44 @@ func pgTool(ctx context.Context, db *database, name string, args ...string) erro
 		return fmt.Errorf("%s: %w: %s", name, err, strings.Join(lines, " "))
 	}
 	return nil
+}
+
+var dsnPassword = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
+
+// withoutPassword takes the password out of a connection string (URL or
+// key=value form) and returns it apart.
+func withoutPassword(conn string) (string, string) {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		u, err := neturl.Parse(conn)
+		if err != nil {
+			return conn, ""
+		}
+		password := ""
+		if u.User != nil {
+			if p, ok := u.User.Password(); ok {
+				password = p
+				u.User = neturl.User(u.User.Username())
+			}
+		}
+		q := u.Query()
+		if p := q.Get("password"); p != "" {
+			password = p
+		}
+		if q.Has("password") {
+			q.Del("password")
+			u.RawQuery = q.Encode()
+		}
+		return u.String(), password
+	}
+	m := dsnPassword.FindStringSubmatch(conn)
+	if m == nil {
+		return conn, ""
+	}
+	password := m[2]
+	if strings.HasPrefix(password, "'") && len(password) >= 2 {
+		password = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(password[1 : len(password)-1])
+	}
+	return strings.TrimSpace(dsnPassword.ReplaceAllString(conn, "$1")), password
 }
 
 func pgMajor(p string) int {

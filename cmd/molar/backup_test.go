@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -203,4 +204,21 @@ func TestRestoreIntoNewServer(t *testing.T) {
 	require.Equal(t, users, restoredUsers)
 	code, stdout, errs = runCmd(t, dst, "audit", "verify")
 	require.Equal(t, 0, code, stdout+errs)
+}
+
+// TestWithoutPassword: pg_dump and pg_restore get the database password in
+// their environment, never on their command line (ps shows it to every
+// user of the machine).
+func TestWithoutPassword(t *testing.T) {
+	for _, c := range []struct{ in, url, password string }{
+		{"postgres://molar:s3cr%40t@db.kommune.local:5432/molar?sslmode=verify-full", "postgres://molar@db.kommune.local:5432/molar?sslmode=verify-full", "s3cr@t"},
+		{"postgresql://molar@db/molar?password=s3cret&sslmode=require", "postgresql://molar@db/molar?sslmode=require", "s3cret"},
+		{"postgres:///molar?host=/run/pg&user=molar_admin&sslmode=disable", "postgres:///molar?host=/run/pg&user=molar_admin&sslmode=disable", ""},
+		{"host=db user=molar password=s3cret dbname=molar", "host=db user=molar dbname=molar", "s3cret"},
+		{`host=db password='a b\'c' dbname=molar`, "host=db dbname=molar", "a b'c"},
+	} {
+		url, password := withoutPassword(c.in)
+		require.Equal(t, c.url, strings.Join(strings.Fields(url), " "), c.in)
+		require.Equal(t, c.password, password, c.in)
+	}
 }
