@@ -59,3 +59,25 @@ func TestRetrieveIdentifier(t *testing.T) {
 		require.Equal(t, tc.want, got, tc.name)
 	}
 }
+
+// A C-FIND that fails for want of the database answers A700 (refused: out
+// of resources, PS3.4 Table C.4-1), not A701, which C-FIND does not define.
+func TestFindFailureStatus(t *testing.T) {
+	f := newFixture(t)
+	s := &query.Service{DB: f.db.App, Tenant: func(*dimse.AssociationInfo) (int64, error) { return f.tenant, nil }}
+	f.db.App.Close()
+	id := header.NewDataset()
+	id.SetString(header.TagQueryRetrieveLevel, "CS", "STUDY")
+	id.SetString(header.TagStudyInstanceUID, "UI", "")
+	_, st, err := find(t, s, uid.StudyRootQueryRetrieveFind, id)
+	require.Error(t, err)
+	require.Equal(t, dimse.StatusOutOfResources, st)
+	var se *dimse.StatusError
+	require.True(t, errors.As(err, &se))
+	require.Equal(t, dimse.StatusOutOfResources, se.Status)
+	// A bad identifier value stays A900.
+	id.SetString(header.TagStudyDate, "DA", "2024xx01")
+	s.DB = newFixture(t).db.App
+	_, st, _ = find(t, s, uid.StudyRootQueryRetrieveFind, id)
+	require.Equal(t, dimse.StatusDataSetDoesNotMatchSOP, st)
+}

@@ -61,6 +61,15 @@ func failQuery(err error) (dimse.Status, error) {
 	return dimse.StatusOutOfResourcesMatches, dimse.Fail(dimse.StatusOutOfResourcesMatches, "unable to process", err)
 }
 
+// failFind is failQuery for C-FIND, which knows no A701: anything but a
+// bad identifier or a cancel is A700, refused: out of resources.
+func failFind(err error) (dimse.Status, error) {
+	if errors.Is(err, ErrInvalid) || errors.Is(err, context.Canceled) {
+		return failQuery(err)
+	}
+	return dimse.StatusOutOfResources, dimse.Fail(dimse.StatusOutOfResources, "unable to process", err)
+}
+
 // Find implements dimse.FindHandler.
 func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*header.Dataset) error) (dimse.Status, error) {
 	id, err := req.Dataset()
@@ -69,19 +78,19 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 	}
 	tenant, err := s.Tenant(req.Assoc)
 	if err != nil {
-		return failQuery(err)
+		return failFind(err)
 	}
 	if req.SOPClassUID == uid.ModalityWorklistFind {
 		return s.findWorklist(ctx, tenant, id, emit)
 	}
 	q, err := FromDataset(id)
 	if err != nil {
-		return failQuery(err)
+		return failFind(err)
 	}
 	if req.SOPClassUID == uid.PatientRootQueryRetrieveFind {
 		q.PatientRoot = true
 	} else if q.Level == Patient {
-		return failQuery(fmt.Errorf("%w: PATIENT level in the study root model", ErrInvalid))
+		return failFind(fmt.Errorf("%w: PATIENT level in the study root model", ErrInvalid))
 	}
 	q.Limit = s.max()
 	cs := CharsetOf(id)
@@ -99,7 +108,7 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 		if ctx.Err() != nil {
 			return dimse.StatusCancel, nil
 		}
-		return failQuery(err)
+		return failFind(err)
 	}
 	s.log().Debug("C-FIND", "level", q.Level.String(), "matches", n)
 	return dimse.StatusSuccess, nil

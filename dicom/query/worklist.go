@@ -141,11 +141,11 @@ func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dat
 	}
 	from, to, ok := dateRange(sps.Get(tagSPSStartDate))
 	if !ok {
-		return failQuery(ErrInvalid)
+		return failFind(ErrInvalid)
 	}
 	startTime, err := timeMatcher(sps.Get(tagSPSStartTime))
 	if err != nil {
-		return failQuery(err)
+		return failFind(err)
 	}
 	wq := worklist.Query{From: from, To: to}
 	if v := sps.Get(tagStationAE); v != "" && !strings.ContainsAny(v, "*?") {
@@ -165,7 +165,7 @@ func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dat
 	}
 	items, err := src.Items(ctx, wq)
 	if err != nil {
-		return failQuery(err)
+		return failFind(err)
 	}
 	cs := CharsetOf(id)
 	n := 0
