@@ -62,3 +62,34 @@ func TestResolveBulk(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, plain, out, "no marker: as it was")
 }
+
+// Teeth coded in SNOMED CT (CID 4018/4019), as many sensors write them, are
+// read as ISO 3950 numbers: every one of the 52, permanent and deciduous.
+func TestToothCodesFromSNOMED(t *testing.T) {
+	for _, c := range []struct {
+		code, scheme, want string
+	}{
+		{"89625000", "SCT", "36"},  // mandibular left first molar
+		{"28480000", "SCT", "46"},  // mandibular right first molar
+		{"31982000", "SRT", "21"},  // maxillary left central incisor (old designator)
+		{"38994002", "SCT", "48"},  // mandibular right third molar
+		{"245620002", "SCT", "51"}, // deciduous maxillary right central incisor
+		{"61868007", "SCT", "85"},  // deciduous mandibular right second molar
+		{"77130001", "SCT", "32"},  // "Mandibular left lateral tooth" (sic in CID 4018)
+	} {
+		d := header.NewDataset()
+		it := header.NewDataset()
+		it.SetString(tagCodeValue, "SH", c.code)
+		it.SetString(tagCodingScheme, "SH", c.scheme)
+		it.SetString(tagCodeMeaning, "LO", "tooth")
+		d.SetSequence(header.TagPrimaryAnatomicStructSeq, it)
+		require.Equal(t, []string{c.want}, ToothCodes(d), c.code)
+	}
+	seen := map[string]bool{}
+	for code, n := range sctTeeth {
+		require.True(t, ValidFDI(n), code)
+		require.False(t, seen[n], "two codes for tooth %s", n)
+		seen[n] = true
+	}
+	require.Len(t, seen, 52, "32 permanent and 20 deciduous teeth")
+}
