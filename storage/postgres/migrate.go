@@ -225,8 +225,10 @@ func prepareRoles(ctx context.Context, conn *pgx.Conn) (string, error) {
 			return "", fmt.Errorf("postgres: create roles: %w", err)
 		}
 		if !super {
-			if _, err := conn.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", OwnerRole, pgx.Identifier{current}.Sanitize())); err != nil {
-				return "", fmt.Errorf("postgres: grant owner role: %w", err)
+			// Migrations run as the owner role; a server given this one URL
+			// (no MOLAR_DATABASE_APP_URL) switches to the app role.
+			if _, err := conn.Exec(ctx, fmt.Sprintf("GRANT %s, %s TO %s", OwnerRole, AppRole, pgx.Identifier{current}.Sanitize())); err != nil {
+				return "", fmt.Errorf("postgres: grant owner and app roles: %w", err)
 			}
 		}
 		// The ledger and schemas belong to the owner.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -463,4 +464,43 @@ func clusterParent(t *testing.T, prefix string) string {
 	require.NoError(t, os.Chmod(dir, 0o755))
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// The README's external set-up: one URL for a role with CREATEROLE that
+// owns the database. Migrations create the roles, and the runtime pool
+// switches to the app role over the same URL (the role is made a member).
+func TestCreateRoleOwnerRunsWithOneURL(t *testing.T) {
+	ctx := context.Background()
+	admin := pgtest.AdminURL(t)
+	conn, err := pgx.Connect(ctx, admin)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	role := fmt.Sprintf("creator_%d", os.Getpid())
+	name := role + "_db"
+	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN CREATEROLE", role))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s", name, role))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_, _ = conn.Exec(ctx, "DROP ROLE IF EXISTS "+role)
+	})
+	u, err := url.Parse(admin)
+	require.NoError(t, err)
+	u.Path = "/" + name
+	q := u.Query()
+	q.Set("user", role)
+	u.RawQuery = q.Encode()
+	u.User = nil
+	src := postgres.Source{Namespace: "core_y", FS: fstest.MapFS{"0001.sql": {Data: []byte(`CREATE TABLE item (id int);`)}}}
+	_, err = postgres.Migrate(ctx, u.String(), []postgres.Source{src}, nil)
+	require.NoError(t, err)
+	pool, err := postgres.OpenPool(ctx, u.String(), postgres.PoolOptions{SetRole: postgres.AppRole})
+	require.NoError(t, err, "the runtime pool sets the app role over the owner's URL")
+	defer pool.Close()
+	_, err = pool.Exec(ctx, "INSERT INTO core_y.item VALUES (1)")
+	require.NoError(t, err)
+	var who string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_user").Scan(&who))
+	require.Equal(t, postgres.AppRole, who)
 }
