@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,9 @@ type manifest struct {
 	// Objects is false for --database-only (the store is backed up by
 	// other means, e.g. S3 bucket replication).
 	Objects bool `json:"objects"`
+	// DumpSHA256 is the SHA-256 of database.pgdump (hex), checked before
+	// a restore touches anything.
+	DumpSHA256 string `json:"database_sha256,omitempty"`
 }
 
 // cmdBackup is `molar backup --out DIR [--database-only] [--quiet]`.
@@ -119,7 +123,11 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 	if err := syncFile(dump); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	m := manifest{Format: backupFormat, Created: time.Now().UTC(), Molar: version, Objects: !dbOnly}
+	sum, err := fileSHA256(dump)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	m := manifest{Format: backupFormat, Created: time.Now().UTC(), Molar: version, Objects: !dbOnly, DumpSHA256: sum}
 	tenants, err := snapshotTenants(ctx, tx)
 	if err != nil {
 		return err
@@ -218,6 +226,15 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 			return usageError{fmt.Errorf("%s holds no objects (taken with --database-only)", from)}
 		}
 		return usageError{fmt.Errorf("%s holds no objects (taken with --database-only): restore with --database-only and the objects by other means", from)}
+	}
+	if m.DumpSHA256 != "" && !objectsOnly {
+		sum, err := fileSHA256(filepath.Join(from, backupDump))
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		if sum != m.DumpSHA256 {
+			return fmt.Errorf("restore: %s in %s is damaged (its SHA-256 is not the one the backup recorded); nothing was restored", backupDump, from)
+		}
 	}
 	log := newLogger(&Config{LogLevel: "warn", LogFormat: cfg.LogFormat}, os.Stderr)
 	// An object store that cannot be reached (a wrong endpoint or key)
@@ -759,4 +776,18 @@ func syncTree(root string) error {
 		}
 		return nil
 	})
+}
+
+// fileSHA256 is the hex SHA-256 of a file.
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

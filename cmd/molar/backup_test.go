@@ -153,6 +153,20 @@ func TestBackupAndRestore(t *testing.T) {
 	require.Contains(t, stdout, fmt.Sprintf("%d instance objects restored", instances-1))
 	require.Contains(t, errs, "1 object(s) missing or damaged")
 
+	// A damaged dump is found before anything is restored.
+	dump := filepath.Join(out, "database.pgdump")
+	b, err = os.ReadFile(dump)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(dump, b, 0o600))
+	env4, db4 := adminEnv(t)
+	code, _, errs = runCmd(t, env4, "restore", "--from", out, "--quiet")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "database.pgdump in "+out+" is damaged")
+	var tables int
+	require.NoError(t, db4.Admin.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'molar_migrations')`).Scan(&tables))
+	require.Zero(t, tables, "nothing restored")
+
 	// An object missing from the store: the backup fails, writes no
 	// manifest, and cannot be restored.
 	require.NoError(t, os.Remove(filepath.Join(env["MOLAR_DATA_DIR"], "objects", filepath.FromSlash(key))))
