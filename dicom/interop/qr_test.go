@@ -165,6 +165,14 @@ func TestFindscuAllLevels(t *testing.T) {
 	rs = findscu(t, m.addr, "-S", "-k", "QueryRetrieveLevel=IMAGE", "-k", "StudyInstanceUID", "-k", "SOPInstanceUID",
 		"-k", "PrimaryAnatomicStructureSequence[0].CodeValue=21")
 	assert.Empty(t, rs)
+	// The same teeth asked for in SNOMED CT (CID 4018): 46 is 28480000,
+	// 21 is 31982000.
+	rs = findscu(t, m.addr, "-S", "-k", "QueryRetrieveLevel=IMAGE", "-k", "StudyInstanceUID", "-k", "SOPInstanceUID",
+		"-k", "PrimaryAnatomicStructureSequence[0].CodeValue=28480000", "-k", "PrimaryAnatomicStructureSequence[0].CodingSchemeDesignator=SCT")
+	assert.Len(t, rs, len(files), "a SNOMED CT tooth code")
+	rs = findscu(t, m.addr, "-S", "-k", "QueryRetrieveLevel=IMAGE", "-k", "StudyInstanceUID", "-k", "SOPInstanceUID",
+		"-k", "PrimaryAnatomicStructureSequence[0].CodeValue=31982000", "-k", "PrimaryAnatomicStructureSequence[0].CodingSchemeDesignator=SCT")
+	assert.Empty(t, rs)
 }
 
 // pixelOf returns the native pixel data of a Part-10 file in little endian.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/ingest"
 )
 
 // Level is a query/retrieve level.
@@ -352,8 +353,22 @@ func (b *builder) condition(q *Query, k Key) (string, error) {
 		}
 		var teeth []string
 		for _, it := range k.Items {
-			if v := it.Get(tagCodeValue); v != "" && !strings.ContainsAny(v, "*?") {
+			v := it.Get(tagCodeValue)
+			if v == "" || strings.ContainsAny(v, "*?") {
+				continue
+			}
+			// An ISO 3950 number (with or without its scheme), or a code
+			// ingest reads as one (SNOMED CT of CID 4018/4019).
+			if ingest.ValidFDI(v) && !strings.EqualFold(strings.TrimSpace(it.Get(tagCodingSchemeDesignator)), "SCT") {
 				teeth = append(teeth, v)
+				continue
+			}
+			one := header.NewDataset()
+			one.SetSequence(TagPrimaryAnatomic, it)
+			if n := ingest.ToothCodes(one); len(n) > 0 {
+				teeth = append(teeth, n...)
+			} else {
+				teeth = append(teeth, v) // matches nothing, as asked
 			}
 		}
 		if len(teeth) == 0 {
