@@ -258,6 +258,13 @@ func TestBookingFindscuWorklist(t *testing.T) {
 	require.Equal(t, "PANO1", sps[0].Get(header.NewTag(0x0040, 0x0001)))
 	require.Equal(t, "PX", sps[0].Get(header.TagModality))
 	require.Equal(t, a.Start.In(booking.Loc).Format("150405"), sps[0].Get(header.NewTag(0x0040, 0x0003)))
+	// The modality read the child's data: in the child's access log.
+	var reads int
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE person_id = $1 AND action = 'read'
+			AND username = 'dicom:PANO1' AND detail->>'worklist' = 'true'`, childID).Scan(&reads)
+	}))
+	require.Equal(t, 1, reads)
 
 	// Move it to another day: the old day is empty, the new day has it.
 	newDay := a.Start.AddDate(0, 0, 7)

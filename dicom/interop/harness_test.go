@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
@@ -49,7 +50,7 @@ func logger(t testing.TB) *slog.Logger {
 }
 
 func startMolar(t testing.TB, s3 bool, policy index.DuplicatePolicy) *molar {
-	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	db := pgtest.Open(t, auth.Migrations(), audit.Migrations(), index.Migrations())
 	ctx := context.Background()
 	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
 	require.NoError(t, err)

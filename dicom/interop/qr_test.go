@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -173,6 +174,18 @@ func TestFindscuAllLevels(t *testing.T) {
 	rs = findscu(t, m.addr, "-S", "-k", "QueryRetrieveLevel=IMAGE", "-k", "StudyInstanceUID", "-k", "SOPInstanceUID",
 		"-k", "PrimaryAnatomicStructureSequence[0].CodeValue=31982000", "-k", "PrimaryAnatomicStructureSequence[0].CodingSchemeDesignator=SCT")
 	assert.Empty(t, rs)
+
+	// Every C-FIND is in the audit log: a search, and a read of each study
+	// (or patient) it answered with.
+	var searches, studyReads, patientReads int
+	require.NoError(t, m.db.Admin.QueryRow(context.Background(), `SELECT
+		count(*) FILTER (WHERE action = 'search'),
+		count(*) FILTER (WHERE action = 'read' AND object LIKE 'dicom.study/%'),
+		count(*) FILTER (WHERE action = 'read' AND object LIKE 'dicom.patient/%')
+		FROM audit.event WHERE username = 'dicom:FINDSCU' AND detail->>'dimse' = 'C-FIND'`).Scan(&searches, &studyReads, &patientReads))
+	assert.GreaterOrEqual(t, searches, 10)
+	assert.Greater(t, studyReads, 0)
+	assert.Greater(t, patientReads, 0, "PATIENT level answers")
 }
 
 // pixelOf returns the native pixel data of a Part-10 file in little endian.
@@ -258,6 +271,15 @@ func TestMovescuAndGetscu(t *testing.T) {
 		assert.Equal(t, "Ørsted^Åse Sørine", rh.Dataset.Get(header.TagPatientName), name)
 		assert.Equal(t, uint16(96), binaryUint16(rh, header.TagRows), name)
 	}
+	// Every retrieve is in the audit log as an export of the study, with
+	// the calling AE and the destination.
+	var moves, gets int
+	require.NoError(t, m.db.Admin.QueryRow(context.Background(), `SELECT
+		count(*) FILTER (WHERE detail->>'dimse' = 'C-MOVE' AND detail->>'destination_ae' = 'STORESCP'),
+		count(*) FILTER (WHERE detail->>'dimse' = 'C-GET' AND detail->>'destination_ae' = 'FINDSCU')
+		FROM audit.event WHERE action = 'export' AND username = 'dicom:FINDSCU' AND object LIKE 'dicom.study/%'`).Scan(&moves, &gets))
+	assert.GreaterOrEqual(t, moves, 1)
+	assert.Equal(t, 8, gets, "one per getscu (one study each)")
 }
 
 // TestMovescuToImplicitVROnlyStorescp: a move destination that accepts

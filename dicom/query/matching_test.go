@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
@@ -27,7 +28,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, recs ...index.Record) *fixture {
 	t.Helper()
-	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	db := pgtest.Open(t, auth.Migrations(), audit.Migrations(), index.Migrations())
 	ctx := context.Background()
 	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "T")
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
@@ -21,7 +22,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestMatcher(t *testing.T) {
-	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	db := pgtest.Open(t, auth.Migrations(), audit.Migrations(), index.Migrations())
 	ctx := context.Background()
 	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "T")
 	require.NoError(t, err)
@@ -78,7 +79,7 @@ func TestMatcher(t *testing.T) {
 
 // A C-MOVE destination must be an AE of the caller's municipality.
 func TestMoveDestinationOfCallersMunicipality(t *testing.T) {
-	db := pgtest.Open(t, auth.Migrations(), index.Migrations())
+	db := pgtest.Open(t, auth.Migrations(), audit.Migrations(), index.Migrations())
 	ctx := context.Background()
 	a, err := auth.CreateTenant(ctx, db.Admin, "0101", "A")
 	require.NoError(t, err)

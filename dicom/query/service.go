@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
@@ -81,7 +82,7 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 		return failFind(err)
 	}
 	if req.SOPClassUID == uid.ModalityWorklistFind {
-		return s.findWorklist(ctx, tenant, id, emit)
+		return s.findWorklist(ctx, req.Assoc, tenant, id, emit)
 	}
 	q, err := FromDataset(id)
 	if err != nil {
@@ -97,12 +98,20 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 	if q.Unsupported() {
 		req.PendingStatus = dimse.StatusPendingOptionalKeysMissing
 	}
-	n := 0
-	err = postgres.InTenant(ctx, s.DB, tenant, func(tx pgx.Tx) error {
-		return q.Run(ctx, tx, func(m *Match) error {
-			n++
-			return emit(q.Response(m, cs, s.AETitle))
-		})
+	// The matches are collected and their reads audited and committed
+	// before the first response goes out.
+	var matches []*Match
+	actx := dimseActor(ctx, req.Assoc, tenant)
+	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
+		matches = matches[:0]
+		if err := q.Run(actx, tx, func(m *Match) error {
+			matches = append(matches, m)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return auditMatches(actx, tx, matches, audit.ActionRead,
+			map[string]any{"dimse": "C-FIND", "level": q.Level.String(), "results": len(matches)}, true)
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -110,7 +119,15 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 		}
 		return failFind(err)
 	}
-	s.log().Debug("C-FIND", "level", q.Level.String(), "matches", n)
+	for _, m := range matches {
+		if err := emit(q.Response(m, cs, s.AETitle)); err != nil {
+			if ctx.Err() != nil {
+				return dimse.StatusCancel, nil
+			}
+			return failFind(err)
+		}
+	}
+	s.log().Debug("C-FIND", "level", q.Level.String(), "matches", len(matches))
 	return dimse.StatusSuccess, nil
 }
 
@@ -154,16 +171,35 @@ func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dims
 	q.Limit = s.max() + 1
 	var ids []int64
 	var out []index.Instance
-	err = postgres.InTenant(ctx, s.DB, tenant, func(tx pgx.Tx) error {
-		if err := q.Run(ctx, tx, func(m *Match) error { ids = append(ids, m.InstanceID); return nil }); err != nil {
+	op, dest := "C-GET", ""
+	if req.Assoc != nil {
+		dest = req.Assoc.CallingAE
+	}
+	if req.Command == dimse.CMoveRQ {
+		op, dest = "C-MOVE", req.MoveDestination
+	}
+	actx := dimseActor(ctx, req.Assoc, tenant)
+	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
+		ids = ids[:0]
+		var matches []*Match
+		if err := q.Run(actx, tx, func(m *Match) error {
+			ids = append(ids, m.InstanceID)
+			matches = append(matches, m)
+			return nil
+		}); err != nil {
 			return err
 		}
 		if len(ids) > s.max() {
 			return fmt.Errorf("more than %d instances", s.max())
 		}
 		var err error
-		out, err = index.InstancesByIDs(ctx, tx, ids)
-		return err
+		if out, err = index.InstancesByIDs(actx, tx, ids); err != nil {
+			return err
+		}
+		// Each study sent out is an export of its person's images, audited
+		// before the sub-operations start.
+		return auditMatches(actx, tx, matches, audit.ActionExport,
+			map[string]any{"dimse": op, "destination_ae": dest, "instances": len(ids)}, false)
 	})
 	if err != nil {
 		_, ferr := failQuery(err)

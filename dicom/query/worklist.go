@@ -2,15 +2,20 @@ package query
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/worklist"
+	"github.com/molar-health/molar/storage/postgres"
 )
 
 // Modality Worklist attributes (PS3.4 K.6.1.2).
@@ -128,7 +133,7 @@ func sinceMidnight(t time.Time) time.Duration {
 		time.Duration(t.Nanosecond())
 }
 
-func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dataset, emit func(*header.Dataset) error) (dimse.Status, error) {
+func (s *Service) findWorklist(ctx context.Context, assoc *dimse.AssociationInfo, tenant int64, id *header.Dataset, emit func(*header.Dataset) error) (dimse.Status, error) {
 	var src worklist.Source
 	if s.Worklist != nil {
 		src = s.Worklist()
@@ -168,7 +173,7 @@ func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dat
 		return failFind(err)
 	}
 	cs := CharsetOf(id)
-	n := 0
+	var answer []worklist.Item
 	for _, it := range items {
 		if it.TenantID != 0 && it.TenantID != tenant {
 			continue
@@ -184,10 +189,32 @@ func (s *Service) findWorklist(ctx context.Context, tenant int64, id *header.Dat
 			!startTime(sinceMidnight(it.ScheduledStart.In(copenhagen))):
 			continue
 		}
-		if n >= s.max() {
+		if len(answer) >= s.max() {
 			break
 		}
-		n++
+		answer = append(answer, it)
+	}
+	// Each person in the answer is audited (committed) before it is sent.
+	actx := dimseActor(ctx, assoc, tenant)
+	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
+		seen := map[int64]bool{}
+		for _, it := range answer {
+			if it.PersonID == 0 || seen[it.PersonID] {
+				continue
+			}
+			seen[it.PersonID] = true
+			if err := audit.Record(actx, tx, audit.Event{Action: audit.ActionRead, PersonID: it.PersonID,
+				Object: fmt.Sprintf("auth.person/%d", it.PersonID), Detail: map[string]any{"dimse": "C-FIND", "worklist": true}}); err != nil {
+				return err
+			}
+		}
+		return audit.Record(actx, tx, audit.Event{Action: audit.ActionSearch, Object: fmt.Sprintf("dicom.worklist/%d", len(answer)),
+			Detail: map[string]any{"dimse": "C-FIND", "worklist": true, "results": len(answer)}})
+	})
+	if err != nil {
+		return failFind(err)
+	}
+	for _, it := range answer {
 		if err := emit(worklistResponse(id, sps, it, cs)); err != nil {
 			return dimse.StatusCancel, nil
 		}

@@ -8,11 +8,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/query"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/dicom/worklist"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 type listSource []worklist.Item
@@ -69,7 +73,10 @@ func TestWorklistStartTimeRange(t *testing.T) {
 		{AccessionNumber: "A1200", ScheduledStart: time.Date(2024, 7, 2, 12, 0, 0, 0, cph), Modality: "IO"},
 		{AccessionNumber: "A1400", ScheduledStart: time.Date(2024, 7, 2, 14, 0, 0, 0, cph), Modality: "IO"},
 	}
-	s := &query.Service{Tenant: func(*dimse.AssociationInfo) (int64, error) { return 1, nil }, Worklist: func() worklist.Source { return src }}
+	db := pgtest.Open(t, auth.Migrations(), audit.Migrations(), index.Migrations())
+	ten, err := auth.CreateTenant(context.Background(), db.Admin, "0101", "Testkommune")
+	require.NoError(t, err)
+	s := &query.Service{DB: db.App, Tenant: func(*dimse.AssociationInfo) (int64, error) { return ten.ID, nil }, Worklist: func() worklist.Source { return src }}
 	for _, tc := range []struct {
 		date, time string
 		want       []string

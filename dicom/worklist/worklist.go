@@ -13,6 +13,9 @@ import (
 // Modality Worklist (PS3.4 K.6, Scheduled Procedure Step module).
 type Item struct {
 	TenantID int64
+	// PersonID is the person (auth.person) the step is for, 0 if unknown:
+	// a worklist answer is a read of their data, audited per person.
+	PersonID int64
 	// Patient.
 	PatientID        string // what the modality writes into Patient ID: the CPR number (10 digits)
 	PatientFamily    string

@@ -440,7 +440,9 @@ func (p *Portal) handleLog(w http.ResponseWriter, r *http.Request, tx pgx.Tx, pr
 	for _, e := range entries {
 		name, ok := names[e.Username]
 		if !ok {
-			if u, err := auth.UserByUsername(r.Context(), tx, e.Username); err == nil && u.DisplayName != "" {
+			if ae, isAE := strings.CutPrefix(e.Username, "dicom:"); isAE {
+				name = ae // a DICOM device's AE title (e.g. the panoramic unit)
+			} else if u, err := auth.UserByUsername(r.Context(), tx, e.Username); err == nil && u.DisplayName != "" {
 				name = u.DisplayName
 			} else {
 				name = e.Username

@@ -119,6 +119,7 @@ func (m *Module) worklistOf(ctx context.Context, tenantID int64, q worklist.Quer
 func itemOf(tenantID int64, a Appointment, typ Type, p auth.Person, res map[int64]Resource) worklist.Item {
 	it := worklist.Item{
 		TenantID:                      tenantID,
+		PersonID:                      p.ID,
 		PatientID:                     p.CPR.Digits(),
 		PatientFamily:                 p.FamilyName,
 		PatientGiven:                  p.GivenName,

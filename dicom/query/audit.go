@@ -1,0 +1,78 @@
+package query
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/molar-health/molar/auth/audit"
+	"github.com/molar-health/molar/dicom/dimse"
+)
+
+// DIMSE reads are audited like the web's (Health Act §42a: every lookup
+// of a person's health data): the calling AE of the association is the
+// actor, each study answered (its person) an event, written and committed
+// before anything is sent.
+
+// dimseActor puts the association's calling AE, in municipality tenant,
+// into ctx as the audit actor.
+func dimseActor(ctx context.Context, a *dimse.AssociationInfo, tenant int64) context.Context {
+	act := audit.Actor{Username: "dicom:", Role: "dicom", TenantID: tenant}
+	if a != nil {
+		act.Username += a.CallingAE
+		if a.RemoteAddr != nil {
+			act.SourceAddr = a.RemoteAddr.String()
+		}
+	}
+	return audit.WithActor(ctx, act)
+}
+
+// auditMatches writes one event per study (per patient for PATIENT level
+// matches) of the matches, each with its person, plus one search event for
+// a C-FIND (search true).
+func auditMatches(ctx context.Context, tx pgx.Tx, matches []*Match, action audit.Action, detail map[string]any, search bool) error {
+	var studies, patients []int64
+	seenS, seenP := map[int64]bool{}, map[int64]bool{}
+	for _, m := range matches {
+		switch {
+		case m.StudyRef != 0 && !seenS[m.StudyRef]:
+			seenS[m.StudyRef] = true
+			studies = append(studies, m.StudyRef)
+		case m.StudyRef == 0 && m.PatientRef != 0 && !seenP[m.PatientRef]:
+			seenP[m.PatientRef] = true
+			patients = append(patients, m.PatientRef)
+		}
+	}
+	for _, t := range []struct {
+		table string
+		ids   []int64
+	}{{"study", studies}, {"patient", patients}} {
+		if len(t.ids) == 0 {
+			continue
+		}
+		rows, err := tx.Query(ctx, `SELECT id, coalesce(person_id, 0) FROM dicom.`+t.table+` WHERE id = ANY($1) ORDER BY id`, t.ids)
+		if err != nil {
+			return fmt.Errorf("query: audit: %w", err)
+		}
+		type ref struct{ id, person int64 }
+		refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ref, error) {
+			var x ref
+			err := r.Scan(&x.id, &x.person)
+			return x, err
+		})
+		if err != nil {
+			return fmt.Errorf("query: audit: %w", err)
+		}
+		for _, x := range refs {
+			if err := audit.Record(ctx, tx, audit.Event{Action: action, PersonID: x.person,
+				Object: fmt.Sprintf("dicom.%s/%d", t.table, x.id), Detail: detail}); err != nil {
+				return err
+			}
+		}
+	}
+	if !search {
+		return nil
+	}
+	return audit.Record(ctx, tx, audit.Event{Action: audit.ActionSearch, Object: fmt.Sprintf("dicom.cfind/%d", len(matches)), Detail: detail})
+}
