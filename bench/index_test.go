@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/molar-health/molar/auth"
+	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
@@ -47,7 +48,7 @@ func fill(b *testing.B, db *pgtest.DB, tenant int64, n int) {
 // BenchmarkLargeIndex builds the large index once, then runs the study
 // searches and the ingest against it.
 func BenchmarkLargeIndex(b *testing.B) {
-	db := pgtest.Open(b, auth.Migrations(), index.Migrations())
+	db := pgtest.Open(b, auth.Migrations(), audit.Migrations(), index.Migrations())
 	ten, err := auth.CreateTenant(context.Background(), db.Admin, "0101", "Bench")
 	if err != nil {
 		b.Fatal(err)
@@ -59,7 +60,7 @@ func BenchmarkLargeIndex(b *testing.B) {
 
 // BenchmarkIngestEmptyIndex is the baseline of BenchmarkLargeIndex/ingest.
 func BenchmarkIngestEmptyIndex(b *testing.B) {
-	db := pgtest.Open(b, auth.Migrations(), index.Migrations())
+	db := pgtest.Open(b, auth.Migrations(), audit.Migrations(), index.Migrations())
 	ten, err := auth.CreateTenant(context.Background(), db.Admin, "0101", "Bench")
 	if err != nil {
 		b.Fatal(err)
