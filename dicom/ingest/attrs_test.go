@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 )
 
@@ -92,4 +94,26 @@ func TestToothCodesFromSNOMED(t *testing.T) {
 		seen[n] = true
 	}
 	require.Len(t, seen, 52, "32 permanent and 20 deciduous teeth")
+}
+
+// The Error Comment of a failed C-STORE carries the reason (the status
+// already says "does not match" or "cannot understand"), within 64
+// characters of the default repertoire.
+func TestStatusCommentCarriesTheReason(t *testing.T) {
+	for _, c := range []struct {
+		err     error
+		status  dimse.Status
+		comment string
+	}{
+		{fmt.Errorf("%w: SOP Instance UID differs from the request", ErrMismatch), dimse.StatusDataSetDoesNotMatchSOP, "SOP Instance UID differs from the request"},
+		{fmt.Errorf("%w: the instance belongs to another study than the request names", ErrMismatch), dimse.StatusDataSetDoesNotMatchSOP, "the instance belongs to another study than the request names"},
+		{fmt.Errorf("%w: %w", ErrUnparseable, fmt.Errorf("%w: value length 99999999 > 16777216 at offset 1234", header.ErrLimit)), dimse.StatusCannotUnderstand,
+			"limit exceeded: value length 99999999 > 16777216 at offset 1234"},
+		{fmt.Errorf("%w: Ærø\\x", ErrMismatch), dimse.StatusDataSetDoesNotMatchSOP, "r  x"},
+	} {
+		st, comment := Status(c.err)
+		require.Equal(t, c.status, st)
+		require.LessOrEqual(t, len(comment), 64)
+		require.Equal(t, c.comment, comment)
+	}
 }

@@ -65,9 +65,9 @@ func Status(err error) (dimse.Status, string) {
 	case err == nil:
 		return dimse.StatusSuccess, ""
 	case errors.Is(err, ErrMismatch):
-		return dimse.StatusDataSetDoesNotMatchSOP, short(err)
+		return dimse.StatusDataSetDoesNotMatchSOP, short(err, ErrMismatch)
 	case errors.Is(err, ErrUnparseable):
-		return dimse.StatusCannotUnderstand, short(err)
+		return dimse.StatusCannotUnderstand, short(err, ErrUnparseable)
 	case errors.Is(err, ErrObjectStore):
 		return dimse.StatusOutOfResources, "object store unavailable"
 	case errors.Is(err, ErrDatabase):
@@ -78,12 +78,28 @@ func Status(err error) (dimse.Status, string) {
 	return dimse.StatusProcessingFailure, "processing failure"
 }
 
-func short(err error) string {
+// short is the Error Comment (0000,0902) of a failure: the reason, without
+// what the status code already says (the sentinel's text) and package
+// prefixes, in at most 64 characters of the default repertoire.
+func short(err, sentinel error) string {
 	s := err.Error()
-	if len(s) > 64 {
-		s = s[:64]
+	if i := strings.Index(s, sentinel.Error()+": "); i >= 0 {
+		s = s[i+len(sentinel.Error())+2:]
 	}
-	return s
+	for _, p := range []string{"header: ", "ingest: "} {
+		s = strings.TrimPrefix(s, p)
+	}
+	b := make([]byte, 0, 64)
+	for _, r := range s {
+		if len(b) == 64 {
+			break
+		}
+		if r < 0x20 || r > 0x7e || r == '\\' {
+			r = ' '
+		}
+		b = append(b, byte(r))
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // DB lends connections (a pgxpool.Pool): the ingest transaction runs on
