@@ -211,7 +211,13 @@ func TestDICOMwebRetrieveMetadataFramesAndSTOW(t *testing.T) {
 	}
 	code, out := stowTo("/dicomweb/studies/1.2.3.4.5")
 	require.Equal(t, http.StatusConflict, code)
-	require.EqualValues(t, 0xA900, out["00081198"]["Value"].([]any)[0].(map[string]any)["00081197"].(map[string]any)["Value"].([]any)[0])
+	failedItem := out["00081198"]["Value"].([]any)[0].(map[string]any)
+	require.EqualValues(t, 0xA900, failedItem["00081197"].(map[string]any)["Value"].([]any)[0])
+	// The failure names the instance (Referenced SOP Class and Instance
+	// UID) and says why.
+	require.Equal(t, []any{"1.2.840.10008.5.1.4.1.1.4"}, failedItem["00081150"].(map[string]any)["Value"])
+	require.Equal(t, []any{"1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457"}, failedItem["00081155"].(map[string]any)["Value"])
+	require.Equal(t, []any{"the instance belongs to another study than the request names"}, failedItem["00000902"].(map[string]any)["Value"])
 	mrStudy := "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457" // pydicom's MR_small
 	code, _ = stowTo("/dicomweb/studies/" + mrStudy)
 	require.Equal(t, http.StatusOK, code)

@@ -244,6 +244,9 @@ func (in *Ingester) Ingest(ctx context.Context, src Source, r io.Reader) (Result
 		pr.CloseWithError(fmt.Errorf("object store put ended: %w", errOr(err, io.ErrClosedPipe)))
 		putDone <- putResult{info, err}
 	}()
+	// known names the instance as far as it is read, so that a failure
+	// can say which one failed (STOW-RS's Failed SOP Sequence).
+	known := Result{Stored: Stored{SOPClassUID: src.SOPClassUID, SOPInstanceUID: src.SOPInstanceUID}}
 	abort := func(err error) (Result, error) {
 		pw.CloseWithError(err)
 		cancelPut()
@@ -251,7 +254,7 @@ func (in *Ingester) Ingest(ctx context.Context, src Source, r io.Reader) (Result
 			// The Put completed before the failure was seen: remove it.
 			_ = in.Store.Delete(context.WithoutCancel(ctx), key)
 		}
-		return Result{}, err
+		return known, err
 	}
 
 	sum := &countingHash{h: sha256.New()}
@@ -289,6 +292,9 @@ func (in *Ingester) Ingest(ctx context.Context, src Source, r io.Reader) (Result
 	}
 	rec := &index.Record{TenantID: src.TenantID, SourceAE: src.AE, TransferSyntax: ts, ObjectKey: key,
 		SOPClassUID: d.UID(header.TagSOPClassUID), SOPInstanceUID: d.UID(header.TagSOPInstanceUID)}
+	if src.Part10 {
+		known.SOPClassUID, known.SOPInstanceUID = rec.SOPClassUID, rec.SOPInstanceUID
+	}
 	if err := check(src, h, rec); err != nil {
 		return abort(err)
 	}
@@ -492,16 +498,17 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func()
 	}
 	st.InstanceID, st.PersonID, st.ReconState, st.NewStudy = ir.InstanceID, ir.PersonID, ir.ReconState, ir.NewStudy
 	bg := context.WithoutCancel(ctx)
+	failed := Result{Stored: Stored{SOPClassUID: rec.SOPClassUID, SOPInstanceUID: rec.SOPInstanceUID}} // names the instance in a failure
 	// Whatever the transaction did, the Put has to be over before we decide
 	// about the object.
 	if perr := waitPut(); perr != nil {
 		// Nothing durable to remove (a Put that failed after its rename
 		// leaves the object to the sweep: nothing indexes it).
-		return Result{}, fmt.Errorf("%w: %w", ErrObjectStore, perr)
+		return failed, fmt.Errorf("%w: %w", ErrObjectStore, perr)
 	}
 	if errors.Is(err, errCommitUnknown) {
 		in.log().Warn("ingest: commit outcome unknown; the object stays for the orphan sweep to judge", "key", rec.ObjectKey, "err", err)
-		return Result{}, fmt.Errorf("%w: %w", ErrDatabase, err)
+		return failed, fmt.Errorf("%w: %w", ErrDatabase, err)
 	}
 	if err != nil {
 		// Not indexed: the object must go (the sweep would find it too).
@@ -509,9 +516,9 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func()
 			in.log().Warn("ingest: could not remove unindexed object; the sweep will", "key", rec.ObjectKey, "err", derr)
 		}
 		if errors.Is(err, index.ErrNoDefaultTenant) {
-			return Result{}, err
+			return failed, err
 		}
-		return Result{}, fmt.Errorf("%w: %w", ErrDatabase, err)
+		return failed, fmt.Errorf("%w: %w", ErrDatabase, err)
 	}
 	if in.afterCommit != nil {
 		in.afterCommit()
