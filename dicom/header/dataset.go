@@ -29,7 +29,16 @@ type Element struct {
 	// length (informational; the writer always uses undefined length for
 	// sequences).
 	UndefinedLength bool
+	// BulkLength and BulkOffset describe a value left out of memory by
+	// Options.SkipBulkOver (Value is nil then): its length and where it
+	// starts in the stream (in the inflated stream for deflated data sets).
+	BulkLength uint32
+	BulkOffset int64
 }
+
+// Skipped reports whether the element's value was left out of memory
+// (Options.SkipBulkOver).
+func (e *Element) Skipped() bool { return e.BulkLength > 0 && e.Value == nil }
 
 // IsSequence reports whether the element carries items.
 func (e *Element) IsSequence() bool { return e.VR == "SQ" || e.Items != nil }

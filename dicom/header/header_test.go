@@ -409,3 +409,50 @@ func TestReadFaultIsNotBadData(t *testing.T) {
 		require.NotNil(t, h.PixelData)
 	}
 }
+
+// SkipBulkOver: a large binary value (an encapsulated document) is read
+// past, not into memory and not against the header limits; the element
+// says where it is; a tee still sees every byte; it cannot be re-encoded.
+func TestSkipBulkOver(t *testing.T) {
+	doc := bytes.Repeat([]byte("solid x\n"), 3<<20/8) // 3 MiB
+	d := NewDataset()
+	d.SetString(TagSOPClassUID, "UI", "1.2.840.10008.5.1.4.1.1.104.3")
+	d.SetString(TagSOPInstanceUID, "UI", "1.2.3")
+	d.Set(&Element{Tag: NewTag(0x0042, 0x0011), VR: "OB", Value: doc})
+	d.SetString(NewTag(0x0042, 0x0012), "LO", "model/stl")
+	for _, ts := range []string{uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.ExplicitVRBigEndian} {
+		raw, err := d.Encode(ts)
+		require.NoError(t, err)
+		_, err = Read(bytes.NewReader(raw), Options{TransferSyntax: ts, MaxValueLength: 1 << 20, MaxHeaderBytes: 2 << 20})
+		require.ErrorIs(t, err, ErrLimit, "without skipping, the limits hold")
+
+		var tee bytes.Buffer
+		rd := NewReader(io.TeeReader(bytes.NewReader(raw), &tee), Options{TransferSyntax: ts, MaxValueLength: 1 << 20, MaxHeaderBytes: 2 << 20, SkipBulkOver: 1 << 20})
+		h, err := rd.ReadHeader()
+		require.NoError(t, err, ts)
+		e := h.Dataset.Find(NewTag(0x0042, 0x0011))
+		require.NotNil(t, e)
+		require.True(t, e.Skipped())
+		require.Nil(t, e.Value)
+		require.EqualValues(t, len(doc), e.BulkLength)
+		require.Equal(t, doc, raw[e.BulkOffset:e.BulkOffset+int64(e.BulkLength)], "the offset points at the value")
+		require.Equal(t, "model/stl", h.Dataset.Get(NewTag(0x0042, 0x0012)), "elements after it are read")
+		require.Equal(t, raw, tee.Bytes(), "every byte went through")
+		_, err = h.Dataset.Encode(ts)
+		require.Error(t, err, "a skipped value is never written as empty")
+
+		// Over a seekable stream (a stored object) the value is seeked over,
+		// with the same result; a value longer than the stream is truncated.
+		h, err = Read(bytes.NewReader(raw), Options{TransferSyntax: ts, MaxValueLength: 1 << 20, MaxHeaderBytes: 2 << 20, SkipBulkOver: 1 << 20})
+		require.NoError(t, err, ts)
+		e = h.Dataset.Find(NewTag(0x0042, 0x0011))
+		require.True(t, e.Skipped())
+		require.Equal(t, doc, raw[e.BulkOffset:e.BulkOffset+int64(e.BulkLength)])
+		require.Equal(t, "model/stl", h.Dataset.Get(NewTag(0x0042, 0x0012)))
+		cut := raw[:e.BulkOffset+int64(e.BulkLength)/2]
+		_, err = Read(bytes.NewReader(cut), Options{TransferSyntax: ts, SkipBulkOver: 1 << 20})
+		require.ErrorIs(t, err, ErrTruncated, "seekable")
+		_, err = Read(io.MultiReader(bytes.NewReader(cut)), Options{TransferSyntax: ts, SkipBulkOver: 1 << 20})
+		require.ErrorIs(t, err, ErrTruncated, "streamed")
+	}
+}

@@ -48,6 +48,13 @@ type Options struct {
 	MaxDepth int
 	// MaxElements caps the number of elements, all levels. 0 = DefaultMaxElements.
 	MaxElements int
+	// SkipBulkOver, when > 0, leaves binary values (OB, OW, OD, OF, OL, OV,
+	// UN) of defined length longer than this out of memory: the bytes are
+	// read past (a tee still sees them) without counting towards
+	// MaxHeaderBytes or MaxValueLength, and the element keeps only its
+	// length and offset (Element.BulkLength, BulkOffset). An encapsulated
+	// document or a vendor's blob then costs no memory, like pixel data.
+	SkipBulkOver uint32
 }
 
 func (o *Options) defaults() {
@@ -103,7 +110,10 @@ func (p *PixelDataInfo) Encapsulated() bool { return p.Length == UndefinedLength
 // Reader reads a data set header from a stream. Use Rest after ReadHeader to
 // continue with the bytes from the pixel data element on.
 type Reader struct {
-	br   *bufio.Reader
+	br *bufio.Reader
+	// src is the stream under br when it can seek (an io.Seeker, not
+	// inflated): values left out of memory are then seeked over.
+	src  io.Reader
 	pos  int64
 	lim  int64
 	opts Options
@@ -121,10 +131,14 @@ type Reader struct {
 func NewReader(r io.Reader, opts Options) *Reader {
 	opts.defaults()
 	br, ok := r.(*bufio.Reader)
+	var src io.Reader
 	if !ok {
 		br = bufio.NewReaderSize(r, 16<<10)
+		if _, seeks := r.(io.Seeker); seeks {
+			src = r
+		}
 	}
-	return &Reader{br: br, opts: opts, lim: opts.MaxHeaderBytes}
+	return &Reader{br: br, src: src, opts: opts, lim: opts.MaxHeaderBytes}
 }
 
 // Read reads the header of a data set from r (see Reader).
@@ -161,6 +175,7 @@ func (r *Reader) ReadHeader() (h *Header, err error) {
 	if ts.Deflated {
 		// Inflate the rest; offsets continue in the inflated stream.
 		r.br = bufio.NewReaderSize(flate.NewReader(r.br), 16<<10)
+		r.src = nil
 	}
 	var bo binary.ByteOrder = binary.LittleEndian
 	if ts.BigEndian {
@@ -389,6 +404,43 @@ func hasLongLength(vr string) bool {
 	return false
 }
 
+func isBulkVR(vr string) bool {
+	switch vr {
+	case "OB", "OW", "OD", "OF", "OL", "OV", "UN":
+		return true
+	}
+	return false
+}
+
+// pass reads past n bytes of a value left out of memory (SkipBulkOver):
+// they do not count towards MaxHeaderBytes.
+func (r *Reader) pass(n int64) error {
+	r.lim += n
+	if sk, ok := r.src.(io.Seeker); ok && n > int64(r.br.Buffered()) {
+		// Seek over it (a stored object: nothing to read).
+		buffered := r.br.Buffered()
+		if _, err := r.br.Discard(buffered); err != nil {
+			return r.ioErr(err)
+		}
+		at, err := sk.Seek(n-int64(buffered), io.SeekCurrent)
+		if err != nil {
+			return r.ioErr(err)
+		}
+		if sz, ok := r.src.(interface{ Size() int64 }); ok && at > sz.Size() {
+			return fmt.Errorf("%w: value of %d bytes at offset %d", ErrTruncated, n, r.pos)
+		}
+		r.br.Reset(r.src)
+		r.pos += n
+		return nil
+	}
+	m, err := io.CopyN(io.Discard, r.br, n)
+	r.pos += m
+	if err != nil {
+		return r.ioErr(err)
+	}
+	return nil
+}
+
 func isPixelTag(t Tag) bool {
 	return t == TagPixelData || t == TagFloatPixelData || t == TagDoubleFloatPixelData
 }
@@ -535,6 +587,9 @@ func (r *Reader) readElement(ds *Dataset, depth int, st state, top bool) (e *Ele
 		// the raw fragment items.
 		e.UndefinedLength = true
 		e.Value, err = r.readFragments(st)
+	case r.opts.SkipBulkOver > 0 && length > r.opts.SkipBulkOver && isBulkVR(e.VR):
+		e.BulkLength, e.BulkOffset = length, r.pos
+		err = r.pass(int64(length))
 	default:
 		e.Value, err = r.value(length)
 	}

@@ -102,6 +102,9 @@ func (e *encoder) header(t Tag, vr string, length uint32) error {
 }
 
 func (e *encoder) element(d *Dataset, el *Element) error {
+	if el.Skipped() {
+		return fmt.Errorf("header: %v: its value was left out of memory when read (SkipBulkOver) and cannot be written", el.Tag)
+	}
 	if el.Items != nil || el.VR == "SQ" {
 		vr := el.VR
 		if vr != "SQ" && vr != "UN" {

@@ -72,7 +72,7 @@ func jsonElement(d *header.Dataset, e *header.Element) map[string]any {
 		// little endian octets); larger ones, big endian words and private
 		// binary data (vendors' blobs: they would only grow every index
 		// row) stay in the object, reached by their BulkDataURI.
-		if len(e.Value) > maxInlineBinary || (d.BigEndian && vr != "OB" && vr != "UN") || e.Tag.Group()%2 == 1 {
+		if e.Skipped() || len(e.Value) > maxInlineBinary || (d.BigEndian && vr != "OB" && vr != "UN") || e.Tag.Group()%2 == 1 {
 			return bulk(vr)
 		}
 		m := map[string]any{"vr": vr}

@@ -81,6 +81,11 @@ func Status(err error) (dimse.Status, string) {
 // short is the Error Comment (0000,0902) of a failure: the reason, without
 // what the status code already says (the sentinel's text) and package
 // prefixes, in at most 64 characters of the default repertoire.
+// skipBulkOver is the size above which a binary value is not read into
+// memory by the ingest (header.Options.SkipBulkOver): the index never
+// needs such values; DICOMweb reads them from the object (BulkDataURI).
+const skipBulkOver = 1 << 20
+
 func short(err, sentinel error) string {
 	s := err.Error()
 	if i := strings.Index(s, sentinel.Error()+": "); i >= 0 {
@@ -271,6 +276,9 @@ func (in *Ingester) Ingest(ctx context.Context, src Source, r io.Reader) (Result
 	srcErr := &errRecorder{r: r}
 	hr := header.NewReader(io.TeeReader(srcErr, bw), header.Options{
 		TransferSyntax: src.TransferSyntax, MaxHeaderBytes: in.MaxHeaderBytes, MaxValueLength: in.MaxValueLength,
+		// Large binary values (an encapsulated STL or PDF, a vendor's
+		// blob) stream to the store like pixel data, never into memory.
+		SkipBulkOver: skipBulkOver,
 	})
 	h, err := hr.ReadHeader()
 	if err != nil {

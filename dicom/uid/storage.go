@@ -72,6 +72,11 @@ var storageClasses = []SOPClass{
 	{"1.2.840.10008.5.1.4.1.1.88.59", "Key Object Selection Document Storage"},
 	{"1.2.840.10008.5.1.4.1.1.88.67", "X-Ray Radiation Dose SR Storage"},
 	{"1.2.840.10008.5.1.4.1.1.104.1", "Encapsulated PDF Storage"},
+	// Documents and models (an intra-oral scanner's STL; large values stream to the store).
+	{"1.2.840.10008.5.1.4.1.1.104.2", "Encapsulated CDA Storage"},
+	{"1.2.840.10008.5.1.4.1.1.104.3", "Encapsulated STL Storage"},
+	{"1.2.840.10008.5.1.4.1.1.104.4", "Encapsulated OBJ Storage"},
+	{"1.2.840.10008.5.1.4.1.1.104.5", "Encapsulated MTL Storage"},
 	{"1.2.840.10008.5.1.4.1.1.481.2", "RT Dose Storage"},
 	{"1.2.840.10008.5.1.4.1.1.481.3", "RT Structure Set Storage"},
 	{"1.2.840.10008.5.1.4.1.1.481.5", "RT Plan Storage"},
