@@ -234,9 +234,9 @@ func TestDeidentifyUNEncoded(t *testing.T) {
 	seq = append(seq, body...)
 
 	ds := deidSample(IntraOralForPresentation)
-	ds.Set(&header.Element{Tag: tag(0x0008, 0x0012), VR: "UN", Value: []byte("20240506")})   // Instance Creation Date
+	ds.Set(&header.Element{Tag: tag(0x0008, 0x0012), VR: "UN", Value: []byte("20240506")})     // Instance Creation Date
 	ds.Set(&header.Element{Tag: tag(0x0020, 0x0242), VR: "UN", Value: []byte("1.2.3.4.77.2")}) // SOP Instance UID of Concatenation Source
-	ds.Set(&header.Element{Tag: tag(0x0008, 0x1115), VR: "UN", Value: seq})                  // Referenced Series Sequence
+	ds.Set(&header.Element{Tag: tag(0x0008, 0x1115), VR: "UN", Value: seq})                    // Referenced Series Sequence
 	var b bytes.Buffer
 	require.NoError(t, header.WriteFileHeader(&b, IntraOralForPresentation, "1.2.3.4.5", uid.ExplicitVRLittleEndian))
 	require.NoError(t, ds.WriteTo(&b, uid.ExplicitVRLittleEndian))

@@ -14,11 +14,11 @@ package media
 // starts with SOI (FF D8 FF) starts a new frame, other fragments continue
 // the frame before. Anything that is not JPEG is left alone.
 type jpegScrub struct {
-	state   int
-	marker  byte
-	length  int // segment length being read
-	remain  int // payload bytes left in the segment
-	blank   bool
+	state  int
+	marker byte
+	length int // segment length being read
+	remain int // payload bytes left in the segment
+	blank  bool
 }
 
 const (
