@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/molar-health/molar/storage/postgres"
 )
@@ -188,6 +190,10 @@ func scanIngest(row pgx.Row, r *Result) error {
 		if postgres.IsUniqueViolation(err) {
 			return fmt.Errorf("dicom: ingest: %w: %w", ErrConflict, err)
 		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "P0001" && strings.HasPrefix(pgErr.Message, "molar: ") {
+			return fmt.Errorf("%w: %s", ErrInconsistent, strings.TrimPrefix(pgErr.Message, "molar: "))
+		}
 		return fmt.Errorf("dicom: ingest: %w", err)
 	}
 	if oldKey != nil {
@@ -195,6 +201,10 @@ func scanIngest(row pgx.Row, r *Result) error {
 	}
 	return nil
 }
+
+// ErrInconsistent: the instance contradicts what is indexed (a study of
+// another patient, a series of another study); nothing was stored.
+var ErrInconsistent = errors.New("dicom: the instance contradicts the index")
 
 // ErrConflict: a concurrent ingest of the same SOP instance won; retry.
 var ErrConflict = fmt.Errorf("dicom: concurrent ingest of the same instance")

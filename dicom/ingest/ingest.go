@@ -50,6 +50,9 @@ var (
 	ErrMismatch = errors.New("ingest: data set does not match SOP class")
 	// ErrObjectStore: the object store failed (A700).
 	ErrObjectStore = errors.New("ingest: object store unavailable")
+	// ErrInconsistent: the instance contradicts the index: its study is
+	// another patient's, its series another study's (C409, nothing stored).
+	ErrInconsistent = index.ErrInconsistent
 	// ErrDatabase: the index failed (A710).
 	ErrDatabase = errors.New("ingest: index unavailable")
 	// ErrSource: the source failed midway (association lost, read error);
@@ -70,6 +73,8 @@ func Status(err error) (dimse.Status, string) {
 		return dimse.StatusCannotUnderstand, short(err, ErrUnparseable)
 	case errors.Is(err, ErrObjectStore):
 		return dimse.StatusOutOfResources, "object store unavailable"
+	case errors.Is(err, ErrInconsistent):
+		return 0xC409, short(err, ErrInconsistent)
 	case errors.Is(err, ErrDatabase):
 		return 0xA710, "index unavailable"
 	case errors.Is(err, index.ErrNoDefaultTenant):
@@ -523,7 +528,7 @@ func (in *Ingester) index(ctx context.Context, rec *index.Record, waitPut func()
 		if derr := in.Store.Delete(bg, rec.ObjectKey); derr != nil {
 			in.log().Warn("ingest: could not remove unindexed object; the sweep will", "key", rec.ObjectKey, "err", derr)
 		}
-		if errors.Is(err, index.ErrNoDefaultTenant) {
+		if errors.Is(err, index.ErrNoDefaultTenant) || errors.Is(err, index.ErrInconsistent) {
 			return failed, err
 		}
 		return failed, fmt.Errorf("%w: %w", ErrDatabase, err)

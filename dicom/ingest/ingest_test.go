@@ -465,3 +465,70 @@ func TestSweepBrakeOnAForeignIndex(t *testing.T) {
 	require.Zero(t, n)
 	require.Len(t, e.objects(t), brakeMin, "nothing removed")
 }
+
+// An instance is never filed under another patient's study or another
+// study's series: it is refused (C409, with the reason), nothing of it is
+// kept, and what is stored does not change.
+func TestIngestRefusesWrongPatientAndForeignSeries(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	first := sample(dicomtest.Root + ".7.1.1")
+	first.StudyUID, first.SeriesUID = dicomtest.Root+".7", dicomtest.Root+".7.1"
+	_, err := e.in.Ingest(ctx, cstore(first, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(first.DataSet(t, uid.ExplicitVRLittleEndian)))
+	require.NoError(t, err)
+	before := e.objects(t)
+
+	for _, c := range []struct {
+		name   string
+		change func(*dicomtest.Instance)
+		reason string
+	}{
+		{"another patient's study", func(in *dicomtest.Instance) { in.PatientID, in.PatientName = "5678", "Hansen^Jens" },
+			"the study belongs to another patient (its Patient ID differs)"},
+		{"another study's series", func(in *dicomtest.Instance) { in.StudyUID = dicomtest.Root + ".8" },
+			"the series belongs to another study (Series UID in use)"},
+	} {
+		in := first
+		in.SOPUID = dicomtest.Root + ".7.1.2"
+		c.change(&in)
+		_, err := e.in.Ingest(ctx, cstore(in, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(in.DataSet(t, uid.ExplicitVRLittleEndian)))
+		require.ErrorIs(t, err, ErrInconsistent, c.name)
+		st, comment := Status(err)
+		require.Equal(t, dimse.Status(0xC409), st, c.name)
+		require.Equal(t, c.reason, comment, c.name)
+		_, err = e.instance(t, in.SOPUID)
+		require.ErrorIs(t, err, index.ErrNotFound, "%s: not indexed", c.name)
+		require.Equal(t, before, e.objects(t), "%s: no object kept", c.name)
+	}
+	// The same patient's next image of the study is stored as before.
+	next := first
+	next.SOPUID = dicomtest.Root + ".7.1.3"
+	_, err = e.in.Ingest(ctx, cstore(next, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(next.DataSet(t, uid.ExplicitVRLittleEndian)))
+	require.NoError(t, err)
+	var patients int
+	require.NoError(t, e.db.Admin.QueryRow(ctx, `SELECT count(*) FROM dicom.patient`).Scan(&patients))
+	require.Equal(t, 1, patients, "no patient row left by the refused instance")
+
+	// A study staff have merged into the right patient takes the
+	// modality's resend with the old, wrong Patient ID.
+	wrong := first
+	wrong.PatientID, wrong.PatientName = "5678", "Hansen^Jens"
+	wrong.StudyUID, wrong.SeriesUID, wrong.SOPUID = dicomtest.Root+".9", dicomtest.Root+".9.1", dicomtest.Root+".9.1.1"
+	_, err = e.in.Ingest(ctx, cstore(wrong, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(wrong.DataSet(t, uid.ExplicitVRLittleEndian)))
+	require.NoError(t, err)
+	require.NoError(t, postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+		var from, into int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM dicom.patient WHERE patient_id = '5678'`).Scan(&from); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT id FROM dicom.patient WHERE patient_id = '1234'`).Scan(&into); err != nil {
+			return err
+		}
+		_, err := index.Merge(ctx, tx, from, into, "test")
+		return err
+	}))
+	resend := wrong
+	resend.SOPUID = dicomtest.Root + ".9.1.2"
+	_, err = e.in.Ingest(ctx, cstore(resend, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(resend.DataSet(t, uid.ExplicitVRLittleEndian)))
+	require.NoError(t, err, "a reconciled study takes the resend")
+}
