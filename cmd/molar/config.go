@@ -24,6 +24,7 @@ type Config struct {
 	DICOMAddr       string
 	AETitle         string
 	AcceptUnknownAE bool
+	CheckAEHost     bool
 	DuplicatePolicy string
 	DataDir         string
 	DatabaseURL     string
@@ -132,6 +133,7 @@ var settings = []setting{
 	{"ae-title", "MOLAR_AE_TITLE", "MOLAR", "our DICOM application entity title", false, str(func(c *Config) *string { return &c.AETitle })},
 	{"dicom-pending-per-host", "MOLAR_DICOM_PENDING_PER_HOST", "8", "DICOM connections one address may have negotiating at once (of 32); 0 = no per-address bound, when peers share an address (NAT, a TCP load balancer)", false, count(func(c *Config) *int { return &c.DICOMPendingPerHost })},
 	{"dicom-accept-unknown", "MOLAR_DICOM_ACCEPT_UNKNOWN", "false", "accept associations from AEs not registered with `molar ae add` (echo and store only)", false, boolean(func(c *Config) *bool { return &c.AcceptUnknownAE })},
+	{"dicom-check-host", "MOLAR_DICOM_CHECK_HOST", "false", "accept a registered AE only from its registered host (off behind NAT or a DICOM proxy)", false, boolean(func(c *Config) *bool { return &c.CheckAEHost })},
 	{"dicom-tls-cert", "MOLAR_DICOM_TLS_CERT", "", "PEM certificate file: serve DICOM over TLS (with --dicom-tls-key)", false, str(func(c *Config) *string { return &c.DICOMTLSCert })},
 	{"dicom-tls-key", "MOLAR_DICOM_TLS_KEY", "", "PEM private key file for DICOM TLS", false, str(func(c *Config) *string { return &c.DICOMTLSKey })},
 	{"dicom-tls-ca", "MOLAR_DICOM_TLS_CA", "", "PEM CA file: require DICOM TLS clients to present a certificate it signed", false, str(func(c *Config) *string { return &c.DICOMTLSCA })},

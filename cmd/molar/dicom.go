@@ -41,7 +41,7 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	metrics := scp.NewMetrics(s.reg)
 	srv := &dimse.Server{
 		AETitle: s.cfg.AETitle,
-		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log),
+		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log, scp.CheckHost(s.cfg.CheckAEHost)),
 		Logger:  s.log,
 		Hooks:   scp.LogAssociations(metrics.Hooks(), s.db.pool, s.log),
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/auth/audit"
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
@@ -50,6 +51,11 @@ func logger(t testing.TB) *slog.Logger {
 }
 
 func startMolar(t testing.TB, s3 bool, policy index.DuplicatePolicy) *molar {
+	return startMolarWith(t, s3, policy)
+}
+
+// startMolarWith is startMolar with association policy options.
+func startMolarWith(t testing.TB, s3 bool, policy index.DuplicatePolicy, opts ...scp.PolicyOption) *molar {
 	db := pgtest.Open(t, auth.Migrations(), audit.Migrations(), index.Migrations())
 	ctx := context.Background()
 	ten, err := auth.CreateTenant(ctx, db.Admin, "0101", "Testkommune")
@@ -72,7 +78,7 @@ func startMolar(t testing.TB, s3 bool, policy index.DuplicatePolicy) *molar {
 		return 0, index.ErrNoDefaultTenant
 	}
 	q := &query.Service{DB: db.App, Store: m.store, AETitle: "MOLAR", Tenant: tenant, Logger: log}
-	m.srv = &dimse.Server{AETitle: "MOLAR", Policy: scp.Policy(db.App, true, log), Logger: log,
+	m.srv = &dimse.Server{AETitle: "MOLAR", Policy: scp.Policy(db.App, true, log, opts...), Logger: log,
 		Store: m.in.StoreHandler(func(_ context.Context, a *dimse.AssociationInfo) (int64, error) { return tenant(a) }),
 		Find:  q, Move: q, Get: q, Transcode: query.Transcode}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -133,4 +139,28 @@ func httpGet(t testing.TB, url string) []byte {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return b
+}
+
+// With CheckHost, a registered AE title is accepted only from its
+// registered host (an address, or a name resolving to the peer); DCMTK's
+// echoscu from 127.0.0.1 is the peer.
+func TestCheckHostRejectsAnAETitleFromAnotherAddress(t *testing.T) {
+	m := startMolarWith(t, false, index.KeepFirst, scp.CheckHost(true))
+	m.addAE(t, "HERE", "127.0.0.1:104")
+	m.addAE(t, "BYNAME", "localhost:104")
+	m.addAE(t, "ELSEWHERE", "192.0.2.10:104")
+	h, p := dicomtest.HostPort(t, m.addr)
+	for _, c := range []struct {
+		aet string
+		ok  bool
+	}{{"HERE", true}, {"BYNAME", true}, {"ELSEWHERE", false}} {
+		out, err := dicomtest.Run(t, 30*time.Second, "echoscu", "-v", "-aet", c.aet, "-aec", "MOLAR", h, p)
+		if c.ok {
+			require.NoError(t, err, "%s: %s", c.aet, out)
+			require.Contains(t, out, "Received Echo Response (Success)", c.aet)
+		} else {
+			require.Error(t, err, c.aet)
+			require.Contains(t, out, "Calling AE Title Not Recognized", "%s: %s", c.aet, out)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -56,11 +57,22 @@ type Caller struct {
 // it too), a registered calling AE gets the services of its permissions, an
 // unknown one gets UnknownServices when acceptUnknown, else a rejection
 // ("calling AE not recognized"). A database failure rejects transiently.
-func Policy(q index.Querier, acceptUnknown bool, log *slog.Logger) dimse.Policy {
+func Policy(q index.Querier, acceptUnknown bool, log *slog.Logger, opts ...PolicyOption) dimse.Policy {
+	var o policyOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	return func(ctx context.Context, req *dimse.AssociationRequest) dimse.Decision {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		ae, err := index.GetAE(ctx, q, strings.TrimSpace(req.CallingAE))
+		if err == nil && o.checkHost && !hostMatches(ctx, ae.Host, req.RemoteAddr) {
+			// A registered title from another address: an AE title is no
+			// credential, the device's address is part of its registration.
+			log.Warn("association rejected: calling AE from an address it is not registered at", "association", req.ID,
+				"calling_ae", req.CallingAE, "remote", addrString(req.RemoteAddr), "registered_host", ae.Host)
+			return dimse.RejectCallingAE()
+		}
 		switch {
 		case err == nil:
 			tenant, terr := index.TenantOf(ctx, q, ae)
@@ -82,6 +94,60 @@ func Policy(q index.Querier, acceptUnknown bool, log *slog.Logger) dimse.Policy 
 			return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
 		}
 	}
+}
+
+// PolicyOption tunes Policy.
+type PolicyOption func(*policyOptions)
+
+type policyOptions struct{ checkHost bool }
+
+// CheckHost makes Policy accept a registered AE only from its registered
+// host (an IP address, or a name resolving to the peer's address;
+// MOLAR_DICOM_CHECK_HOST). Off behind NAT or a DICOM proxy, where every
+// device appears to come from one address.
+func CheckHost(on bool) PolicyOption { return func(o *policyOptions) { o.checkHost = on } }
+
+// hostMatches reports whether the peer at remote is the registered host.
+func hostMatches(ctx context.Context, host string, remote net.Addr) bool {
+	peer := peerIP(remote)
+	if peer == nil {
+		return false
+	}
+	host = strings.TrimSpace(host)
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.Equal(peer)
+	}
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if a.IP.Equal(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+func peerIP(a net.Addr) net.IP {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return v.IP
+	case nil:
+		return nil
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return nil
+	}
+	return net.ParseIP(h)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // Metrics are the DICOM Prometheus metrics.
