@@ -108,6 +108,28 @@ func TestWrapJPEGBaselineKept(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalid)
 	_, err = Wrap([]byte("hello"), testOpts())
 	require.ErrorIs(t, err, ErrUnsupported)
+	hb, err := header.Read(bytes.NewReader(w.File), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, "01", hb.Dataset.Get(tag(0x0028, 0x2110)), "Lossy Image Compression")
+
+	// A progressive JPEG is decoded and stored natively: its pixels were
+	// still lossy-compressed once (Lossy Image Compression 01, method
+	// ISO_10918_1), where a PNG's are not.
+	prog, err := os.ReadFile("../pixel/testdata/progressive16.jpg")
+	require.NoError(t, err)
+	w, err = Wrap(prog, testOpts())
+	require.NoError(t, err)
+	require.Equal(t, uid.ExplicitVRLittleEndian, w.TransferSyntax)
+	h, err := header.Read(bytes.NewReader(w.File), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, "01", h.Dataset.Get(tag(0x0028, 0x2110)))
+	require.Equal(t, "ISO_10918_1", h.Dataset.Get(tag(0x0028, 0x2114)))
+	pngFile, _ := samplePNG(t, 8, 8)
+	w, err = Wrap(pngFile, testOpts())
+	require.NoError(t, err)
+	h, err = header.Read(bytes.NewReader(w.File), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, "00", h.Dataset.Get(tag(0x0028, 0x2110)), "a PNG is lossless")
 }
 
 func binarySTL(tris int) []byte {

@@ -150,7 +150,7 @@ func Wrap(data []byte, opt WrapOptions) (Wrapped, error) {
 		if err != nil {
 			return Wrapped{}, fmt.Errorf("%w: %s: %w", ErrInvalid, kind, err)
 		}
-		d = nativeImage(img, &w)
+		d = nativeImage(img, &w, false)
 	case KindSTL, KindPLY:
 		stl := data
 		if kind == KindPLY {
@@ -258,8 +258,9 @@ func pixelModule(d *header.Dataset, samples, rows, cols, bits int, photometric s
 }
 
 // nativeImage stores decoded pixels: grey 8 or 16 bit as MONOCHROME2,
-// anything else as 8-bit RGB (alpha dropped).
-func nativeImage(img image.Image, w *Wrapped) *header.Dataset {
+// anything else as 8-bit RGB (alpha dropped). lossy says the pixels came
+// from a lossy JPEG (Lossy Image Compression 01: once lossy, always).
+func nativeImage(img image.Image, w *Wrapped, lossy bool) *header.Dataset {
 	d := header.NewDataset()
 	b := img.Bounds()
 	rows, cols := b.Dy(), b.Dx()
@@ -267,7 +268,7 @@ func nativeImage(img image.Image, w *Wrapped) *header.Dataset {
 	var px []byte
 	switch m := img.(type) {
 	case *image.Gray:
-		imageModules(d, w, false, false)
+		imageModules(d, w, false, lossy)
 		pixelModule(d, 1, rows, cols, 8, "MONOCHROME2")
 		px = make([]byte, 0, rows*cols)
 		for y := b.Min.Y; y < b.Max.Y; y++ {
@@ -277,7 +278,7 @@ func nativeImage(img image.Image, w *Wrapped) *header.Dataset {
 		d.Set(&header.Element{Tag: header.TagPixelData, VR: "OB", Value: px})
 		return d
 	case *image.Gray16:
-		imageModules(d, w, false, false)
+		imageModules(d, w, false, lossy)
 		pixelModule(d, 1, rows, cols, 16, "MONOCHROME2")
 		px = make([]byte, 0, 2*rows*cols)
 		for y := b.Min.Y; y < b.Max.Y; y++ {
@@ -289,7 +290,7 @@ func nativeImage(img image.Image, w *Wrapped) *header.Dataset {
 		d.Set(&header.Element{Tag: header.TagPixelData, VR: "OW", Value: px})
 		return d
 	}
-	imageModules(d, w, true, false)
+	imageModules(d, w, true, lossy)
 	pixelModule(d, 3, rows, cols, 8, "RGB")
 	px = make([]byte, 0, 3*rows*cols)
 	switch m := img.(type) {
@@ -389,7 +390,7 @@ func wrapJPEG(data []byte, w *Wrapped) (*header.Dataset, error) {
 		return nil, fmt.Errorf("%w: jpeg: %w", ErrInvalid, err)
 	}
 	if info.sof != 0xC0 || info.precision != 8 || (info.comps != 1 && info.comps != 3) || info.rows == 0 {
-		return nativeImage(img, w), nil
+		return nativeImage(img, w, true), nil // decoded from a lossy JPEG
 	}
 	d := header.NewDataset()
 	w.TransferSyntax = uid.JPEGBaseline8Bit
