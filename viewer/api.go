@@ -1,12 +1,10 @@
 package viewer
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -17,9 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/molar-health/molar/auth/audit"
-	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/transfer"
 	"github.com/molar-health/molar/viewer/web"
 )
 
@@ -278,48 +276,22 @@ func (v *Viewer) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
-	status, err := v.send(ctx, ae, in)
+	calling := v.AETitle
+	if calling == "" {
+		calling = "MOLAR"
+	}
+	// The study send's path: the stored syntax is offered, and an
+	// uncompressed one the receiver may prefer (converted on the way).
+	sent, _, err := transfer.Send(ctx, v.Store, calling, ae, []index.Instance{in}, v.Log)
 	if err != nil {
 		v.Log.WarnContext(r.Context(), "viewer: sending an image failed", "ae", ae.Title, "instance_id", in.ID, "err", err)
 		writeJSON(w, http.StatusBadGateway, map[string]any{"ok": false, "error": err.Error()})
 		return
 	}
-	if !status.IsSuccess() && status.Kind() != dimse.KindWarning {
-		writeJSON(w, http.StatusBadGateway, map[string]any{"ok": false, "status": fmt.Sprintf("0x%04X", uint16(status))})
+	if sent != 1 {
+		writeJSON(w, http.StatusBadGateway, map[string]any{"ok": false, "error": ae.Title + " did not accept the image"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "status": fmt.Sprintf("0x%04X", uint16(status))})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
-// send streams the stored Part-10 object's data set to the AE.
-func (v *Viewer) send(ctx context.Context, ae index.AE, in index.Instance) (dimse.Status, error) {
-	rc, _, err := v.Store.Get(ctx, in.ObjectKey, nil)
-	if err != nil {
-		return 0, fmt.Errorf("viewer: read object: %w", err)
-	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
-	_, rest, err := header.ReadFileMeta(br, header.Options{})
-	if err != nil {
-		return 0, fmt.Errorf("viewer: file meta: %w", err)
-	}
-	// The data set goes as stored: only its own transfer syntax is proposed.
-	syntaxes := []string{in.TransferSyntax}
-	calling := v.AETitle
-	if calling == "" {
-		calling = "MOLAR"
-	}
-	assoc, err := dimse.Dial(ctx, ae.Addr(), dimse.DialOptions{CallingAE: calling, CalledAE: ae.Title,
-		Contexts: dimse.StorageContexts([]string{in.SOPClassUID}, syntaxes), Logger: v.Log})
-	if err != nil {
-		return 0, fmt.Errorf("viewer: associate with %s: %w", ae.Title, err)
-	}
-	defer assoc.Close()
-	st, err := assoc.Store(ctx, dimse.StoreParams{SOPClassUID: in.SOPClassUID, SOPInstanceUID: in.SOPInstanceUID, TransferSyntax: in.TransferSyntax}, io.Reader(rest))
-	if err != nil {
-		_ = assoc.Abort()
-		return 0, fmt.Errorf("viewer: C-STORE to %s: %w", ae.Title, err)
-	}
-	_ = assoc.Release(ctx)
-	return st, nil
-}

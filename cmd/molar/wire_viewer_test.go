@@ -24,6 +24,7 @@ import (
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/viewer"
@@ -544,6 +545,25 @@ func TestViewerAPI(t *testing.T) {
 	require.Equal(t, fmxSOPs[0], <-got)
 	resp, _ = doReq(t, c, "POST", img+"/send", "application/json", strings.NewReader(`{"ae":"MODALITY"}`), hdr)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "only move destinations receive images")
+	// A receiver that takes only Implicit VR Little Endian gets the image
+	// converted, as a study send does.
+	gotTS := make(chan string, 1)
+	implicitOnly := &dimse.Server{AETitle: "PACS3", StorageTransferSyntaxes: []string{uid.ImplicitVRLittleEndian},
+		Store: dimse.StoreFunc(func(ctx context.Context, req *dimse.StoreRequest, data io.Reader) (dimse.Status, error) {
+			if _, err := io.Copy(io.Discard, data); err != nil {
+				return 0, err
+			}
+			gotTS <- req.TransferSyntax
+			return dimse.StatusSuccess, nil
+		})}
+	ln3, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = implicitOnly.Serve(ln3) }()
+	t.Cleanup(func() { _ = implicitOnly.Shutdown(context.Background()) })
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "PACS3", Host: "127.0.0.1", Port: ln3.Addr().(*net.TCPAddr).Port, Permissions: []string{"echo", "move"}}, false))
+	resp, body = doReq(t, c, "POST", img+"/send", "application/json", strings.NewReader(`{"ae":"PACS3"}`), hdr)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, uid.ImplicitVRLittleEndian, <-gotTS)
 	_, page = get(t, c, fmt.Sprintf("%s/viewer/p/%d/studies/%s", ts.URL, child.PersonID, studies["fmx"].StudyInstanceUID))
 	require.Contains(t, page, "PACS2")
 	require.NotContains(t, page, "MODALITY")
