@@ -532,3 +532,66 @@ func TestIngestRefusesWrongPatientAndForeignSeries(t *testing.T) {
 	_, err = e.in.Ingest(ctx, cstore(resend, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(resend.DataSet(t, uid.ExplicitVRLittleEndian)))
 	require.NoError(t, err, "a reconciled study takes the resend")
 }
+
+// A study staff have reconciled takes a resend with the Patient ID its
+// instances were sent with, not any other: linking a study to a person (its
+// Patient ID stays) or correcting it must not open it to a third patient's
+// images under the same Study Instance UID.
+func TestIngestReconciledStudyStillRefusesAnotherPatient(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ingestOne := func(in dicomtest.Instance) error {
+		_, err := e.in.Ingest(ctx, cstore(in, e.tenant, uid.ExplicitVRLittleEndian), bytes.NewReader(in.DataSet(t, uid.ExplicitVRLittleEndian)))
+		return err
+	}
+	first := sample(dicomtest.Root + ".7.1.1")
+	first.StudyUID, first.SeriesUID = dicomtest.Root+".7", dicomtest.Root+".7.1"
+	require.NoError(t, ingestOne(first))
+	second := sample(dicomtest.Root + ".8.1.1")
+	second.PatientID, second.PatientName = "4321", "Hansen^Jens"
+	second.StudyUID, second.SeriesUID = dicomtest.Root+".8", dicomtest.Root+".8.1"
+	require.NoError(t, ingestOne(second))
+	require.NoError(t, postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+		p, err := auth.CreatePerson(ctx, tx, auth.Person{TenantID: e.tenant, GivenName: "Åse", FamilyName: "Ørsted",
+			BirthDate: time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)})
+		if err != nil {
+			return err
+		}
+		var st1, st2 int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM dicom.study WHERE study_uid = $1`, first.StudyUID).Scan(&st1); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT id FROM dicom.study WHERE study_uid = $1`, second.StudyUID).Scan(&st2); err != nil {
+			return err
+		}
+		if _, err := index.Link(ctx, tx, st1, p.ID, "test"); err != nil {
+			return err
+		}
+		_, err = index.Correct(ctx, tx, st2, index.Correction{PatientID: "1234"}, "test")
+		return err
+	}))
+	for i, c := range []struct {
+		name      string
+		study     dicomtest.Instance
+		patientID string
+		ok        bool
+	}{
+		{"linked study, another patient", first, "5678", false},
+		{"linked study, its own Patient ID", first, "1234", true},
+		{"corrected study, a third patient", second, "5678", false},
+		{"corrected study, the old Patient ID", second, "4321", true},
+		{"corrected study, the corrected Patient ID", second, "1234", true},
+	} {
+		in := c.study
+		in.SOPUID = fmt.Sprintf("%s.%d", in.SeriesUID, 10+i)
+		in.PatientID = c.patientID
+		err := ingestOne(in)
+		if c.ok {
+			require.NoError(t, err, c.name)
+			continue
+		}
+		require.ErrorIs(t, err, ErrInconsistent, c.name)
+		_, err = e.instance(t, in.SOPUID)
+		require.ErrorIs(t, err, index.ErrNotFound, "%s: not indexed", c.name)
+	}
+}

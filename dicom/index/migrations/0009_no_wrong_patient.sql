@@ -5,8 +5,8 @@
 -- study, is refused (SQLSTATE P0001, message "molar: …"; the ingest answers
 -- it as a failure and stores nothing). It used to be filed silently under
 -- the first patient's study or series. A study staff have reconciled
--- (link, correct, merge) takes a resend with the old Patient ID. (The rest
--- is as in 0008.)
+-- (link, correct, merge) takes a resend with the old Patient ID (one its
+-- instances were sent with), no other. (The rest is as in 0008.)
 CREATE OR REPLACE FUNCTION ingest_instance(p jsonb, policy text)
 RETURNS TABLE (outcome text, instance_id bigint, study_ref bigint, series_ref bigint, old_key text, person_id bigint, recon_state text, new_study boolean)
 LANGUAGE plpgsql AS $$
@@ -114,10 +114,15 @@ BEGIN
         END IF;
     END IF;
     -- Unless staff have reconciled the study (linked, corrected or merged
-    -- it): then the study's patient is theirs, and a resend carrying the
-    -- old, wrong Patient ID belongs to it.
-    IF NOT v_new AND v_st_pat IS DISTINCT FROM v_pat AND NOT EXISTS (
-        SELECT 1 FROM dicom.reconciliation r WHERE r.study_ref = v_st AND r.action IN ('link', 'correct', 'merge')) THEN
+    -- it) and the instance carries a Patient ID the study's instances were
+    -- sent with: then the study's patient is theirs, and a resend carrying
+    -- the old, wrong Patient ID belongs to it. Any other Patient ID is
+    -- still another patient (a reconciled study is not open to everyone).
+    IF NOT v_new AND v_st_pat IS DISTINCT FROM v_pat AND NOT (
+        EXISTS (SELECT 1 FROM dicom.reconciliation r WHERE r.study_ref = v_st AND r.action IN ('link', 'correct', 'merge'))
+        AND EXISTS (SELECT 1 FROM dicom.instance i WHERE i.study_ref = v_st
+            AND btrim(coalesce(i.attrs->'00100020'->'Value'->>0, '')) = coalesce(p->>'patient_id', '')
+            AND btrim(coalesce(i.attrs->'00100021'->'Value'->>0, '')) = btrim(coalesce(p->>'issuer', '')))) THEN
         RAISE EXCEPTION 'molar: the study belongs to another patient (its Patient ID differs)' USING ERRCODE = 'P0001';
     END IF;
     IF NOT v_new THEN
