@@ -99,13 +99,18 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 		req.PendingStatus = dimse.StatusPendingOptionalKeysMissing
 	}
 	// The matches are collected and their reads audited and committed
-	// before the first response goes out.
+	// before the first response goes out. What waits is each answer (the
+	// requested keys) and the match's references for the audit, not the
+	// stored attributes a match may carry (up to MaxMatches of them).
 	var matches []*Match
+	var answers []*header.Dataset
 	actx := dimseActor(ctx, req.Assoc, tenant)
 	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
-		matches = matches[:0]
+		matches, answers = matches[:0], answers[:0]
 		if err := q.Run(actx, tx, func(m *Match) error {
-			matches = append(matches, m)
+			answers = append(answers, q.Response(m, cs, s.AETitle))
+			matches = append(matches, &Match{Level: m.Level, PatientRef: m.PatientRef, StudyRef: m.StudyRef,
+				SeriesRef: m.SeriesRef, InstanceID: m.InstanceID})
 			return nil
 		}); err != nil {
 			return err
@@ -119,15 +124,17 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 		}
 		return failFind(err)
 	}
-	for _, m := range matches {
-		if err := emit(q.Response(m, cs, s.AETitle)); err != nil {
+	matches = nil
+	for i, d := range answers {
+		answers[i] = nil // sent: not held until the last one is
+		if err := emit(d); err != nil {
 			if ctx.Err() != nil {
 				return dimse.StatusCancel, nil
 			}
 			return failFind(err)
 		}
 	}
-	s.log().Debug("C-FIND", "level", q.Level.String(), "matches", len(matches))
+	s.log().Debug("C-FIND", "level", q.Level.String(), "matches", len(answers))
 	return dimse.StatusSuccess, nil
 }
 
