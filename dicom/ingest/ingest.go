@@ -83,13 +83,14 @@ func Status(err error) (dimse.Status, string) {
 	return dimse.StatusProcessingFailure, "processing failure"
 }
 
-// short is the Error Comment (0000,0902) of a failure: the reason, without
-// what the status code already says (the sentinel's text) and package
-// prefixes, in at most 64 characters of the default repertoire.
 // skipBulkOver is the size above which a binary value is not read into
 // memory by the ingest (header.Options.SkipBulkOver): the index never
 // needs such values; DICOMweb reads them from the object (BulkDataURI).
 const skipBulkOver = 1 << 20
+
+// short is the Error Comment (0000,0902) of a failure: the reason, without
+// what the status code already says (the sentinel's text) and package
+// prefixes, in at most 64 characters of the default repertoire.
 
 func short(err, sentinel error) string {
 	s := err.Error()

@@ -225,10 +225,17 @@ func prepareRoles(ctx context.Context, conn *pgx.Conn) (string, error) {
 			return "", fmt.Errorf("postgres: create roles: %w", err)
 		}
 		if !super {
-			// Migrations run as the owner role; a server given this one URL
-			// (no MOLAR_DATABASE_APP_URL) switches to the app role.
-			if _, err := conn.Exec(ctx, fmt.Sprintf("GRANT %s, %s TO %s", OwnerRole, AppRole, pgx.Identifier{current}.Sanitize())); err != nil {
-				return "", fmt.Errorf("postgres: grant owner and app roles: %w", err)
+			// Migrations run as the owner role.
+			if _, err := conn.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", OwnerRole, pgx.Identifier{current}.Sanitize())); err != nil {
+				return "", fmt.Errorf("postgres: grant owner role: %w", err)
+			}
+			// A server given this one URL (no MOLAR_DATABASE_APP_URL)
+			// switches to the app role. Best effort: where a DBA created
+			// molar_app under another role (PostgreSQL 16 lets only its
+			// admins grant it), the migrations do not need it, and the
+			// server's SET ROLE names the problem.
+			if _, err := conn.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", AppRole, pgx.Identifier{current}.Sanitize())); err != nil && !IsInsufficientPrivilege(err) {
+				return "", fmt.Errorf("postgres: grant app role: %w", err)
 			}
 		}
 		// The ledger and schemas belong to the owner.
