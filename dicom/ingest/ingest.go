@@ -91,7 +91,6 @@ const skipBulkOver = 1 << 20
 // short is the Error Comment (0000,0902) of a failure: the reason, without
 // what the status code already says (the sentinel's text) and package
 // prefixes, in at most 64 characters of the default repertoire.
-
 func short(err, sentinel error) string {
 	s := err.Error()
 	if i := strings.Index(s, sentinel.Error()+": "); i >= 0 {
