@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 
@@ -99,8 +100,11 @@ func jsonItems(items []map[string]json.RawMessage, cs Charset) []*header.Dataset
 				continue
 			}
 			switch vr {
-			case "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT":
+			case "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", "OB", "OW", "OD", "OF", "OL", "OV", "UN":
 				continue // binary: not rebuilt from JSON
+			}
+			if bytes.Contains(raw, []byte(`"BulkDataURI"`)) {
+				continue // kept in the object only: left out, not sent empty
 			}
 			setText(d, header.Tag(t), vr, v, cs)
 		}
