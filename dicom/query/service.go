@@ -134,8 +134,20 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 			return failFind(err)
 		}
 	}
+	if len(answers) >= s.max() {
+		// PS3.4 has no status for "more than I answer": say so in the log.
+		s.log().Warn("C-FIND answer cut at the match limit", "level", q.Level.String(), "matches", len(answers),
+			"calling_ae", callingAE(req.Assoc))
+	}
 	s.log().Debug("C-FIND", "level", q.Level.String(), "matches", len(answers))
 	return dimse.StatusSuccess, nil
+}
+
+func callingAE(a *dimse.AssociationInfo) string {
+	if a == nil {
+		return ""
+	}
+	return a.CallingAE
 }
 
 // Retrieve implements dimse.RetrieveHandler (C-GET) and the first half of
