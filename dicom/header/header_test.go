@@ -456,3 +456,48 @@ func TestSkipBulkOver(t *testing.T) {
 		require.ErrorIs(t, err, ErrTruncated, "streamed")
 	}
 }
+
+// A defined-length sequence may hold more than MaxHeaderBytes when its
+// large values are left out of memory (a mesh's point data in a Surface
+// Sequence); the limit then counts only what is read into memory.
+func TestSkipBulkOverInsideSequences(t *testing.T) {
+	points := make([]byte, 3<<20)
+	for i := range points {
+		points[i] = byte(i)
+	}
+	item := NewDataset()
+	item.Set(&Element{Tag: NewTag(0x0066, 0x0016), VR: "OF", Value: points}) // Point Coordinates Data
+	d := NewDataset()
+	d.SetString(TagSOPInstanceUID, "UI", "1.2.3")
+	d.SetSequence(NewTag(0x0066, 0x0011), item) // a sequence, written with undefined length
+	raw, err := d.Encode(uid.ImplicitVRLittleEndian)
+	require.NoError(t, err)
+	// Rewrite the sequence and item with defined lengths, as many writers do.
+	defined := definedLengths(t, raw)
+	_, err = Read(bytes.NewReader(defined), Options{TransferSyntax: uid.ImplicitVRLittleEndian, MaxHeaderBytes: 2 << 20})
+	require.ErrorIs(t, err, ErrLimit, "without skipping")
+	h, err := Read(bytes.NewReader(defined), Options{TransferSyntax: uid.ImplicitVRLittleEndian, MaxHeaderBytes: 2 << 20, SkipBulkOver: 1 << 20})
+	require.NoError(t, err)
+	e := h.Dataset.Sequence(NewTag(0x0066, 0x0011))[0].Find(NewTag(0x0066, 0x0016))
+	require.True(t, e.Skipped())
+	require.Equal(t, points, defined[e.BulkOffset:e.BulkOffset+int64(e.BulkLength)])
+}
+
+// definedLengths re-encodes an implicit VR LE data set of one top-level
+// element before a single-item sequence of one element: the sequence and
+// its item get defined lengths instead of delimitation items.
+func definedLengths(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	// Layout: [UID element][seq tag][FFFFFFFF][item tag][FFFFFFFF][elem][item delim 8][seq delim 8]
+	uidLen := 8 + int(binary.LittleEndian.Uint32(raw[4:8]))
+	seq := raw[uidLen:]
+	elem := seq[16 : len(seq)-16]
+	var b bytes.Buffer
+	b.Write(raw[:uidLen])
+	b.Write(seq[:4])
+	_ = binary.Write(&b, binary.LittleEndian, uint32(8+len(elem)))
+	b.Write(seq[8:12])
+	_ = binary.Write(&b, binary.LittleEndian, uint32(len(elem)))
+	b.Write(elem)
+	return b.Bytes()
+}

@@ -323,6 +323,16 @@ func (r *Reader) need(n int64) error {
 	return nil
 }
 
+// needUnlessSkipping is need for a sequence or item length, which holds
+// nothing in memory itself: with SkipBulkOver its large values are read
+// past, so only its elements count.
+func (r *Reader) needUnlessSkipping(n int64) error {
+	if r.opts.SkipBulkOver > 0 {
+		return nil
+	}
+	return r.need(n)
+}
+
 func (r *Reader) full(b []byte) error {
 	if err := r.need(int64(len(b))); err != nil {
 		return err
@@ -622,7 +632,9 @@ func (r *Reader) readSequence(parent *Dataset, e *Element, length uint32, depth 
 	e.Items = []*Dataset{}
 	end := int64(-1)
 	if length != UndefinedLength {
-		if err := r.need(int64(length)); err != nil {
+		// With SkipBulkOver the sequence may hold values that never enter
+		// memory: its elements are checked one by one instead.
+		if err := r.needUnlessSkipping(int64(length)); err != nil {
 			return err
 		}
 		end = r.pos + int64(length)
@@ -660,7 +672,7 @@ func (r *Reader) readSequence(parent *Dataset, e *Element, length uint32, depth 
 		item := &Dataset{BigEndian: st.bo == binary.BigEndian, charset: parent.charset}
 		itemEnd := int64(-1)
 		if l != UndefinedLength {
-			if err := r.need(int64(l)); err != nil {
+			if err := r.needUnlessSkipping(int64(l)); err != nil {
 				return err
 			}
 			itemEnd = r.pos + int64(l)
