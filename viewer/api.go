@@ -68,7 +68,8 @@ func SaveState(ctx context.Context, tx pgx.Tx, tenantID, personID, userID int64,
 		return State{}, fmt.Errorf("%w: state too large", ErrInvalid)
 	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(state, &obj); err != nil {
+	// "null" decodes into a nil map without an error: no object either.
+	if err := json.Unmarshal(state, &obj); err != nil || obj == nil {
 		return State{}, fmt.Errorf("%w: state must be a JSON object", ErrInvalid)
 	}
 	cur, err := LatestState(ctx, tx, sop)
