@@ -80,13 +80,20 @@ func SaveState(ctx context.Context, tx pgx.Tx, tenantID, personID, userID int64,
 		return cur, fmt.Errorf("%w: image state is at version %d", ErrConflict, cur.Version)
 	}
 	now := time.Now()
-	_, err = tx.Exec(ctx, `INSERT INTO viewer.image_state (tenant_id, person_id, sop_uid, version, state, created_by, created)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, tenantID, personID, sop, base+1, []byte(state), userID, now)
+	// A save of the same version by someone else meanwhile: the insert
+	// waits for it and then does nothing. (A unique violation instead
+	// would abort the transaction, and the handler's 409 would become a
+	// 500.) The conflict answers the state now stored.
+	tag, err := tx.Exec(ctx, `INSERT INTO viewer.image_state (tenant_id, person_id, sop_uid, version, state, created_by, created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, sop_uid, version) DO NOTHING`, tenantID, personID, sop, base+1, []byte(state), userID, now)
 	if err != nil {
-		if strings.Contains(err.Error(), "image_state_tenant_id_sop_uid_version") {
-			return cur, fmt.Errorf("%w: saved by someone else meanwhile", ErrConflict)
-		}
 		return State{}, fmt.Errorf("viewer: save image state: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if cur, err = LatestState(ctx, tx, sop); err != nil {
+			return State{}, err
+		}
+		return cur, fmt.Errorf("%w: saved by someone else meanwhile", ErrConflict)
 	}
 	return State{Version: base + 1, State: state, Saved: &now}, nil
 }

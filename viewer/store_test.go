@@ -3,10 +3,12 @@ package viewer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/auth"
@@ -39,6 +41,21 @@ func newStoreEnv(t *testing.T) storeEnv {
 	return e
 }
 
+// whenBlocked closes release once a backend of the database waits for a
+// lock (or after 10 s, so that a test that never blocks does not hang).
+func whenBlocked(t *testing.T, admin *pgxpool.Pool, release chan struct{}) {
+	t.Helper()
+	go func() {
+		defer close(release)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			var n int
+			if admin.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n) == nil && n > 0 {
+				return
+			}
+		}
+	}()
+}
+
 // TestSaveStateRefusesNull: "null" is no state object; it is invalid input
 // (a 400), not a database error.
 func TestSaveStateRefusesNull(t *testing.T) {
@@ -49,4 +66,41 @@ func TestSaveStateRefusesNull(t *testing.T) {
 		return err
 	})
 	require.ErrorIs(t, err, ErrInvalid)
+}
+
+// TestSaveStateConcurrentConflict: two dentists save from the same version
+// at the same time. The second waits for the first and gets ErrConflict
+// with the state now stored, and its transaction stays usable (so the
+// handler answers 409, not 500).
+func TestSaveStateConcurrentConflict(t *testing.T) {
+	e := newStoreEnv(t)
+	ctx := context.Background()
+	const sop = "1.2.826.0.1.1"
+	inserted, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+			_, err := SaveState(ctx, tx, e.tenant, e.person, 1, sop, 0, json.RawMessage(`{"by":"first"}`))
+			close(inserted)
+			<-release
+			return err
+		})
+	}()
+	<-inserted
+	whenBlocked(t, e.db.Admin, release)
+	var got State
+	var saveErr error
+	err := postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+		got, saveErr = SaveState(ctx, tx, e.tenant, e.person, 2, sop, 0, json.RawMessage(`{"by":"second"}`))
+		if !errors.Is(saveErr, ErrConflict) {
+			return saveErr
+		}
+		_, err := tx.Exec(ctx, "SELECT 1")
+		return err
+	})
+	require.NoError(t, <-first)
+	require.ErrorIs(t, saveErr, ErrConflict)
+	require.NoError(t, err, "the transaction is usable after a conflict")
+	require.Equal(t, 1, got.Version, "the conflict answers the stored state")
+	require.JSONEq(t, `{"by":"first"}`, string(got.State))
 }
