@@ -379,20 +379,35 @@ func MoveImage(ctx context.Context, tx pgx.Tx, tenantID, userID int64, m Mount, 
 	if rotate%90 != 0 || rotate < 0 || rotate >= 360 {
 		return fmt.Errorf("%w: rotate must be 0, 90, 180 or 270", ErrInvalid)
 	}
+	// Lock the mount, then read its placements: m.Placements may predate
+	// another move committed meanwhile, and a swap planned on them would
+	// put an image into a second slot or drop one. (Locking the slot rows
+	// is not enough: empty slots have none.)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM viewer.mount WHERE id = $1 FOR UPDATE`, m.ID); err != nil {
+		return fmt.Errorf("viewer: move: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT slot, sop_uid, rotate, flip FROM viewer.mount_slot WHERE mount_id = $1`, m.ID)
+	if err != nil {
+		return fmt.Errorf("viewer: move: %w", err)
+	}
+	current, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Placement, error) {
+		var p Placement
+		err := r.Scan(&p.Slot, &p.SOP, &p.Rotate, &p.Flip)
+		return p, err
+	})
+	if err != nil {
+		return fmt.Errorf("viewer: move: %w", err)
+	}
 	var from *Placement
 	var occupant *Placement
-	for i := range m.Placements {
-		p := &m.Placements[i]
+	for i := range current {
+		p := &current[i]
 		if p.SOP == sop {
 			from = p
 		}
 		if p.Slot == slot {
 			occupant = p
 		}
-	}
-	// Lock the mount's slots for the swap.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM viewer.mount_slot WHERE mount_id = $1 FOR UPDATE`, m.ID); err != nil {
-		return fmt.Errorf("viewer: move: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM viewer.mount_slot WHERE mount_id = $1 AND (slot = $2 OR sop_uid = $3)`, m.ID, slot, sop); err != nil {
 		return fmt.Errorf("viewer: move: %w", err)

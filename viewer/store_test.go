@@ -104,3 +104,56 @@ func TestSaveStateConcurrentConflict(t *testing.T) {
 	require.Equal(t, 1, got.Version, "the conflict answers the stored state")
 	require.JSONEq(t, `{"by":"first"}`, string(got.State))
 }
+
+// TestMoveImageConcurrent: two moves in one mount at the same time. The
+// second was started from the placements before the first; it must swap
+// with the image now in its target slot, not the one it saw, and lose no
+// image.
+func TestMoveImageConcurrent(t *testing.T) {
+	e := newStoreEnv(t)
+	ctx := context.Background()
+	var m Mount
+	require.NoError(t, postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+		tpl, err := TemplateByCode(ctx, tx, "bw4")
+		if err != nil {
+			return err
+		}
+		if m, err = CreateMount(ctx, tx, e.tenant, e.person, 1, tpl, "1.2.3"); err != nil {
+			return err
+		}
+		if err := SavePlacements(ctx, tx, e.tenant, m.ID, []Placement{{Slot: 1, SOP: "1.1"}, {Slot: 2, SOP: "1.2"}, {Slot: 3, SOP: "1.3"}, {Slot: 4, SOP: "1.4"}}); err != nil {
+			return err
+		}
+		m, err = GetMount(ctx, tx, e.person, m.ID)
+		return err
+	}))
+	moved, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+			// 1.1 from slot 1 to slot 2: 1.2 takes slot 1.
+			err := MoveImage(ctx, tx, e.tenant, 1, m, 2, "1.1", 0, false)
+			close(moved)
+			<-release
+			return err
+		})
+	}()
+	<-moved
+	whenBlocked(t, e.db.Admin, release)
+	// 1.3 from slot 3 to slot 2, by someone who still sees 1.2 in slot 2.
+	err := postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+		return MoveImage(ctx, tx, e.tenant, 2, m, 2, "1.3", 0, false)
+	})
+	require.NoError(t, <-first)
+	require.NoError(t, err)
+	require.NoError(t, postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+		var err error
+		m, err = GetMount(ctx, tx, e.person, m.ID)
+		return err
+	}))
+	got := map[int]string{}
+	for _, p := range m.Placements {
+		got[p.Slot] = p.SOP
+	}
+	require.Equal(t, map[int]string{1: "1.2", 2: "1.3", 3: "1.1", 4: "1.4"}, got)
+}
