@@ -63,8 +63,10 @@ func (t *Template) Validate() error {
 	if t.NameEN == "" {
 		t.NameEN = t.NameDA
 	}
-	if t.Code == "" || len(t.Code) > 40 || strings.Trim(t.Code, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
-		return fmt.Errorf("%w: code must be lower-case letters, digits, - or _", ErrInvalid)
+	// As the table's CHECK: a letter or digit first (otherwise the insert
+	// fails with a database error instead of this message).
+	if t.Code == "" || len(t.Code) > 40 || strings.Trim(t.Code, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" || t.Code[0] == '-' || t.Code[0] == '_' {
+		return fmt.Errorf("%w: code must be lower-case letters, digits, - or _, starting with a letter or digit", ErrInvalid)
 	}
 	if t.NameDA == "" || len(t.NameDA) > 100 || len(t.NameEN) > 100 {
 		return fmt.Errorf("%w: a name of 1 to 100 characters is needed", ErrInvalid)
@@ -82,7 +84,9 @@ func (t *Template) Validate() error {
 			return fmt.Errorf("%w: slot numbers must be positive and unique (slot %d)", ErrInvalid, i+1)
 		}
 		seen[s.N] = true
-		if s.W <= 0 || s.H <= 0 || s.X < 0 || s.Y < 0 || s.X+s.W > t.Width || s.Y+s.H > t.Height {
+		// Each bound on its own first: X+W of huge numbers overflows.
+		if s.W <= 0 || s.H <= 0 || s.X < 0 || s.Y < 0 || s.X > t.Width || s.W > t.Width || s.Y > t.Height || s.H > t.Height ||
+			s.X+s.W > t.Width || s.Y+s.H > t.Height {
 			return fmt.Errorf("%w: slot %d lies outside the template", ErrInvalid, s.N)
 		}
 		if s.Rotate%90 != 0 || s.Rotate < 0 || s.Rotate >= 360 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -99,6 +100,9 @@ func TestTemplateValidate(t *testing.T) {
 		"rotate":    func(t *Template) { t.Slots[0].Rotate = 45 },
 		"duplicate": func(t *Template) { t.Slots[1].N = 1 },
 		"code":      func(t *Template) { t.Code = "a b" },
+		"codestart": func(t *Template) { t.Code = "-pa" }, // the table's CHECK: a letter or digit first
+		"overflow":  func(t *Template) { t.Slots[1].X, t.Slots[1].W = 1, math.MaxInt },
+		"wide":      func(t *Template) { t.Slots[1].W = math.MaxInt },
 		"kind":      func(t *Template) { t.Slots[0].Kind = "ceph" },
 		"noslots":   func(t *Template) { t.Slots = nil },
 	} {
