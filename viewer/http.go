@@ -67,6 +67,24 @@ func (v *Viewer) requirePerm(perm string) func(http.Handler) http.Handler {
 	}
 }
 
+// Bounds of the viewer's form bodies: the forms carry a few short fields
+// (a template is at most 64 slots of JSON).
+const (
+	maxForm         = 16 << 10
+	maxTemplateForm = 256 << 10
+)
+
+// parseForm reads a url-encoded or multipart form of at most limit bytes
+// (r.FormValue alone would take 10 MB of fields, and spool multipart file
+// parts of any size to disk).
+func parseForm(w http.ResponseWriter, r *http.Request, limit int64) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if err := r.ParseMultipartForm(limit); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return web.E(web.Invalid, "the form is too large or malformed", err)
+	}
+	return nil
+}
+
 // fail answers an error; the package's sentinels map to HTTP kinds here.
 func (v *Viewer) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
@@ -292,6 +310,10 @@ func (v *Viewer) handleBreakGlass(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(chi.URLParam(r, "person"), 10, 64)
 	if err != nil || id <= 0 {
 		v.fail(w, r, web.E(web.NotFound, ""))
+		return
+	}
+	if err := parseForm(w, r, maxForm); err != nil {
+		v.fail(w, r, err)
 		return
 	}
 	next := auth.SafeNext(r.FormValue("next"))
@@ -668,6 +690,10 @@ func mountCandidates(images []Image) []Candidate {
 // handleCreateMount: POST /viewer/p/{person}/mounts (form: template, study)
 // — a new mount filled with the study's images.
 func (v *Viewer) handleCreateMount(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r, maxForm); err != nil {
+		v.fail(w, r, err)
+		return
+	}
 	code, studyUID := r.FormValue("template"), r.FormValue("study")
 	if code == "" || studyUID == "" {
 		v.fail(w, r, web.E(web.Invalid, "choose a template and a study"))
@@ -833,6 +859,10 @@ const exampleTemplate = `{
 // the template as JSON).
 func (v *Viewer) handleAddTemplate(w http.ResponseWriter, r *http.Request) {
 	p := auth.PrincipalFrom(r.Context())
+	if err := parseForm(w, r, maxTemplateForm); err != nil {
+		v.fail(w, r, err)
+		return
+	}
 	raw := r.FormValue("template")
 	var t Template
 	dec := json.NewDecoder(strings.NewReader(raw))

@@ -1,12 +1,19 @@
 package viewer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -15,6 +22,7 @@ import (
 	"github.com/molar-health/molar/auth/audit"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/storage/postgres/pgtest"
+	"github.com/molar-health/molar/viewer/web"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -156,4 +164,47 @@ func TestMoveImageConcurrent(t *testing.T) {
 		got[p.Slot] = p.SOP
 	}
 	require.Equal(t, map[int]string{1: "1.2", 2: "1.3", 3: "1.1", 4: "1.4"}, got)
+}
+
+// TestFormsAreBounded: the viewer's forms are small; a large body (here a
+// file part of a multipart form, which would otherwise be read into memory
+// or spooled to disk) is refused with a 400 before anything else.
+func TestFormsAreBounded(t *testing.T) {
+	e := newStoreEnv(t)
+	cat, err := web.NewCatalog()
+	require.NoError(t, err)
+	a, err := auth.New(e.db.App, auth.Config{})
+	require.NoError(t, err)
+	auth.RegisterPermissions(auth.RoleClinicAdmin, PermTemplates)
+	v := &Viewer{Pool: e.db.App, Auth: a, Shell: web.NewShell(cat, nil, slog.New(slog.DiscardHandler)), Log: slog.New(slog.DiscardHandler)}
+	for _, c := range []struct{ role, path string }{
+		{auth.RoleDentist, fmt.Sprintf("/viewer/p/%d/mounts", e.person)},
+		{auth.RoleDentist, fmt.Sprintf("/viewer/p/%d/breakglass", e.person)},
+		{auth.RoleClinicAdmin, "/viewer/admin/templates"},
+	} {
+		r := chi.NewRouter()
+		r.Use(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				p := &auth.Principal{UserID: 1, TenantID: e.tenant, Role: c.role}
+				next.ServeHTTP(w, req.WithContext(auth.WithPrincipal(req.Context(), p)))
+			})
+		})
+		v.Routes(r)
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		for k, val := range map[string]string{"template": "bw4", "study": "1.2.3", "reason": "Akut tandpine på vagten"} {
+			require.NoError(t, mw.WriteField(k, val))
+		}
+		f, err := mw.CreateFormFile("junk", "junk.bin")
+		require.NoError(t, err)
+		_, err = f.Write(bytes.Repeat([]byte("x"), 4<<20))
+		require.NoError(t, err)
+		require.NoError(t, mw.Close())
+		req := httptest.NewRequest(http.MethodPost, c.path, &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Accept", "application/json")
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusBadRequest, rec.Code, "%s: %s", c.path, rec.Body.String())
+	}
 }
