@@ -31,6 +31,16 @@ type Images interface {
 	ImagesForTooth(ctx context.Context, tenantID, personID int64, tooth Tooth) ([]Image, error)
 }
 
+// ImageChecker is an optional part of Images: the DICOM index's word on a
+// link's UIDs before it is stored.
+type ImageChecker interface {
+	// CheckImageOf returns an error wrapping ErrNotFound when the index
+	// holds the study, series or instance and it is not the person's
+	// (another person's, or unmatched), or the series or instance is not
+	// in the study. UIDs the index does not hold (yet) pass.
+	CheckImageOf(ctx context.Context, tenantID, personID int64, studyUID, seriesUID, instanceUID string) error
+}
+
 // NoImages is the Images of a server without a DICOM index: none.
 type NoImages struct{}
 
@@ -76,6 +86,13 @@ func (s *Service) LinkImage(ctx context.Context, p *auth.Principal, personID int
 	err := s.access(ctx, p, auth.PermJournalWrite, personID, audit.ActionCreate, func(ctx context.Context, tx pgx.Tx) (string, map[string]any, error) {
 		if l.EntryID != 0 {
 			if _, err := loadEntry(ctx, tx, personID, l.EntryID); err != nil {
+				return "", nil, err
+			}
+		}
+		// The UIDs come from the request: a study of another person (or one
+		// not yet reconciled) must not be tied to this person's journal.
+		if c, ok := s.images().(ImageChecker); ok {
+			if err := c.CheckImageOf(ctx, p.TenantID, personID, l.StudyUID, l.SeriesUID, l.InstanceUID); err != nil {
 				return "", nil, err
 			}
 		}

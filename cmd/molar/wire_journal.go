@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -182,6 +183,47 @@ func (x indexImages) ImagesForPerson(ctx context.Context, tenantID, personID int
 		return nil
 	})
 	return out, err
+}
+
+var _ journal.ImageChecker = indexImages{}
+
+// CheckImageOf refuses a journal link to a study, series or instance the
+// index holds for another person (or unmatched), or a series or instance
+// outside the study. UIDs the index does not hold yet pass.
+func (x indexImages) CheckImageOf(ctx context.Context, tenantID, personID int64, studyUID, seriesUID, instanceUID string) error {
+	mismatch := fmt.Errorf("journal: image of another person or study: %w", journal.ErrNotFound)
+	return postgres.InTenant(ctx, x.pool, tenantID, func(tx pgx.Tx) error {
+		st, err := index.GetStudy(ctx, tx, studyUID)
+		switch {
+		case errors.Is(err, index.ErrNotFound):
+			st = index.Study{}
+		case err != nil:
+			return err
+		case st.PersonID != personID:
+			return mismatch
+		}
+		if seriesUID != "" {
+			se, err := index.GetSeries(ctx, tx, seriesUID)
+			switch {
+			case errors.Is(err, index.ErrNotFound):
+			case err != nil:
+				return err
+			case se.StudyRef != st.ID:
+				return mismatch
+			}
+		}
+		if instanceUID != "" {
+			in, err := index.GetInstance(ctx, tx, instanceUID)
+			switch {
+			case errors.Is(err, index.ErrNotFound):
+			case err != nil:
+				return err
+			case in.StudyInstanceUID != studyUID || seriesUID != "" && in.SeriesInstanceUID != seriesUID || in.PersonID != personID:
+				return mismatch
+			}
+		}
+		return nil
+	})
 }
 
 func (x indexImages) ImagesForTooth(ctx context.Context, tenantID, personID int64, tooth journal.Tooth) ([]journal.Image, error) {

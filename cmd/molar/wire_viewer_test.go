@@ -742,3 +742,29 @@ func TestViewerToolsInChromium(t *testing.T) {
 	require.Contains(t, browsertest.Get(b, chromedp.Text(".vw-info")), fmt.Sprintf("Snit %d af 40", min(s0+12, 39)+1))
 	b.Screenshot("4-cbct")
 }
+
+// TestJournalLinkOfAnotherPersonsImage: a journal image link names its
+// study, series and instance in the request body; the DICOM index refuses
+// another person's (here an outsider's study linked to a child in care),
+// and a series or instance from outside the study.
+func TestJournalLinkOfAnotherPersonsImage(t *testing.T) {
+	ts := newTestServer(t, nil)
+	_, other := imagesOfOutsider(t, ts)
+	child := demoImaged(ts, 0)
+	studies := demoStudiesOf(t, ts, child.PersonID)
+	jc := ts.journalClient(t, "tandlaege")
+	base := fmt.Sprintf("/api/journal/patients/%d/images", child.PersonID)
+	status, b := jc.do("POST", base, map[string]any{"study_uid": other.StudyInstanceUID, "modality": "IO"})
+	require.Equal(t, http.StatusNotFound, status, "another person's study: %s", b)
+	status, b = jc.do("POST", base, map[string]any{"study_uid": studies["fmx"].StudyInstanceUID, "instance_uid": other.SOPInstanceUID, "modality": "IO"})
+	require.Equal(t, http.StatusNotFound, status, "another person's instance in the child's study: %s", b)
+	status, b = jc.do("POST", base, map[string]any{"study_uid": studies["fmx"].StudyInstanceUID, "series_uid": other.SeriesInstanceUID, "modality": "IO"})
+	require.Equal(t, http.StatusNotFound, status, "a series of another study: %s", b)
+	jc.json("POST", base, map[string]any{"study_uid": studies["fmx"].StudyInstanceUID, "modality": "IO", "tooth": 16}, http.StatusCreated, nil)
+	jc.json("POST", base, map[string]any{"study_uid": "1.2.826.0.1.3680043.99.7", "modality": "IO"}, http.StatusCreated, nil)
+	var n int
+	require.NoError(t, postgres.InTenant(context.Background(), ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(context.Background(), `SELECT count(*) FROM journal.image_link WHERE study_uid = $1`, other.StudyInstanceUID).Scan(&n)
+	}))
+	require.Zero(t, n)
+}
