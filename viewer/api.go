@@ -302,4 +302,3 @@ func (v *Viewer) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
-
