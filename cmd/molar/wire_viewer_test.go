@@ -254,6 +254,24 @@ func TestViewerInChromium(t *testing.T) {
 	require.InDelta(t, w1, evalJS[float64](b, `molarViewer.viewports[0].view.ww`), 0.5, "the window was saved beside the image")
 	b.Screenshot("7-reloaded")
 
+	// A colleague saves the same image meanwhile: this viewer's next save
+	// conflicts, shows what the colleague stored, and saves on top of it
+	// after that (it used to conflict on every save until a reload).
+	v0 := evalJS[int](b, `molarViewer.viewports[0].version`)
+	stateURL := ts.URL + evalJS[string](b, `JSON.parse(document.getElementById('viewer-app').dataset.config).api + '/images/' + encodeURIComponent(molarViewer.viewports[0].im.sop) + '/state'`)
+	colleague, ccsrf := ts.login(t, "tandlaege")
+	resp, body := doReq(t, colleague, "PUT", stateURL, "application/json",
+		strings.NewReader(fmt.Sprintf(`{"version":%d,"state":{"annotations":[{"id":"c1","type":"text","pts":[[50,60]],"text":"kollega"},{"id":"bad","type":"text"}]}}`, v0)),
+		map[string]string{"Content-Type": "application/json", "X-CSRF-Token": ccsrf, "Origin": ts.URL})
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	_ = evalJS[int](b, `(molarViewer.viewports[0].save(), 0)`)
+	b.Do(chromedp.Poll[chromedp.Void](fmt.Sprintf(`molarViewer.viewports[0].version === %d && !molarViewer.viewports[0].saving`, v0+1), chromedp.WithPollingTimeout(20*time.Second)))
+	require.Equal(t, "kollega", evalJS[string](b, `molarViewer.viewports[0].state.annotations[0].text`), "the colleague's state is shown")
+	require.Equal(t, 1, evalJS[int](b, `molarViewer.viewports[0].state.annotations.length`), "an annotation without points is dropped, not drawn")
+	_ = evalJS[int](b, `(molarViewer.viewports[0].save(), 0)`)
+	b.Do(chromedp.Poll[chromedp.Void](fmt.Sprintf(`molarViewer.viewports[0].version >= %d && !molarViewer.viewports[0].saving`, v0+2), chromedp.WithPollingTimeout(20*time.Second)))
+	require.Contains(t, evalJS[string](b, `document.body.textContent`), "Gemt", "saved on top of the colleague's version")
+
 	// The FMX mount: every image in the slot its tooth codes call for, the
 	// mandibular ones turned 180° as the template says.
 	b.Do(chromedp.Navigate(fmt.Sprintf("%s/viewer/p/%d/", ts.URL, child.PersonID)), chromedp.WaitVisible(`a.vw-mount-link[data-template="fmx"]`))

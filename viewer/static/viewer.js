@@ -28,6 +28,13 @@
     return e;
   }
   function status(msg) { document.getElementById('status').textContent = msg || ''; }
+  // drawable keeps the annotations that have points to draw (a state
+  // saved by another client may hold others; one must not stop the image).
+  function drawable(list) {
+    if (!Array.isArray(list)) return [];
+    return list.filter((a) => a && typeof a.type === 'string' && Array.isArray(a.pts) && a.pts.length > 0 &&
+      a.pts.every((p) => Array.isArray(p) && Number.isFinite(p[0]) && Number.isFinite(p[1])));
+  }
   async function api(method, url, body) {
     const r = await fetch(url, {
       method, credentials: 'same-origin',
@@ -270,7 +277,7 @@
       this.slice = first; this.slider.value = String(first);
       this.version = st.data ? st.data.version : 0;
       this.state = Object.assign({ annotations: [] }, st.data && st.data.state ? st.data.state : {});
-      if (!Array.isArray(this.state.annotations)) this.state.annotations = [];
+      this.state.annotations = drawable(this.state.annotations);
       this.view = this.initialView();
       this.host.classList.remove('loading');
       this.fit(true);
@@ -468,7 +475,18 @@
       const r = await api('PUT', `${cfg.api}/images/${encodeURIComponent(this.im.sop)}/state`, { version: this.version, state: this.state });
       this.saving = false;
       if (r.ok) { this.version = r.data.version; status(T('saved')); this.app.savedOnce = true; }
-      else if (r.status === 409) status(T('conflict'));
+      else if (r.status === 409) {
+        // Someone else saved meanwhile: show what is stored (their
+        // annotations), so that the next change saves on top of it.
+        status(T('conflict'));
+        if (r.data && typeof r.data.version === 'number') {
+          this.version = r.data.version;
+          this.state = Object.assign({ annotations: [] }, r.data.state || {});
+          this.state.annotations = drawable(this.state.annotations);
+          this.saveAgain = false; this.dirty = false;
+          this.draw(); this.app.changed(this);
+        }
+      }
       else status(T('savefailed'));
       if (this.saveAgain) { this.saveAgain = false; this.save(); } else if (r.ok) this.dirty = false;
     }
