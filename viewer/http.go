@@ -34,13 +34,15 @@ func (v *Viewer) Routes(r chi.Router) {
 			r.Get("/p/{person}/studies/{study}", v.handleStudy)
 			r.Get("/p/{person}/tooth/{fdi}", v.handleTooth)
 			r.Get("/p/{person}/compare", v.handleCompare)
-			r.Post("/p/{person}/mounts", v.handleCreateMount)
 			r.Get("/p/{person}/mounts/{mount}", v.handleMount)
 			r.Get("/api/p/{person}/images/{sop}/state", v.handleGetState)
-			r.Put("/api/p/{person}/images/{sop}/state", v.handlePutState)
 			r.Get("/api/p/{person}/images/{sop}/tags", v.handleTags)
-			r.Post("/api/p/{person}/images/{sop}/send", v.handleSend)
-			r.Post("/api/p/{person}/mounts/{mount}/slots", v.handleMoveSlot)
+			r.Post("/api/p/{person}/images/{sop}/send", v.handleSend) // an export, as the study send (dicom.read)
+			// What changes the record beside the images (measurements,
+			// window, mounts) needs the write permission too.
+			r.With(v.requirePerm(auth.PermDICOMWrite)).Post("/p/{person}/mounts", v.handleCreateMount)
+			r.With(v.requirePerm(auth.PermDICOMWrite)).Put("/api/p/{person}/images/{sop}/state", v.handlePutState)
+			r.With(v.requirePerm(auth.PermDICOMWrite)).Post("/api/p/{person}/mounts/{mount}/slots", v.handleMoveSlot)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(v.requirePerm(PermTemplates))
