@@ -38,6 +38,9 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, personID int64,
 		if err := n.Validate(Patient{PersonID: personID, BirthDate: person.BirthDate}, s.now(), s.Catalogue, s.SKS); err != nil {
 			return "", nil, err
 		}
+		if err := s.checkXRay(ctx, p, personID, n); err != nil {
+			return "", nil, err
+		}
 		id, err := insertEntry(ctx, tx, p, personID, n, 0, "")
 		if err != nil {
 			return "", nil, err
@@ -90,6 +93,25 @@ func insertSignature(ctx context.Context, tx pgx.Tx, p *auth.Principal, entryID 
 }
 
 // sideEffects updates the plan and the risk after a new (not corrected) entry.
+// checkXRay asks the DICOM index (when it can say) whether an X-ray
+// description's study and instances are the person's, as image links do:
+// a description must not name another person's images.
+func (s *Service) checkXRay(ctx context.Context, p *auth.Principal, personID int64, n NewEntry) error {
+	c, ok := s.images().(ImageChecker)
+	if !ok || n.Kind != KindXRay || n.XRay == nil {
+		return nil
+	}
+	if err := c.CheckImageOf(ctx, p.TenantID, personID, n.XRay.StudyUID, "", ""); err != nil {
+		return err
+	}
+	for _, u := range n.XRay.InstanceUIDs {
+		if err := c.CheckImageOf(ctx, p.TenantID, personID, n.XRay.StudyUID, "", u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Service) sideEffects(ctx context.Context, tx pgx.Tx, p *auth.Principal, personID, entryID int64, n NewEntry) error {
 	switch n.Kind {
 	case KindExamination:
@@ -284,6 +306,9 @@ func (s *Service) Correct(ctx context.Context, p *auth.Principal, personID, entr
 			return "", nil, err
 		}
 		if err := n.Validate(Patient{PersonID: personID, BirthDate: person.BirthDate}, s.now(), s.Catalogue, s.SKS); err != nil {
+			return "", nil, err
+		}
+		if err := s.checkXRay(ctx, p, personID, n); err != nil {
 			return "", nil, err
 		}
 		id, err := insertEntry(ctx, tx, p, personID, n, entryID, reason)

@@ -785,4 +785,18 @@ func TestJournalLinkOfAnotherPersonsImage(t *testing.T) {
 		return tx.QueryRow(context.Background(), `SELECT count(*) FROM journal.image_link WHERE study_uid = $1`, other.StudyInstanceUID).Scan(&n)
 	}))
 	require.Zero(t, n)
+
+	// An X-ray description names its study and images the same way: not
+	// another person's.
+	entries := fmt.Sprintf("/api/journal/patients/%d/entries", child.PersonID)
+	careTime := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	xray := func(study string, instances ...string) map[string]any {
+		return map[string]any{"kind": "xray_description", "care_time": careTime, "text": "Ingen caries.",
+			"xray": map[string]any{"study_uid": study, "instance_uids": instances}}
+	}
+	status, b = jc.do("POST", entries, xray(other.StudyInstanceUID))
+	require.Equal(t, http.StatusNotFound, status, "another person's study described: %s", b)
+	status, b = jc.do("POST", entries, xray(studies["fmx"].StudyInstanceUID, other.SOPInstanceUID))
+	require.Equal(t, http.StatusNotFound, status, "another person's image in the description: %s", b)
+	jc.json("POST", entries, xray(studies["fmx"].StudyInstanceUID), http.StatusCreated, nil)
 }
