@@ -296,11 +296,31 @@ func (f *FileSet) place(ds *header.Dataset, class, inst, ts string) string {
 		return keys(header.TagModality, header.TagSeriesInstanceUID, tag(0x0020, 0x0011))
 	})
 	var leaf *node
-	if strings.HasPrefix(class, "1.2.840.10008.5.1.4.1.1.104.") {
+	conceptName := func(n *node) { // Concept Name Code Sequence, as the object has it (type 1 in SR and KO records)
+		n.keys.SetSequence(tag(0x0040, 0xA043), ds.Sequence(tag(0x0040, 0xA043))...)
+	}
+	switch {
+	case strings.HasPrefix(class, "1.2.840.10008.5.1.4.1.1.104."):
 		leaf = &node{kind: "ENCAP DOC", keys: keys(tag(0x0008, 0x0023), tag(0x0008, 0x0033), tag(0x0020, 0x0013),
 			tag(0x0042, 0x0010), tag(0x0042, 0x0012))}
 		leaf.keys.SetSequence(tag(0x0040, 0xA043))
-	} else {
+	case class == "1.2.840.10008.5.1.4.1.1.88.59": // Key Object Selection (PS3.3 F.5.31)
+		leaf = &node{kind: "KEY OBJECT DOC", keys: keys(tag(0x0008, 0x0023), tag(0x0008, 0x0033), tag(0x0020, 0x0013))}
+		conceptName(leaf)
+	case strings.HasPrefix(class, "1.2.840.10008.5.1.4.1.1.88."): // SR, a CBCT's dose report among them (F.5.21)
+		k := []header.Tag{tag(0x0008, 0x0023), tag(0x0008, 0x0033), tag(0x0020, 0x0013), tag(0x0040, 0xA491), tag(0x0040, 0xA493)}
+		if strings.TrimSpace(ds.Get(tag(0x0040, 0xA493))) == "VERIFIED" {
+			k = append(k, tag(0x0040, 0xA030)) // Verification DateTime (1C)
+		}
+		leaf = &node{kind: "SR DOCUMENT", keys: keys(k...)}
+		conceptName(leaf)
+	case strings.HasPrefix(class, "1.2.840.10008.5.1.4.1.1.11."): // presentation states (F.5.23)
+		leaf = &node{kind: "PRESENTATION", keys: keys(tag(0x0020, 0x0013), tag(0x0070, 0x0080), tag(0x0070, 0x0081),
+			tag(0x0070, 0x0082), tag(0x0070, 0x0083), tag(0x0070, 0x0084))}
+		if refs := ds.Sequence(tag(0x0008, 0x1115)); len(refs) > 0 {
+			leaf.keys.SetSequence(tag(0x0008, 0x1115), refs...) // Referenced Series Sequence (1C)
+		}
+	default:
 		leaf = &node{kind: "IMAGE", keys: keys(tag(0x0020, 0x0013))}
 	}
 	iname := fmt.Sprintf("IMG%05d", len(series.children)+1)

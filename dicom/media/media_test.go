@@ -21,6 +21,7 @@ import (
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
 )
 
 var testPatient = Patient{ID: "0101154321", Name: "Ørsted^Åse", BirthDate: "20150101", Sex: "F"}
@@ -245,5 +246,34 @@ func TestFileSetDICOMDIRAndDeidentify(t *testing.T) {
 		})
 		require.NoError(t, err)
 		require.Len(t, studies, 1, "the three images stay one study")
+	}
+}
+
+// A structured report (a CBCT's dose report, say) gets an SR DOCUMENT
+// record with the keys PS3.3 F.5.21 asks for, as DCMTK's dcmmkdir writes
+// them, not an IMAGE record; pydicom reads the file-set.
+func TestFileSetSRDocumentRecord(t *testing.T) {
+	sr, err := os.ReadFile("/usr/lib/python3/dist-packages/pydicom/data/test_files/test-SR.dcm")
+	if err != nil {
+		pgtest.Unavailable(t, "python3-pydicom test files", err)
+	}
+	for _, deid := range []bool{false, true} {
+		dir := t.TempDir()
+		var d *Deidentifier
+		if deid {
+			d = NewDeidentifier(false, false)
+		}
+		fs := NewFileSet(DirSink(dir), d, "")
+		_, err := fs.Add(bytes.NewReader(sr))
+		require.NoError(t, err)
+		require.NoError(t, fs.Close())
+		out := dcmdump(t, filepath.Join(dir, "DICOMDIR"))
+		require.Contains(t, out, "[SR DOCUMENT]")
+		require.NotContains(t, out, "[IMAGE]")
+		for _, k := range []string{"CompletionFlag", "VerificationFlag", "ContentDate", "ContentTime", "InstanceNumber", "ConceptNameCodeSequence", "[Diagnosis]"} {
+			require.Contains(t, out, k, "deidentified %v", deid)
+		}
+		listing := pydicom(t, PydicomReadFileSet, filepath.Join(dir, "DICOMDIR"))
+		require.Equal(t, 1, strings.Count(listing, "\n"), listing)
 	}
 }
