@@ -128,9 +128,9 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("backup: %w", err)
 	}
 	m := manifest{Format: backupFormat, Created: time.Now().UTC(), Molar: version, Objects: !dbOnly, DumpSHA256: sum}
-	tenants, err := snapshotTenants(ctx, tx)
+	tenants, err := index.TenantIDs(ctx, tx)
 	if err != nil {
-		return err
+		return fmt.Errorf("backup: %w", err)
 	}
 	for _, t := range tenants {
 		if err := inSnapshotTenant(ctx, tx, t); err != nil {
@@ -149,7 +149,10 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 				if err := inSnapshotTenant(ctx, tx, t); err != nil {
 					return err
 				}
-				if err := walkRefs(ctx, tx, fn); err != nil {
+				err := index.EachObjectRef(backupPage, func(after int64, limit int) ([]index.ObjectRef, error) {
+					return index.ObjectRefs(ctx, tx, after, limit)
+				}, fn)
+				if err != nil {
 					return err
 				}
 			}
@@ -287,31 +290,20 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 	var n, size int64
 	var mu sync.Mutex
 	problems, err := copyObjects(ctx, m.Bytes, bar, func(fn func(index.ObjectRef) error) error {
-		tenants, err := allTenantIDs(ctx, db)
+		tenants, err := index.TenantIDs(ctx, db.pool)
 		if err != nil {
-			return err
+			return fmt.Errorf("restore: %w", err)
 		}
 		for _, t := range tenants {
-			after := int64(0)
-			for {
-				var page []index.ObjectRef
-				err := postgres.InTenant(ctx, db.pool, t, func(tx pgx.Tx) error {
-					var err error
-					page, err = index.ObjectRefs(ctx, tx, after, backupPage)
+			err := index.EachObjectRef(backupPage, func(after int64, limit int) (page []index.ObjectRef, err error) {
+				err = postgres.InTenant(ctx, db.pool, t, func(tx pgx.Tx) error {
+					page, err = index.ObjectRefs(ctx, tx, after, limit)
 					return err
 				})
-				if err != nil {
-					return err
-				}
-				for _, ref := range page {
-					if err := fn(ref); err != nil {
-						return err
-					}
-				}
-				if len(page) < backupPage {
-					break
-				}
-				after = page[len(page)-1].InstanceID
+				return page, err
+			}, fn)
+			if err != nil {
+				return err
 			}
 		}
 		return nil
@@ -643,22 +635,6 @@ func restoreAuditChain(ctx context.Context, url string, stdout io.Writer) error 
 	return nil
 }
 
-func snapshotTenants(ctx context.Context, tx pgx.Tx) ([]int64, error) {
-	rows, err := tx.Query(ctx, `SELECT id FROM auth.tenant ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("backup: municipalities: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
-}
-
-func allTenantIDs(ctx context.Context, db *database) ([]int64, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id FROM auth.tenant ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("restore: municipalities: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
-}
-
 // inSnapshotTenant makes the snapshot transaction read as municipality t
 // (index queries name the tenant from this setting).
 func inSnapshotTenant(ctx context.Context, tx pgx.Tx, t int64) error {
@@ -667,26 +643,6 @@ func inSnapshotTenant(ctx context.Context, tx pgx.Tx, t int64) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
-}
-
-// walkRefs yields the transaction's tenant's instance objects in pages.
-func walkRefs(ctx context.Context, tx pgx.Tx, fn func(index.ObjectRef) error) error {
-	after := int64(0)
-	for {
-		page, err := index.ObjectRefs(ctx, tx, after, backupPage)
-		if err != nil {
-			return err
-		}
-		for _, ref := range page {
-			if err := fn(ref); err != nil {
-				return err
-			}
-		}
-		if len(page) < backupPage {
-			return nil
-		}
-		after = page[len(page)-1].InstanceID
-	}
 }
 
 func newBar(quiet bool, stderr io.Writer, total int64, what string) *progressbar.ProgressBar {

@@ -303,6 +303,38 @@ func ObjectRefs(ctx context.Context, q Querier, afterID int64, limit int) ([]Obj
 	}, "instance objects")
 }
 
+// EachObjectRef walks instance rows in pages of size in id order: page
+// runs one ObjectRefs query (in whatever transaction the caller keeps: one
+// snapshot, or a short one per page), fn sees each row.
+func EachObjectRef(size int, page func(afterID int64, limit int) ([]ObjectRef, error), fn func(ObjectRef) error) error {
+	after := int64(0)
+	for {
+		refs, err := page(after, size)
+		if err != nil {
+			return err
+		}
+		for _, ref := range refs {
+			if err := fn(ref); err != nil {
+				return err
+			}
+		}
+		if len(refs) < size {
+			return nil
+		}
+		after = refs[len(refs)-1].InstanceID
+	}
+}
+
+// TenantIDs lists every municipality's id (for installation-wide walks:
+// archive verification, backup, restore).
+func TenantIDs(ctx context.Context, q Querier) ([]int64, error) {
+	rows, err := q.Query(ctx, `SELECT id FROM auth.tenant ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("dicom: municipalities: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
 // CountObjects returns how many instance rows the transaction's tenant has
 // and the size of their objects together.
 func CountObjects(ctx context.Context, q Querier) (n, bytes int64, err error) {

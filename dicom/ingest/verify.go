@@ -91,7 +91,7 @@ func (r VerifyReport) Total() int {
 // be said of the objects then.
 func Verify(ctx context.Context, db Database, store storage.ObjectStore, opts VerifyOptions) (VerifyReport, error) {
 	rep := VerifyReport{Problems: map[string]int{}}
-	tenants, err := allTenants(ctx, db)
+	tenants, err := index.TenantIDs(ctx, db)
 	if err != nil {
 		return rep, err
 	}
@@ -162,28 +162,22 @@ func Verify(ctx context.Context, db Database, store storage.ObjectStore, opts Ve
 
 	walkErr := func() error {
 		for _, t := range tenants {
-			after := int64(0)
-			for {
-				var page []index.ObjectRef
-				err := postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
-					var err error
-					page, err = index.ObjectRefs(ctx, tx, after, verifyPage)
+			err := index.EachObjectRef(verifyPage, func(after int64, limit int) (page []index.ObjectRef, err error) {
+				err = postgres.InTenant(ctx, db, t, func(tx pgx.Tx) error {
+					page, err = index.ObjectRefs(ctx, tx, after, limit)
 					return err
 				})
-				if err != nil {
-					return err
+				return page, err
+			}, func(ref index.ObjectRef) error {
+				select {
+				case work <- ref:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
 				}
-				for _, ref := range page {
-					select {
-					case work <- ref:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}
-				if len(page) < verifyPage {
-					break
-				}
-				after = page[len(page)-1].InstanceID
+			})
+			if err != nil {
+				return err
 			}
 		}
 		return nil
@@ -279,13 +273,4 @@ func hashObject(ctx context.Context, store storage.ObjectStore, key string) ([]b
 	h := sha256.New()
 	n, err := io.Copy(h, rc)
 	return h.Sum(nil), n, err
-}
-
-// allTenants lists every tenant's id.
-func allTenants(ctx context.Context, q index.Querier) ([]int64, error) {
-	rows, err := q.Query(ctx, `SELECT id FROM auth.tenant ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("ingest: verify: tenants: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
