@@ -28,22 +28,34 @@ func dimseActor(ctx context.Context, a *dimse.AssociationInfo, tenant int64) con
 	return audit.WithActor(ctx, act)
 }
 
+// readRefs collects what the audit of a set of matches needs: the studies
+// answered with, and the patients of PATIENT level matches (no study).
+type readRefs struct {
+	n                 int
+	studies, patients []int64
+	seen              map[int64]bool // study ids, and patient ids negated
+}
+
+func (r *readRefs) add(m *Match) {
+	if r.seen == nil {
+		r.seen = map[int64]bool{}
+	}
+	r.n++
+	switch {
+	case m.StudyRef != 0 && !r.seen[m.StudyRef]:
+		r.seen[m.StudyRef] = true
+		r.studies = append(r.studies, m.StudyRef)
+	case m.StudyRef == 0 && m.PatientRef != 0 && !r.seen[-m.PatientRef]:
+		r.seen[-m.PatientRef] = true
+		r.patients = append(r.patients, m.PatientRef)
+	}
+}
+
 // auditMatches writes one event per study (per patient for PATIENT level
 // matches) of the matches, each with its person, plus one search event for
 // a C-FIND (search true).
-func auditMatches(ctx context.Context, tx pgx.Tx, matches []*Match, action audit.Action, detail map[string]any, search bool) error {
-	var studies, patients []int64
-	seenS, seenP := map[int64]bool{}, map[int64]bool{}
-	for _, m := range matches {
-		switch {
-		case m.StudyRef != 0 && !seenS[m.StudyRef]:
-			seenS[m.StudyRef] = true
-			studies = append(studies, m.StudyRef)
-		case m.StudyRef == 0 && m.PatientRef != 0 && !seenP[m.PatientRef]:
-			seenP[m.PatientRef] = true
-			patients = append(patients, m.PatientRef)
-		}
-	}
+func auditMatches(ctx context.Context, tx pgx.Tx, refs readRefs, action audit.Action, detail map[string]any, search bool) error {
+	studies, patients := refs.studies, refs.patients
 	for _, t := range []struct {
 		table string
 		ids   []int64
@@ -74,5 +86,5 @@ func auditMatches(ctx context.Context, tx pgx.Tx, matches []*Match, action audit
 	if !search {
 		return nil
 	}
-	return audit.Record(ctx, tx, audit.Event{Action: audit.ActionSearch, Object: fmt.Sprintf("dicom.cfind/%d", len(matches)), Detail: detail})
+	return audit.Record(ctx, tx, audit.Event{Action: audit.ActionSearch, Object: fmt.Sprintf("dicom.cfind/%d", refs.n), Detail: detail})
 }

@@ -102,21 +102,20 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 	// before the first response goes out. What waits is each answer (the
 	// requested keys) and the match's references for the audit, not the
 	// stored attributes a match may carry (up to MaxMatches of them).
-	var matches []*Match
+	var refs readRefs
 	var answers []*header.Dataset
 	actx := dimseActor(ctx, req.Assoc, tenant)
 	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
-		matches, answers = matches[:0], answers[:0]
+		refs, answers = readRefs{}, answers[:0]
 		if err := q.Run(actx, tx, func(m *Match) error {
 			answers = append(answers, q.Response(m, cs, s.AETitle))
-			matches = append(matches, &Match{Level: m.Level, PatientRef: m.PatientRef, StudyRef: m.StudyRef,
-				SeriesRef: m.SeriesRef, InstanceID: m.InstanceID})
+			refs.add(m)
 			return nil
 		}); err != nil {
 			return err
 		}
-		return auditMatches(actx, tx, matches, audit.ActionRead,
-			map[string]any{"dimse": "C-FIND", "level": q.Level.String(), "results": len(matches)}, true)
+		return auditMatches(actx, tx, refs, audit.ActionRead,
+			map[string]any{"dimse": "C-FIND", "level": q.Level.String(), "results": refs.n}, true)
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -124,7 +123,6 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 		}
 		return failFind(err)
 	}
-	matches = nil
 	for i, d := range answers {
 		answers[i] = nil // sent: not held until the last one is
 		if err := emit(d); err != nil {
@@ -200,10 +198,10 @@ func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dims
 	actx := dimseActor(ctx, req.Assoc, tenant)
 	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
 		ids = ids[:0]
-		var matches []*Match
+		var refs readRefs
 		if err := q.Run(actx, tx, func(m *Match) error {
 			ids = append(ids, m.InstanceID)
-			matches = append(matches, m)
+			refs.add(m)
 			return nil
 		}); err != nil {
 			return err
@@ -217,7 +215,7 @@ func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dims
 		}
 		// Each study sent out is an export of its person's images, audited
 		// before the sub-operations start.
-		return auditMatches(actx, tx, matches, audit.ActionExport,
+		return auditMatches(actx, tx, refs, audit.ActionExport,
 			map[string]any{"dimse": op, "destination_ae": dest, "instances": len(ids)}, false)
 	})
 	if err != nil {
