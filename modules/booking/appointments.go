@@ -50,6 +50,11 @@ func (a Appointment) Local() time.Time { return a.Start.In(Loc) }
 // Active reports whether the appointment still holds its time.
 func (a Appointment) Active() bool { return a.Status != StatusCancelled }
 
+// FamilyChanges reports whether the family (not only the clinic) moves and
+// cancels the appointment: a type they may book themselves, or the time of
+// a call-in. The self-service rules (notice, cancelling allowed) still apply.
+func (a Appointment) FamilyChanges() bool { return a.SelfService || a.BookedVia == ViaInvitation }
+
 // Place is the unit and the rooms (not staff names): what feeds and
 // messages say about where.
 func (a Appointment) Place(res map[int64]Resource) string {
@@ -192,7 +197,7 @@ func selfRules(r Rules, now, old, start time.Time, cancel bool) error {
 // the checks Move and Cancel make when they try, for offering the buttons.
 // (Moving also needs a free time within the horizon, chosen afterwards.)
 func (r Rules) CitizenMay(a Appointment, now time.Time) (move, cancel bool) {
-	if !a.Active() || !a.Start.After(now) || (!a.SelfService && a.BookedVia != ViaInvitation) {
+	if !a.Active() || !a.Start.After(now) || !a.FamilyChanges() {
 		return false, false
 	}
 	move = !a.Start.Before(now.Add(time.Duration(r.MinNoticeHours) * time.Hour))
@@ -610,7 +615,7 @@ func (m *Module) cancel(ctx context.Context, tx pgx.Tx, p *auth.Principal, d aut
 		return fmt.Errorf("%w: reason too long or with characters that are not allowed", ErrInvalid)
 	}
 	if p.IsCitizen() {
-		if !a.SelfService && a.BookedVia != ViaInvitation {
+		if !a.FamilyChanges() {
 			return fmt.Errorf("%w: this appointment is cancelled by the clinic", ErrRule)
 		}
 		r, err := rulesOf(ctx, tx, a.UnitID)

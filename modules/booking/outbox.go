@@ -361,9 +361,8 @@ func EnglishDate(t time.Time) string { return t.In(Loc).Format("Monday 2 January
 // is read before the notice runs out): move and cancel, move only, or
 // neither (the clinic does it).
 func changeText(a Appointment, r Rules, firstName, link string, informed bool) (da, en string) {
-	self := a.SelfService || a.BookedVia == ViaInvitation
 	switch {
-	case !self:
+	case !a.FamilyChanges():
 		return "Kontakt klinikken, hvis tiden skal flyttes eller aflyses.", "Contact the clinic to move or cancel it."
 	case informed && r.CancelAllowed:
 		return fmt.Sprintf("%s kan selv flytte eller aflyse tiden.", firstName), fmt.Sprintf("%s can move or cancel it themselves.", firstName)
