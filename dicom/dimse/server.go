@@ -176,7 +176,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			_ = nc.Close()
 			return ErrServerClosed
 		}
-		release, ok := s.admit(peerHost(nc.RemoteAddr()))
+		release, ok := s.admit(PeerHost(nc.RemoteAddr()))
 		if !ok {
 			// Closed without a word: answering A-ASSOCIATE-RJ would mean
 			// reading the request, which is what this bound saves.
@@ -237,8 +237,8 @@ func (s *Server) admit(host string) (release func(), ok bool) {
 	}), true
 }
 
-// peerHost is the address part of a peer's address (its IP for TCP).
-func peerHost(a net.Addr) string {
+// PeerHost is the address part of a peer's address (its IP for TCP).
+func PeerHost(a net.Addr) string {
 	if a == nil {
 		return ""
 	}

@@ -109,7 +109,7 @@ func CheckHost(on bool) PolicyOption { return func(o *policyOptions) { o.checkHo
 
 // hostMatches reports whether the peer at remote is the registered host.
 func hostMatches(ctx context.Context, host string, remote net.Addr) bool {
-	peer := peerIP(remote)
+	peer := net.ParseIP(dimse.PeerHost(remote))
 	if peer == nil {
 		return false
 	}
@@ -127,20 +127,6 @@ func hostMatches(ctx context.Context, host string, remote net.Addr) bool {
 		}
 	}
 	return false
-}
-
-func peerIP(a net.Addr) net.IP {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		return v.IP
-	case nil:
-		return nil
-	}
-	h, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return nil
-	}
-	return net.ParseIP(h)
 }
 
 func addrString(a net.Addr) string {
