@@ -141,7 +141,7 @@ func (e *encoder) element(d *Dataset, el *Element) error {
 	}
 	v := el.Value
 	if d.BigEndian != (e.bo == binary.BigEndian) {
-		v = swap(el.VR, v)
+		v = Swap(el.VR, v)
 	}
 	pad := len(v)%2 == 1
 	n := len(v)
@@ -165,8 +165,9 @@ func (e *encoder) element(d *Dataset, el *Element) error {
 	return nil
 }
 
-// swap returns v with every binary unit of the VR byte-swapped.
-func swap(vr string, v []byte) []byte {
+// Swap returns v with every binary unit of the VR byte-swapped (big endian
+// to little endian and back); other VRs come back as they are.
+func Swap(vr string, v []byte) []byte {
 	size := 0
 	switch vr {
 	case "US", "SS", "OW", "AT":

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -102,7 +101,7 @@ func (s *Service) bulkElement(w http.ResponseWriter, r *http.Request, in index.I
 	}
 	value := e.Value
 	if d.BigEndian {
-		value = littleEndian(e.VR, value)
+		value = header.Swap(e.VR, value)
 	}
 	done := false
 	writeParts(w, ctype, func() ([]byte, bool) {
@@ -136,31 +135,4 @@ func (s *Service) streamPart(w http.ResponseWriter, r *http.Request, in index.In
 		return // the client sees a body without its closing boundary
 	}
 	_ = mw.Close()
-}
-
-// littleEndian swaps the words of a big endian value to little endian.
-func littleEndian(vr string, v []byte) []byte {
-	size := 0
-	switch vr {
-	case "OW", "US", "SS":
-		size = 2
-	case "OL", "OF", "UL", "SL", "FL":
-		size = 4
-	case "OD", "OV", "FD", "UV", "SV":
-		size = 8
-	default:
-		return v
-	}
-	out := make([]byte, len(v)-len(v)%size)
-	for i := 0; i+size <= len(v); i += size {
-		switch size {
-		case 2:
-			binary.LittleEndian.PutUint16(out[i:], binary.BigEndian.Uint16(v[i:]))
-		case 4:
-			binary.LittleEndian.PutUint32(out[i:], binary.BigEndian.Uint32(v[i:]))
-		case 8:
-			binary.LittleEndian.PutUint64(out[i:], binary.BigEndian.Uint64(v[i:]))
-		}
-	}
-	return out
 }
