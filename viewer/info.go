@@ -20,6 +20,7 @@ type Image struct {
 	Series         string    `json:"series"`
 	SOP            string    `json:"sop"`
 	SOPClass       string    `json:"sopClass"`
+	TransferSyntax string    `json:"transferSyntax"` // as stored: "download DICOM" asks for the original
 	Modality       string    `json:"modality"`
 	Kind           string    `json:"kind"`
 	Rows           int       `json:"rows"`
@@ -117,7 +118,8 @@ func NewImage(in index.Instance, modality string, attrs []byte) (Image, error) {
 	}
 	im := Image{
 		Study: in.StudyInstanceUID, Series: in.SeriesInstanceUID, SOP: in.SOPInstanceUID, SOPClass: in.SOPClassUID,
-		Modality: modality, Kind: ImageKind(modality, in), Rows: in.Rows, Cols: in.Columns, Frames: max(in.Frames, 1),
+		TransferSyntax: in.TransferSyntax,
+		Modality:       modality, Kind: ImageKind(modality, in), Rows: in.Rows, Cols: in.Columns, Frames: max(in.Frames, 1),
 		Samples: int(a.num("00280002", 1)), Planar: int(a.num("00280006", 0)),
 		BitsAllocated: int(a.num("00280100", 16)), BitsStored: int(a.num("00280101", 0)), PixelRep: int(a.num("00280103", 0)),
 		Photometric: strings.TrimSpace(a.str("00280004")), Slope: a.num("00281053", 1), Intercept: a.num("00281052", 0),

@@ -214,6 +214,7 @@ func TestImageFromAttributesAndTags(t *testing.T) {
 		got, err := NewImage(index.Instance{SOPInstanceUID: "1.4", Rows: 10, Columns: 20, TransferSyntax: c.ts}, "IO", a)
 		require.NoError(t, err)
 		require.Equal(t, c.shift, got.Shift, "%s %d bits at %d", c.ts, c.stored, c.high)
+		require.Equal(t, c.ts, got.TransferSyntax, "the download link asks for the stored syntax")
 	}
 	tags, err := Tags(attrs)
 	require.NoError(t, err)

@@ -205,6 +205,12 @@ func TestViewerInChromium(t *testing.T) {
 		return nb < d.length / 4 / 4; }).length`)
 	require.Zero(t, dark, "strip thumbnails left (nearly) black")
 	b.Screenshot("4-study")
+	// "Download DICOM" asks WADO-URI for the original, in its stored syntax
+	// (the WADO-URI default would be Explicit VR Little Endian).
+	href := evalJS[string](b, `document.querySelector('#download-dicom').href`)
+	require.Regexp(t, `&transferSyntax=1\.2\.840\.10008\.1\.2[0-9.]*$`, href)
+	dl := browsertest.Get(b, chromedp.Evaluate[string](`fetch(document.querySelector('#download-dicom').href).then(r => r.arrayBuffer()).then(b => new TextDecoder().decode(new Uint8Array(b).slice(128, 132)))`, chromedp.EvalAwaitPromise))
+	require.Equal(t, "DICM", dl, "the download is a Part-10 file")
 	st := statsOf(b, 0)
 	t.Logf("canvas after open: %+v", st)
 	require.Greater(t, st.NonBlack, st.Samples*3/4, "the image is drawn on the canvas")

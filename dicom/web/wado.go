@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -25,6 +26,7 @@ import (
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/dicom/pixel"
+	"github.com/molar-health/molar/dicom/query"
 	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage"
 	"github.com/molar-health/molar/storage/postgres"
@@ -162,7 +164,9 @@ func boundary() string {
 }
 
 // handleRetrieve: WADO-RS study, series or instance as multipart/related
-// application/dicom parts, each a Part-10 file as stored.
+// application/dicom parts, each a Part-10 file: as stored with
+// transfer-syntax=* (or the stored one), else converted as retrievePlan
+// says (Explicit VR Little Endian by default).
 func (s *Service) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 	choices := wantsPart(r, "application/dicom")
 	if len(choices) == 0 {
@@ -174,44 +178,59 @@ func (s *Service) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// Instances are served as stored: the first choice that takes every
-	// instance's stored transfer syntax.
-	served := false
-	for _, c := range choices {
-		all := true
-		for _, in := range sc.instances {
-			all = all && (c.ts == "" || c.ts == "*" || c.ts == in.TransferSyntax)
-		}
-		if all {
-			served = true
-			break
-		}
-	}
-	if !served {
-		s.fail(w, r, fmt.Errorf("%w: instances are served in their stored transfer syntax; ask for transfer-syntax=*", ErrNotAcceptable))
+	plan, ok := retrievePlan(choices, sc.instances)
+	if !ok {
+		s.fail(w, r, fmt.Errorf("%w: instances are served as stored (transfer-syntax=*) or converted to %s, %s or (uncompressed ones) %s",
+			ErrNotAcceptable, uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.ExplicitVRBigEndian))
 		return
 	}
 	b := boundary()
-	w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="application/dicom"; boundary=%s`, b))
-	mw := multipart.NewWriter(w)
-	_ = mw.SetBoundary(b)
-	for _, in := range sc.instances {
-		rc, _, err := s.Store.Get(r.Context(), in.ObjectKey, nil)
+	var mw *multipart.Writer
+	for i, in := range sc.instances {
+		rc, ts, size, err := s.openPart10(r.Context(), in, plan[i])
 		if err != nil {
-			s.Log.ErrorContext(r.Context(), "dicomweb: object missing", "instance_id", in.ID, "err", err)
+			switch {
+			case errors.Is(err, context.Canceled):
+				return
+			case mw == nil && errors.Is(err, query.ErrCannotTranscode) && len(sc.instances) == 1:
+				s.fail(w, r, fmt.Errorf("%w: %w", ErrNotAcceptable, err))
+				return
+			case errors.Is(err, query.ErrCannotTranscode):
+				// Asked for a syntax this one instance cannot be decoded to
+				// (the others are sent): say so in the log, go on.
+				s.Log.WarnContext(r.Context(), "dicomweb: instance left out of retrieve", "instance_id", in.ID, "err", err)
+				continue
+			case mw == nil:
+				s.fail(w, r, err)
+				return
+			}
+			s.Log.ErrorContext(r.Context(), "dicomweb: retrieve", "instance_id", in.ID, "err", err)
 			break // headers are sent: end the multipart body early
 		}
-		part, err := mw.CreatePart(textproto.MIMEHeader{
-			"Content-Type":   {fmt.Sprintf("application/dicom; transfer-syntax=%s", in.TransferSyntax)},
-			"Content-Length": {strconv.FormatInt(in.Size, 10)},
-		})
+		if mw == nil {
+			w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="application/dicom"; boundary=%s`, b))
+			mw = multipart.NewWriter(w)
+			_ = mw.SetBoundary(b)
+		}
+		hdr := textproto.MIMEHeader{"Content-Type": {fmt.Sprintf("application/dicom; transfer-syntax=%s", ts)}}
+		if size >= 0 {
+			hdr.Set("Content-Length", strconv.FormatInt(size, 10))
+		}
+		part, err := mw.CreatePart(hdr)
 		if err == nil {
 			_, err = io.Copy(part, rc)
 		}
 		rc.Close()
 		if err != nil {
-			return // client went away
+			if !errors.Is(err, context.Canceled) && r.Context().Err() == nil {
+				s.Log.ErrorContext(r.Context(), "dicomweb: retrieve", "instance_id", in.ID, "err", err)
+			}
+			return // the client went away, or a conversion failed midway: the body ends without its closing boundary
 		}
+	}
+	if mw == nil {
+		s.fail(w, r, fmt.Errorf("%w: no instance can be converted to the transfer syntax asked for", ErrNotAcceptable))
+		return
 	}
 	_ = mw.Close()
 }
@@ -549,16 +568,21 @@ func (s *Service) handleWADOURI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := sc.instances[0]
-	rc, info, err := s.Store.Get(r.Context(), in.ObjectKey, nil)
+	rc, ts, size, err := s.openPart10(r.Context(), in, uriDelivery(in, q.Get("transferSyntax")))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer rc.Close()
+	// WADO-URI names the transfer syntax only in the file meta (PS3.18 6.3).
 	w.Header().Set("Content-Type", "application/dicom")
-	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	if size >= 0 {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.dcm"`, in.SOPInstanceUID))
-	_, _ = io.Copy(w, rc)
+	if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
+		s.Log.ErrorContext(r.Context(), "dicomweb: wado-uri", "instance_id", in.ID, "transfer_syntax", ts, "err", err)
+	}
 }
 
 func orZero(s string) string {

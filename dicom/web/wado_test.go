@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/uid"
 )
 
@@ -82,5 +83,47 @@ func TestFrameChoice(t *testing.T) {
 		asStored, ok := frameChoice(tc.choices, tc.stored, tc.encapsulated)
 		require.Equal(t, tc.ok, ok, tc.name)
 		require.Equal(t, tc.asStored, asStored, tc.name)
+	}
+}
+
+func TestRetrievePlan(t *testing.T) {
+	const (
+		ele   = uid.ExplicitVRLittleEndian
+		ile   = uid.ImplicitVRLittleEndian
+		ebe   = uid.ExplicitVRBigEndian
+		rle   = uid.RLELossless
+		jpeg  = uid.JPEGBaseline8Bit
+		mpeg4 = "1.2.840.10008.1.2.4.102"
+	)
+	insts := func(tss ...string) []index.Instance {
+		var out []index.Instance
+		for _, ts := range tss {
+			out = append(out, index.Instance{TransferSyntax: ts})
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		choices []partChoice
+		stored  []string
+		want    []delivery // nil: not acceptable
+	}{
+		{"default converts lossless and native", []partChoice{{"", ""}}, []string{ele, ile, rle},
+			[]delivery{{ts: ele}, {ts: ele, lenient: true}, {ts: ele, lenient: true}}},
+		{"default keeps lossy and unknown syntaxes", []partChoice{{"", ""}}, []string{jpeg, mpeg4}, []delivery{{ts: jpeg}, {ts: mpeg4}}},
+		{"star is as stored", []partChoice{{"", "*"}}, []string{rle, ebe}, []delivery{{ts: rle}, {ts: ebe}}},
+		{"implicit for all, strictly", []partChoice{{"", ile}}, []string{jpeg, ebe, ile}, []delivery{{ts: ile}, {ts: ile}, {ts: ile}}},
+		{"big endian not from compressed", []partChoice{{"", ebe}}, []string{ele, rle}, nil},
+		{"next choice when the first cannot be met", []partChoice{{"", ebe}, {"", "*"}}, []string{ele, rle}, []delivery{{ts: ele}, {ts: rle}}},
+		{"no compression on the way out", []partChoice{{"", jpeg}}, []string{ele}, nil},
+		{"the stored compressed syntax by name", []partChoice{{"", jpeg}}, []string{jpeg}, []delivery{{ts: jpeg}}},
+		{"unknown stored syntax cannot be converted", []partChoice{{"", ele}}, []string{mpeg4}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := retrievePlan(c.choices, insts(c.stored...))
+			require.Equal(t, c.want != nil, ok)
+			require.Equal(t, c.want, got)
+		})
 	}
 }

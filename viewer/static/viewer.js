@@ -46,7 +46,7 @@
     return { status: r.status, ok: r.ok, data };
   }
   const frameURL = (im, frames) => `${cfg.dicomweb}/studies/${im.study}/series/${im.series}/instances/${im.sop}/frames/${frames}`;
-  const instanceURL = (im) => `${cfg.dicomweb}/wado?requestType=WADO&studyUID=${encodeURIComponent(im.study)}&seriesUID=${encodeURIComponent(im.series)}&objectUID=${encodeURIComponent(im.sop)}&contentType=application%2Fdicom`;
+  const instanceURL = (im) => `${cfg.dicomweb}/wado?requestType=WADO&studyUID=${encodeURIComponent(im.study)}&seriesUID=${encodeURIComponent(im.series)}&objectUID=${encodeURIComponent(im.sop)}&contentType=application%2Fdicom${im.transferSyntax ? '&transferSyntax=' + encodeURIComponent(im.transferSyntax) : ''}`;
 
   // ---------- frames: multipart/related → typed arrays ----------
   function indexOf(hay, needle, from) {
