@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -61,8 +59,6 @@ func TestOrthancDICOMwebClient(t *testing.T) {
 		st, res, _ := qido(t, c, ts.URL+"/dicomweb/instances?SOPInstanceUID="+sopOf(t, mr))
 		return st == 200 && len(res) == 1
 	}, 30*time.Second, 100*time.Millisecond, "the STOW-RS from Orthanc arrived")
-	_ = context.Background
-	_ = strings.TrimSpace
 }
 
 // sopOf reads the SOP Instance UID of a Part-10 file.

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -134,6 +132,4 @@ func TestDICOMwebRetrieveTransferSyntax(t *testing.T) {
 	resp, body = doReq(t, c, "GET", ts.URL+"/dicomweb/studies/"+study, `multipart/related; type="application/dicom"; transfer-syntax=`+uid.ExplicitVRBigEndian, nil, nil)
 	require.Equal(t, http.StatusNotAcceptable, resp.StatusCode)
 	require.Contains(t, string(body), "transfer-syntax=*")
-	_ = io.Discard
-	_ = strings.TrimSpace
 }
