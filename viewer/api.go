@@ -290,7 +290,7 @@ func (v *Viewer) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	// The study send's path: the stored syntax is offered, and an
 	// uncompressed one the receiver may prefer (converted on the way).
-	sent, _, err := transfer.Send(ctx, v.Store, calling, ae, []index.Instance{in}, v.Log)
+	sent, _, err := transfer.Send(ctx, v.Store, calling, v.ClientTLS, ae, []index.Instance{in}, v.Log)
 	if err != nil {
 		v.Log.WarnContext(r.Context(), "viewer: sending an image failed", "ae", ae.Title, "instance_id", in.ID, "err", err)
 		writeJSON(w, http.StatusBadGateway, map[string]any{"ok": false, "error": err.Error()})

@@ -18,6 +18,7 @@
 package viewer
 
 import (
+	"crypto/tls"
 	"embed"
 	"io/fs"
 	"log/slog"
@@ -67,6 +68,8 @@ type Viewer struct {
 	Log   *slog.Logger
 	// AETitle is the calling AE title for sending images (C-STORE SCU).
 	AETitle string
+	// ClientTLS is Molar's side of DICOM TLS to AEs registered with TLS.
+	ClientTLS *tls.Config
 	// Thumbnails is true when DICOMweb serves /thumbnail (dicom/thumb);
 	// otherwise the timeline shows placeholders.
 	Thumbnails bool

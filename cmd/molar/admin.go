@@ -274,7 +274,7 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	var title, host, perms, desc, tenantCode string
 	var port int
-	var replace bool
+	var replace, useTLS bool
 	flags := func(fs flagSet) {
 		if verb == "add" || verb == "remove" {
 			fs.StringVar(&title, "title", "", "AE title")
@@ -285,6 +285,7 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			fs.StringVar(&perms, "permissions", "store", "comma-separated: store,find,move,get (echo always)")
 			fs.StringVar(&desc, "description", "", "free text, e.g. the device")
 			fs.BoolVar(&replace, "replace", false, "update the AE if it exists")
+			fs.BoolVar(&useTLS, "tls", false, "Molar's associations to the AE use DICOM TLS (MOLAR_DICOM_TLS_CA is trusted beside the system's roots)")
 			fs.StringVar(&tenantCode, "tenant", "", "municipality code the AE's images belong to (default: the only one)")
 		}
 	}
@@ -310,19 +311,27 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 			tenant = t.ID
 		}
-		if err := index.AddAE(ctx, db.pool, index.AE{Title: title, Host: host, Port: port, Permissions: p, Description: desc, TenantID: tenant}, replace); err != nil {
+		if err := index.AddAE(ctx, db.pool, index.AE{Title: title, Host: host, Port: port, Permissions: p, Description: desc, TLS: useTLS, TenantID: tenant}, replace); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added AE %s at %s:%d (%s)\n", title, host, port, strings.Join(p, ","))
+		via := ""
+		if useTLS {
+			via = ", over TLS"
+		}
+		fmt.Fprintf(stdout, "added AE %s at %s:%d (%s%s)\n", title, host, port, strings.Join(p, ","), via)
 	case "list":
 		aes, err := index.ListAEs(ctx, db.pool)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TITLE\tADDRESS\tPERMISSIONS\tDESCRIPTION")
+		fmt.Fprintln(tw, "TITLE\tADDRESS\tTLS\tPERMISSIONS\tDESCRIPTION")
 		for _, a := range aes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Title, a.Addr(), strings.Join(a.Permissions, ","), a.Description)
+			tlsCol := "-"
+			if a.TLS {
+				tlsCol = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Title, a.Addr(), tlsCol, strings.Join(a.Permissions, ","), a.Description)
 		}
 		tw.Flush()
 	case "remove":

@@ -109,7 +109,7 @@ func newIngester(s *server) *ingest.Ingester {
 // C-MOVE and C-GET over the index. The worklist stays empty until a
 // dicomHook sets Service.Worklist (booking).
 func newQueryService(s *server) *query.Service {
-	return &query.Service{DB: s.db.pool, Store: s.store, AETitle: s.cfg.AETitle, Logger: s.log, Tenant: callerTenant,
+	return &query.Service{DB: s.db.pool, Store: s.store, AETitle: s.cfg.AETitle, ClientTLS: s.clientTLS, Logger: s.log, Tenant: callerTenant,
 		Worklist: func() worklist.Source { return nil }}
 }
 
@@ -169,21 +169,56 @@ func dicomTLS(cfg *Config, ln net.Listener) (net.Listener, error) {
 	if cfg.DICOMTLSCert == "" {
 		return ln, nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.DICOMTLSCert, cfg.DICOMTLSKey)
+	cert, ca, err := dicomTLSFiles(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("DICOM TLS certificate (MOLAR_DICOM_TLS_CERT, MOLAR_DICOM_TLS_KEY): %w", err)
+		return nil, err
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if cfg.DICOMTLSCA != "" {
-		pem, err := os.ReadFile(cfg.DICOMTLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("DICOM TLS CA (MOLAR_DICOM_TLS_CA): %w", err)
-		}
+	tc := &tls.Config{Certificates: cert, MinVersion: tls.VersionTLS12}
+	if ca != nil {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("DICOM TLS CA (MOLAR_DICOM_TLS_CA): no PEM certificates in %s", cfg.DICOMTLSCA)
-		}
+		pool.AppendCertsFromPEM(ca)
 		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return tls.NewListener(ln, tc), nil
+}
+
+// dicomClientTLS is Molar's side of the associations it opens to AEs
+// registered with TLS: the listener's certificate (for peers that require
+// client certificates) and, beside the system's roots, the CA of
+// MOLAR_DICOM_TLS_CA (one DICOM PKI for both directions).
+func dicomClientTLS(cfg *Config) (*tls.Config, error) {
+	cert, ca, err := dicomTLSFiles(cfg)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AppendCertsFromPEM(ca)
+	return &tls.Config{Certificates: cert, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// dicomTLSFiles loads MOLAR_DICOM_TLS_CERT/KEY (none: nil) and reads the
+// PEM of MOLAR_DICOM_TLS_CA (none: nil).
+func dicomTLSFiles(cfg *Config) ([]tls.Certificate, []byte, error) {
+	var certs []tls.Certificate
+	if cfg.DICOMTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.DICOMTLSCert, cfg.DICOMTLSKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DICOM TLS certificate (MOLAR_DICOM_TLS_CERT, MOLAR_DICOM_TLS_KEY): %w", err)
+		}
+		certs = []tls.Certificate{cert}
+	}
+	if cfg.DICOMTLSCA == "" {
+		return certs, nil, nil
+	}
+	pem, err := os.ReadFile(cfg.DICOMTLSCA)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DICOM TLS CA (MOLAR_DICOM_TLS_CA): %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("DICOM TLS CA (MOLAR_DICOM_TLS_CA): no PEM certificates in %s", cfg.DICOMTLSCA)
+	}
+	return certs, pem, nil
 }

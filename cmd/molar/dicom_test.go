@@ -202,6 +202,17 @@ func TestDICOMAdminScreen(t *testing.T) {
 	require.Contains(t, body, "INTRAORAL1")
 	require.Contains(t, body, "Sensor, rum 2")
 	require.Contains(t, body, "STRANGER")
+	require.NotContains(t, body, "(TLS)")
+	// The PACS across town is reached over DICOM TLS.
+	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"PACS"}, "host": {"pacs.example"}, "port": {"2762"}, "perm": {"store"}, "tls": {"on"}})
+	require.Equal(t, http.StatusSeeOther, st)
+	pacs, err := index.GetAE(ctx, ts.db.pool, "PACS")
+	require.NoError(t, err)
+	require.True(t, pacs.TLS)
+	_, body = get(t, c, ts.URL+"/admin/dicom/")
+	require.Contains(t, body, "pacs.example:2762 <span class=\"muted\"")
+	in, _ := index.GetAE(ctx, ts.db.pool, "INTRAORAL1")
+	require.False(t, in.TLS)
 
 	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes/INTRAORAL1/delete", csrf, url.Values{})
 	require.Equal(t, http.StatusSeeOther, st)

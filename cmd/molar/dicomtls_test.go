@@ -13,12 +13,18 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 type testCA struct {
@@ -41,15 +47,22 @@ func newCA(t *testing.T) *testCA {
 
 // issue makes a leaf certificate and returns its PEM certificate and key.
 func (ca *testCA) issue(t *testing.T, cn string, server bool) ([]byte, []byte) {
+	if server {
+		return ca.issueFor(t, cn, x509.ExtKeyUsageServerAuth)
+	}
+	return ca.issueFor(t, cn, x509.ExtKeyUsageClientAuth)
+}
+
+// issueFor makes a leaf certificate for the given uses (a server one names
+// 127.0.0.1).
+func (ca *testCA) issueFor(t *testing.T, cn string, uses ...x509.ExtKeyUsage) ([]byte, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: uses}
+	if slices.Contains(uses, x509.ExtKeyUsageServerAuth) {
 		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	require.NoError(t, err)
@@ -125,4 +138,99 @@ func TestDICOMTLS(t *testing.T) {
 	// Bad settings are named.
 	_, _, err = parseConfig("serve", nil, envOf(map[string]string{"MOLAR_DICOM_TLS_CERT": "x.pem"}), nil, nil)
 	require.ErrorContains(t, err, "MOLAR_DICOM_TLS_CERT")
+}
+
+// TestDICOMTLSWithDCMTK proves DICOM TLS against DCMTK both ways:
+// echoscu, storescu and findscu reach Molar's TLS listener with
+// certificates from the site's CA, and C-MOVE sub-operations go over TLS
+// to a DCMTK storescp that requires Molar's certificate, because its AE is
+// registered with TLS. The same storescp registered without TLS gets
+// nothing. (DCMTK's movescu has no TLS: Molar's own SCU asks for the move,
+// through dimse.Dial's TLS.)
+func TestDICOMTLSWithDCMTK(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	caFile := writeFile(t, dir, "ca.pem", ca.pem)
+	mc, mk := ca.issueFor(t, "molar", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	sc, sk := ca.issue(t, "storescp", true)
+	cc, ck := ca.issue(t, "dcmtk-client", false)
+	clientKey, clientCert := writeFile(t, dir, "client.key", ck), writeFile(t, dir, "client.pem", cc)
+	ts := newTestServer(t, map[string]string{
+		"MOLAR_DICOM_TLS_CERT": writeFile(t, dir, "molar.pem", mc),
+		"MOLAR_DICOM_TLS_KEY":  writeFile(t, dir, "molar.key", mk),
+		"MOLAR_DICOM_TLS_CA":   caFile,
+	})
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln, err := dicomTLS(ts.cfg, raw)
+	require.NoError(t, err)
+	require.NoError(t, ts.serveDICOM(context.Background(), ln))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ts.dicom.Shutdown(ctx)
+	})
+	host, port := dicomtest.HostPort(t, raw.Addr().String())
+	// dcmtk runs a DCMTK tool over TLS with a client certificate; files
+	// follow the peer's address.
+	dcmtk := func(tool string, args []string, files ...string) (string, error) {
+		args = append(append([]string{"-aet", "DCMTK", "-aec", "MOLAR", "+tls", clientKey, clientCert, "+cf", caFile}, args...), host, port)
+		return dicomtest.Run(t, 60*time.Second, tool, append(args, files...)...)
+	}
+
+	ctx := context.Background()
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "DCMTK", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store", "find", "move"}}, false))
+	out, err := dcmtk("echoscu", nil)
+	require.NoError(t, err, "echoscu over TLS: %s", out)
+	out, err = dicomtest.Run(t, 30*time.Second, "echoscu", "-aet", "DCMTK", "-aec", "MOLAR", host, port)
+	require.Error(t, err, "plain DICOM on the TLS port: %s", out)
+
+	in := dicomtest.Instance{PatientID: "TLS-1", PatientName: "Test^TLS", StudyUID: dicomtest.Root + ".73", SeriesUID: dicomtest.Root + ".73.1",
+		SOPUID: dicomtest.Root + ".73.1.1", StudyDate: "20260101"}
+	file := writeFile(t, dir, "in.dcm", in.File(t))
+	out, err = dcmtk("storescu", nil, file)
+	require.NoError(t, err, "storescu over TLS: %s", out)
+	out, err = dcmtk("findscu", []string{"-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=" + in.StudyUID, "-k", "PatientID"})
+	require.NoError(t, err, out)
+	require.Contains(t, out, "TLS-1", "findscu over TLS finds the study")
+
+	// storescp over TLS, requiring a client certificate from the CA.
+	recv := t.TempDir()
+	scp := dicomtest.StartStorescp(t, recv, "+tls", writeFile(t, dir, "storescp.key", sk), writeFile(t, dir, "storescp.pem", sc), "+cf", caFile)
+	_, scpPort := dicomtest.HostPort(t, scp)
+	p, _ := strconv.Atoi(scpPort)
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "PLAIN", Host: "127.0.0.1", Port: p, Permissions: []string{"echo"}}, false))
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "STORESCP", Host: "127.0.0.1", Port: p, Permissions: []string{"echo"}, TLS: true}, false))
+
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.pem)
+	pair, err := tls.X509KeyPair(cc, ck)
+	require.NoError(t, err)
+	move := func(dest string) *dimse.RetrieveResult {
+		a, err := dimse.Dial(ctx, raw.Addr().String(), dimse.DialOptions{CallingAE: "DCMTK", CalledAE: "MOLAR",
+			Contexts: []dimse.ProposedContext{{AbstractSyntax: uid.StudyRootQueryRetrieveMove, TransferSyntaxes: uid.UncompressedTransferSyntaxes()}},
+			TLS:      &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}})
+		require.NoError(t, err)
+		defer a.Release(ctx) //nolint:errcheck
+		id := header.NewDataset()
+		id.SetString(header.NewTag(0x0008, 0x0052), "CS", "STUDY")
+		id.SetString(header.TagStudyInstanceUID, "UI", in.StudyUID)
+		res, err := a.Move(ctx, uid.StudyRootQueryRetrieveMove, dest, id, nil)
+		require.NoError(t, err)
+		return res
+	}
+	res := move("PLAIN")
+	files, _ := os.ReadDir(recv)
+	require.Empty(t, files, "the TLS storescp took an association without TLS")
+	require.False(t, res.Status.IsSuccess(), "a move that reached no one: %+v", res)
+	res = move("STORESCP")
+	require.Equal(t, dimse.StatusSuccess, res.Status, "%+v", res)
+	files, err = os.ReadDir(recv)
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	got, err := os.ReadFile(filepath.Join(recv, files[0].Name()))
+	require.NoError(t, err)
+	body, gotTS := dicomtest.DataSetBody(t, got)
+	require.Equal(t, uid.ExplicitVRLittleEndian, gotTS)
+	require.Empty(t, dicomtest.CompareDataSets(in.DataSet(t, gotTS), body, gotTS), "storescp received what storescu sent")
 }

@@ -22,7 +22,8 @@ func cmdPull(ctx context.Context, args []string, getenv func(string) string, std
 	var from, study, patientID, dates string
 	var dryRun, quiet bool
 	only := map[string]bool{"data-dir": true, "database-url": true, "database-app-url": true, "postgres-bin-dir": true,
-		"log-level": true, "log-format": true, "ae-title": true, "dicom-addr": true}
+		"log-level": true, "log-format": true, "ae-title": true, "dicom-addr": true,
+		"dicom-tls-cert": true, "dicom-tls-key": true, "dicom-tls-ca": true}
 	cfg, fs, err := parseConfigWith("cmd", "pull", args, getenv, stderr, only, func(fs flagSet) {
 		fs.StringVar(&from, "from", "", "AE title of the PACS to pull from (registered with molar ae add)")
 		fs.StringVar(&study, "study", "", "one Study Instance UID")
@@ -56,7 +57,11 @@ func cmdPull(ctx context.Context, args []string, getenv func(string) string, std
 	if !ae.Can(index.PermStore) {
 		return fmt.Errorf("AE %s may not store to Molar: give it the store permission (molar ae add --replace --permissions store,…)", from)
 	}
-	remote := pull.Remote{Addr: ae.Addr(), AETitle: ae.Title, CallingAE: cfg.AETitle}
+	clientTLS, err := dicomClientTLS(cfg)
+	if err != nil {
+		return err
+	}
+	remote := pull.Remote{Addr: ae.Addr(), AETitle: ae.Title, CallingAE: cfg.AETitle, TLS: ae.DialTLS(clientTLS)}
 	studies, err := pull.Find(ctx, remote, pull.Query{StudyUID: study, PatientID: patientID, Dates: dates})
 	if err != nil {
 		return err
@@ -73,7 +78,15 @@ func cmdPull(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	// The images arrive at the running server's SCP: check it answers.
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	a, err := dimse.Dial(ectx, cfg.DICOMAddr, dimse.DialOptions{CallingAE: from, CalledAE: cfg.AETitle, Contexts: []dimse.ProposedContext{dimse.VerificationContext()}})
+	local := dimse.DialOptions{CallingAE: from, CalledAE: cfg.AETitle, Contexts: []dimse.ProposedContext{dimse.VerificationContext()}}
+	if cfg.DICOMTLSCert != "" {
+		// The listener speaks TLS: a liveness check of our own port, no
+		// data sent, so its certificate (which we load ourselves) is not
+		// checked against a host name the listen address may not have.
+		local.TLS = clientTLS.Clone()
+		local.TLS.InsecureSkipVerify = true
+	}
+	a, err := dimse.Dial(ectx, cfg.DICOMAddr, local)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("the images are sent to %s at %s, which does not answer: start molar serve first (%w)", cfg.AETitle, cfg.DICOMAddr, err)

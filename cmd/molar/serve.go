@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,8 @@ type server struct {
 	portalBooking portal.Booking
 	dicom         *dimse.Server
 	dicomHooks    []func(*dimse.Server)
+	// clientTLS is Molar's side of DICOM TLS to AEs registered with TLS.
+	clientTLS *tls.Config
 	// ingester is the one ingest path (C-STORE, STOW-RS, import); set by
 	// the DICOM part. dicomweb is the DICOMweb service.
 	ingester *ingest.Ingester
@@ -149,6 +152,9 @@ func newServerFrom(ctx context.Context, cfg *Config, db *database, log *slog.Log
 	var err error
 	s.db = db
 	if s.store, err = openObjectStore(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if s.clientTLS, err = dicomClientTLS(cfg); err != nil {
 		return nil, err
 	}
 	if err := s.wire(ctx); err != nil {

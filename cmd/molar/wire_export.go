@@ -32,7 +32,7 @@ func exportPart(s *server) corePart {
 		auth.RegisterPermissions(role, transfer.PermDelete)
 	}
 	p.routes = func(r chi.Router) {
-		h := &transfer.Handler{Pool: s.db.pool, Store: s.store, Auth: s.auth, Ingest: largeIngester{s}, CallingAE: s.cfg.AETitle, Log: s.log,
+		h := &transfer.Handler{Pool: s.db.pool, Store: s.store, Auth: s.auth, Ingest: largeIngester{s}, CallingAE: s.cfg.AETitle, ClientTLS: s.clientTLS, Log: s.log,
 			Deleter: &deletion.Deleter{DB: s.db.pool, Store: s.store, Guard: journalGuard{s}, Log: s.log}}
 		h.Routes(r)
 	}

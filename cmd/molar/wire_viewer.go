@@ -26,7 +26,7 @@ func viewerPart(s *server) corePart {
 	}
 	// Thumbnails come from DICOMweb (dicom/thumb, rendered on the fly until
 	// the thumbnail job has run).
-	v := &viewer.Viewer{Pool: s.db.pool, Store: s.store, Log: s.log, AETitle: s.cfg.AETitle, Thumbnails: true}
+	v := &viewer.Viewer{Pool: s.db.pool, Store: s.store, Log: s.log, AETitle: s.cfg.AETitle, ClientTLS: s.clientTLS, Thumbnails: true}
 	p.prepare = func(ctx context.Context, _ *river.Workers) error {
 		v.Shell, v.Auth = s.shell, s.auth
 		auth.RegisterPermissions(auth.RoleClinicAdmin, viewer.PermTemplates)

@@ -2,6 +2,7 @@ package dimse
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -194,7 +195,9 @@ func (f RetrieveFunc) Retrieve(ctx context.Context, req *QueryRequest) ([]Instan
 type Destination struct {
 	Addr string // host:port
 	AE   string // called AE title (normally the move destination)
-	// Dial overrides how the association is opened (TLS, custom dialer).
+	// TLS, when set, opens the association over TLS (DialOptions.TLS).
+	TLS *tls.Config
+	// Dial overrides how the association is opened (custom dialer).
 	Dial func(ctx context.Context, addr string, opts DialOptions) (*Association, error)
 }
 

@@ -2,6 +2,7 @@ package dimse
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +41,12 @@ type DialOptions struct {
 	// WriteTimeout bounds each write (0: 2 min).
 	WriteTimeout time.Duration
 	Dialer       *net.Dialer
-	Logger       *slog.Logger
+	// TLS, when set, opens the association over TLS (PS3.15 Annex B.1,
+	// the Basic TLS Secure Transport Connection Profile). An empty
+	// ServerName is taken from the address, so the peer's certificate is
+	// checked against the host dialled.
+	TLS    *tls.Config
+	Logger *slog.Logger
 	// ImplementationClassUID / VersionName (defaults: Molar's).
 	ImplementationClassUID, ImplementationVersionName string
 }
@@ -85,6 +91,25 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Association, err
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dimse: dial %s: %w", addr, err)
+	}
+	if opts.TLS != nil {
+		cfg := opts.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		timeout := opts.ARTIMTimeout
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		tc := tls.Client(nc, cfg)
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("dimse: TLS with %s: %w", addr, err)
+		}
+		nc = tc
 	}
 	a, err := NewAssociation(ctx, nc, opts)
 	if err != nil {

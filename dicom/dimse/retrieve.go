@@ -213,7 +213,7 @@ func (a *serverAssoc) dialDestination(ctx context.Context, req *QueryRequest, de
 		called = req.MoveDestination
 	}
 	opts := DialOptions{CallingAE: calling, CalledAE: called, Contexts: subOpContexts(insts, a.s.Transcode != nil),
-		Logger: a.s.logger().With("parent_assoc", a.info.ID)}
+		TLS: dest.TLS, Logger: a.s.logger().With("parent_assoc", a.info.ID)}
 	dial := dest.Dial
 	if dial == nil {
 		dial = Dial

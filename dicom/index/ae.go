@@ -5,6 +5,7 @@ package index
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
@@ -55,6 +56,8 @@ type AE struct {
 	Port        int
 	Permissions []string
 	Description string
+	// TLS: Molar's associations to this AE use DICOM TLS.
+	TLS bool
 	// TenantID is the municipality the AE belongs to; 0 = the default
 	// tenant (DefaultTenant).
 	TenantID int64
@@ -66,6 +69,19 @@ func (a AE) Can(perm string) bool { return slices.Contains(a.Permissions, perm) 
 
 // Addr is host:port.
 func (a AE) Addr() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
+
+// DialTLS is the TLS configuration for associations to the AE: nil without
+// TLS; else base (Molar's client certificate and trusted roots), or the
+// system's roots when there is no base.
+func (a AE) DialTLS(base *tls.Config) *tls.Config {
+	switch {
+	case !a.TLS:
+		return nil
+	case base != nil:
+		return base
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12}
+}
 
 // ParsePermissions parses "store,find,move" (echo is always implied).
 func ParsePermissions(s string) ([]string, error) {
@@ -111,11 +127,11 @@ type Querier interface {
 // admin screen and its users see only that municipality's AEs, through the
 // ...Of functions.
 
-const aeColumns = `title, host, port, permissions, description, coalesce(tenant_id, 0), created`
+const aeColumns = `title, host, port, permissions, description, tls, coalesce(tenant_id, 0), created`
 
 func scanAE(r pgx.Row) (AE, error) {
 	var a AE
-	err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TenantID, &a.Created)
+	err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TLS, &a.TenantID, &a.Created)
 	return a, err
 }
 
@@ -163,12 +179,12 @@ func addAE(ctx context.Context, q Querier, a AE, replace bool, onlyIf string) er
 	if err != nil {
 		return err
 	}
-	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description, tenant_id) VALUES ($2, $3, $4, $5, $6, NULLIF($1, 0))`
+	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description, tls, tenant_id) VALUES ($2, $3, $4, $5, $6, $7, NULLIF($1, 0))`
 	if replace {
 		sql += ` ON CONFLICT (title) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,
-			permissions = EXCLUDED.permissions, description = EXCLUDED.description, tenant_id = EXCLUDED.tenant_id, updated = now()` + onlyIf
+			permissions = EXCLUDED.permissions, description = EXCLUDED.description, tls = EXCLUDED.tls, tenant_id = EXCLUDED.tenant_id, updated = now()` + onlyIf
 	}
-	tag, err := q.Exec(ctx, sql, a.TenantID, a.Title, a.Host, a.Port, a.Permissions, a.Description)
+	tag, err := q.Exec(ctx, sql, a.TenantID, a.Title, a.Host, a.Port, a.Permissions, a.Description, a.TLS)
 	if postgres.IsUniqueViolation(err) || (err == nil && tag.RowsAffected() == 0) {
 		return fmt.Errorf("%w: AE %s is registered already", ErrExists, a.Title)
 	}

@@ -6,6 +6,7 @@ package pull
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -51,6 +52,8 @@ type Remote struct {
 	AETitle   string // its AE title
 	CallingAE string // ours
 	Timeout   time.Duration
+	// TLS, when set, reaches the remote over DICOM TLS.
+	TLS *tls.Config
 }
 
 func (r Remote) dial(ctx context.Context, sopClass string) (*dimse.Association, error) {
@@ -58,7 +61,7 @@ func (r Remote) dial(ctx context.Context, sopClass string) (*dimse.Association, 
 		r.Timeout = 30 * time.Second
 	}
 	return dimse.Dial(ctx, r.Addr, dimse.DialOptions{CallingAE: r.CallingAE, CalledAE: r.AETitle,
-		Contexts: []dimse.ProposedContext{{AbstractSyntax: sopClass, TransferSyntaxes: uid.UncompressedTransferSyntaxes()}}, ARTIMTimeout: r.Timeout})
+		Contexts: []dimse.ProposedContext{{AbstractSyntax: sopClass, TransferSyntaxes: uid.UncompressedTransferSyntaxes()}}, ARTIMTimeout: r.Timeout, TLS: r.TLS})
 }
 
 // Find lists the remote's studies matching q.

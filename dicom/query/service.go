@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,10 @@ type Service struct {
 	Worklist func() worklist.Source
 	// MaxMatches caps C-FIND responses and C-MOVE/C-GET instances (0 = 10000).
 	MaxMatches int
-	Logger     *slog.Logger
+	// ClientTLS is Molar's side of DICOM TLS for sub-operations to AEs
+	// registered with TLS (nil: the system's roots, no client certificate).
+	ClientTLS *tls.Config
+	Logger    *slog.Logger
 }
 
 func (s *Service) max() int {
@@ -282,5 +286,5 @@ func (s *Service) Destination(ctx context.Context, req *dimse.QueryRequest, aeTi
 	if err != nil {
 		return dimse.Destination{}, dimse.Fail(dimse.StatusOutOfResourcesSubOps, "AE registry unavailable", err)
 	}
-	return dimse.Destination{Addr: ae.Addr(), AE: ae.Title}, nil
+	return dimse.Destination{Addr: ae.Addr(), AE: ae.Title, TLS: ae.DialTLS(s.ClientTLS)}, nil
 }

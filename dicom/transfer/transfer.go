@@ -20,6 +20,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,8 @@ type Handler struct {
 	Deleter *deletion.Deleter
 	// CallingAE is Molar's AE title when sending.
 	CallingAE string
+	// ClientTLS is Molar's side of DICOM TLS to AEs registered with TLS.
+	ClientTLS *tls.Config
 	Log       *slog.Logger
 }
 
@@ -290,7 +293,7 @@ func (h *Handler) handleSend(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	sent, failed, err := Send(r.Context(), h.Store, h.CallingAE, ae, insts, h.log())
+	sent, failed, err := Send(r.Context(), h.Store, h.CallingAE, h.ClientTLS, ae, insts, h.log())
 	if err != nil {
 		h.log().WarnContext(r.Context(), "dicom send", "ae", ae.Title, "err", err)
 		writeJSON(w, http.StatusBadGateway, map[string]any{"sent": sent, "failed": len(insts) - sent, "error": "forbindelsen til modtageren fejlede"})
@@ -306,8 +309,9 @@ func (h *Handler) handleSend(w http.ResponseWriter, r *http.Request) {
 // Send stores the instances at the AE over one association, each in its
 // stored transfer syntax when the AE accepts it, else converted to an
 // uncompressed one (query.Transcode). It returns how many were stored and
-// how many the AE refused; err is a failed association.
-func Send(ctx context.Context, store storage.ObjectStore, callingAE string, ae index.AE, insts []index.Instance, log *slog.Logger) (sent, failed int, err error) {
+// how many the AE refused; err is a failed association. An AE registered
+// with TLS is reached over TLS with clientTLS (index.AE.DialTLS).
+func Send(ctx context.Context, store storage.ObjectStore, callingAE string, clientTLS *tls.Config, ae index.AE, insts []index.Instance, log *slog.Logger) (sent, failed int, err error) {
 	var contexts []dimse.ProposedContext
 	seen := map[string]bool{}
 	for _, in := range insts {
@@ -327,7 +331,7 @@ func Send(ctx context.Context, store storage.ObjectStore, callingAE string, ae i
 	if len(contexts) > 128 {
 		contexts = contexts[:128]
 	}
-	assoc, err := dimse.Dial(ctx, ae.Addr(), dimse.DialOptions{CallingAE: callingAE, CalledAE: ae.Title, Contexts: contexts, Logger: log})
+	assoc, err := dimse.Dial(ctx, ae.Addr(), dimse.DialOptions{CallingAE: callingAE, CalledAE: ae.Title, Contexts: contexts, TLS: ae.DialTLS(clientTLS), Logger: log})
 	if err != nil {
 		return 0, 0, fmt.Errorf("transfer: associate with %s: %w", ae.Title, err)
 	}
