@@ -15,6 +15,7 @@ import (
 
 	"github.com/molar-health/molar/auth"
 	dicomadmin "github.com/molar-health/molar/dicom/admin"
+	"github.com/molar-health/molar/dicom/commit"
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
@@ -56,6 +57,12 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	q := newQueryService(s)
 	srv.Find, srv.Move, srv.Get = q, q, q
 	srv.Transcode = query.Transcode
+	cm := &commit.Service{DB: s.db.pool, Store: s.store, AETitle: s.cfg.AETitle, ClientTLS: s.clientTLS, Log: s.log,
+		Caller: func(a *dimse.AssociationInfo) (commit.Caller, bool) {
+			c, ok := a.Value.(scp.Caller)
+			return commit.Caller{AE: c.AE, TenantID: c.TenantID}, ok && c.Known && c.TenantID != 0
+		}}
+	srv.Commit = cm
 	// Hooks may replace handlers or feed the worklist, e.g. booking:
 	//	srv.Find.(*query.Service).Worklist = func() worklist.Source { return src }
 	for _, hook := range s.dicomHooks {
@@ -71,6 +78,7 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 		if err := srv.Shutdown(ctx); err != nil {
 			s.log.Warn("dicom shutdown", "err", err)
 		}
+		cm.Close()
 	})
 	return nil
 }

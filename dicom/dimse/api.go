@@ -20,8 +20,10 @@ const (
 	ServiceFind
 	ServiceMove
 	ServiceGet
+	// ServiceCommit is the Storage Commitment Push Model (N-ACTION).
+	ServiceCommit
 
-	ServicesAll = ServiceEcho | ServiceStore | ServiceFind | ServiceMove | ServiceGet
+	ServicesAll = ServiceEcho | ServiceStore | ServiceFind | ServiceMove | ServiceGet | ServiceCommit
 )
 
 // AssociationRequest is what the acceptor policy sees of an A-ASSOCIATE-RQ.
@@ -258,3 +260,37 @@ func (r *readerFromBytes) Read(p []byte) (int, error) {
 }
 
 func bytesReader(b []byte) io.Reader { return &readerFromBytes{b: b} }
+
+// SOPRef names one instance (Referenced SOP Class/Instance UID).
+type SOPRef struct{ SOPClassUID, SOPInstanceUID string }
+
+// CommitRequest is a Storage Commitment Push Model request (N-ACTION-RQ,
+// action type 1).
+type CommitRequest struct {
+	Assoc          *AssociationInfo
+	TransactionUID string
+	Refs           []SOPRef // the Referenced SOP Sequence
+}
+
+// CommitHandler takes storage commitment requests. Commit returns quickly
+// (the N-ACTION-RSP waits on it): nil means the request is taken and a
+// report (N-EVENT-REPORT) will follow; a StatusError refuses it.
+type CommitHandler interface {
+	Commit(ctx context.Context, req *CommitRequest) error
+}
+
+// CommitResult is a storage commitment report (PS3.4 J.3.3): the instances
+// committed and those that failed, each failure with its reason
+// (StatusNoSuchSOPInstance, StatusClassInstanceConflict,
+// StatusProcessingFailure …).
+type CommitResult struct {
+	TransactionUID string
+	Committed      []SOPRef
+	Failed         []CommitFailure
+}
+
+// CommitFailure is one instance that is not committed.
+type CommitFailure struct {
+	SOPRef
+	Reason Status
+}

@@ -20,6 +20,11 @@ const (
 	CEchoRQ   uint16 = 0x0030
 	CEchoRSP  uint16 = 0x8030
 	CCancelRQ uint16 = 0x0FFF
+
+	NEventReportRQ  uint16 = 0x0100
+	NEventReportRSP uint16 = 0x8100
+	NActionRQ       uint16 = 0x0130
+	NActionRSP      uint16 = 0x8130
 )
 
 // Priorities (0000,0700).
@@ -57,6 +62,8 @@ type Command struct {
 	ErrorID                   uint16 // (0000,0903)
 	AffectedSOPInstanceUID    string // (0000,1000)
 	RequestedSOPInstanceUID   string // (0000,1001)
+	EventTypeID               uint16 // (0000,1002), N-EVENT-REPORT
+	ActionTypeID              uint16 // (0000,1008), N-ACTION
 	SubOps                    *SubOpCounts
 	MoveOriginatorAE          string // (0000,1030)
 	MoveOriginatorMessageID   uint16 // (0000,1031)
@@ -128,7 +135,8 @@ func (c *Command) Encode() []byte {
 	if c.CommandField == CMoveRQ {
 		str(0x0600, c.MoveDestination, ' ')
 	}
-	if !c.IsResponse() && c.CommandField != CCancelRQ && c.CommandField != CEchoRQ {
+	switch c.CommandField { // priority belongs to the C- requests but C-ECHO (PS3.7 9.3)
+	case CStoreRQ, CFindRQ, CMoveRQ, CGetRQ:
 		u16(0x0700, c.Priority)
 	}
 	if c.HasDataSet {
@@ -159,6 +167,12 @@ func (c *Command) Encode() []byte {
 	}
 	str(0x1000, c.AffectedSOPInstanceUID, 0)
 	str(0x1001, c.RequestedSOPInstanceUID, 0)
+	if c.CommandField&0x7FFF == NEventReportRQ && c.EventTypeID != 0 {
+		u16(0x1002, c.EventTypeID)
+	}
+	if c.CommandField&0x7FFF == NActionRQ && c.ActionTypeID != 0 {
+		u16(0x1008, c.ActionTypeID)
+	}
 	if s := c.SubOps; s != nil {
 		if s.HasRemaining {
 			u16(0x1020, s.Remaining)
@@ -253,6 +267,10 @@ func DecodeCommand(b []byte) (*Command, error) {
 			c.AffectedSOPInstanceUID = trimUID(v)
 		case 0x1001:
 			c.RequestedSOPInstanceUID = trimUID(v)
+		case 0x1002:
+			c.EventTypeID, err = u16()
+		case 0x1008:
+			c.ActionTypeID, err = u16()
 		case 0x1020, 0x1021, 0x1022, 0x1023:
 			var n uint16
 			n, err = u16()

@@ -53,6 +53,9 @@ type Server struct {
 	Find  FindHandler     // nil: no C-FIND
 	Move  MoveHandler     // nil: no C-MOVE
 	Get   RetrieveHandler // nil: no C-GET
+	// Commit takes Storage Commitment Push Model requests (N-ACTION); nil:
+	// the SOP class is not offered.
+	Commit CommitHandler
 	// Transcode converts instances for sub-operations when the receiver does
 	// not accept the stored transfer syntax (nil: such sub-operations fail).
 	Transcode Transcoder
@@ -464,6 +467,12 @@ func (s *Server) serviceOf(abstract string) (Services, []string) {
 	if abstract == uid.Verification {
 		return ServiceEcho, qts
 	}
+	if abstract == uid.StorageCommitmentPushModel {
+		if s.Commit == nil {
+			return 0, nil
+		}
+		return ServiceCommit, qts
+	}
 	in := func(list, def []string) bool {
 		if list == nil {
 			list = def
@@ -712,7 +721,8 @@ func (a *serverAssoc) dispatch(m *message) error {
 	svc, _ := a.s.serviceOf(pc.AbstractSyntax)
 	rsp := &Command{CommandField: cmd.CommandField | 0x8000, MessageIDBeingRespondedTo: cmd.MessageID,
 		AffectedSOPClassUID: cmd.AffectedSOPClassUID, AffectedSOPInstanceUID: cmd.AffectedSOPInstanceUID}
-	want := map[uint16]Services{CEchoRQ: ServiceEcho, CStoreRQ: ServiceStore, CFindRQ: ServiceFind, CMoveRQ: ServiceMove, CGetRQ: ServiceGet}[cmd.CommandField]
+	want := map[uint16]Services{CEchoRQ: ServiceEcho, CStoreRQ: ServiceStore, CFindRQ: ServiceFind, CMoveRQ: ServiceMove, CGetRQ: ServiceGet,
+		NActionRQ: ServiceCommit}[cmd.CommandField]
 	if (want == 0 || svc != want) && m.data != nil {
 		// Read the data set before answering.
 		if err := m.data.drain(); err != nil {
@@ -724,7 +734,8 @@ func (a *serverAssoc) dispatch(m *message) error {
 		rsp.Status = StatusUnrecognizedOperation
 		return a.respond(pc, rsp)
 	}
-	if svc != want || (cmd.AffectedSOPClassUID != "" && cmd.AffectedSOPClassUID != pc.AbstractSyntax) {
+	if svc != want || (cmd.AffectedSOPClassUID != "" && cmd.AffectedSOPClassUID != pc.AbstractSyntax) ||
+		(cmd.RequestedSOPClassUID != "" && cmd.RequestedSOPClassUID != pc.AbstractSyntax) {
 		if m.data != nil {
 			if err := m.data.drain(); err != nil {
 				return err
@@ -745,6 +756,8 @@ func (a *serverAssoc) dispatch(m *message) error {
 		return a.respond(pc, rsp)
 	case CStoreRQ:
 		return a.handleStore(m, rsp)
+	case NActionRQ:
+		return a.handleCommit(m, rsp)
 	default:
 		return a.startQuery(m, rsp)
 	}
@@ -955,4 +968,60 @@ func (a *serverAssoc) runFind(ctx context.Context, op *runningOp, pc *Presentati
 	a.hook("C-FIND", final.Status, start, 0)
 	op.finish()
 	return a.respond(pc, &final)
+}
+
+// handleCommit answers a Storage Commitment Push Model N-ACTION-RQ (PS3.4
+// J.3.2): the request (Transaction UID, Referenced SOP Sequence) goes to
+// the Commit handler, which takes responsibility for the report
+// (N-EVENT-REPORT, sent later on an association of its own, as most
+// requestors expect); the N-ACTION-RSP says only whether it was taken.
+func (a *serverAssoc) handleCommit(m *message, rsp *Command) error {
+	cmd, pc := m.cmd, m.pc
+	start := time.Now()
+	rsp.AffectedSOPClassUID, rsp.AffectedSOPInstanceUID = pc.AbstractSyntax, cmd.RequestedSOPInstanceUID
+	rsp.ActionTypeID = cmd.ActionTypeID
+	var data []byte
+	if m.data != nil {
+		limit := a.s.MaxIdentifierLength
+		if limit == 0 {
+			limit = DefaultMaxIdentifier
+		}
+		var buf bytes.Buffer
+		n, err := io.Copy(&buf, io.LimitReader(m.data, int64(limit)+1))
+		if err != nil {
+			return err
+		}
+		if err := m.data.drain(); err != nil {
+			return err
+		}
+		if n > int64(limit) {
+			rsp.Status, rsp.ErrorComment = StatusResourceLimitation, "storage commitment request too large"
+			a.hook("N-ACTION", rsp.Status, start, n)
+			return a.respond(pc, rsp)
+		}
+		data = buf.Bytes()
+	}
+	var herr error
+	switch {
+	case a.info.Services&ServiceCommit == 0:
+		rsp.Status = StatusNotAuthorized
+	case cmd.RequestedSOPInstanceUID != uid.StorageCommitmentPushModelInstance:
+		rsp.Status, rsp.ErrorComment = StatusNoSuchSOPInstance, "the Storage Commitment instance is "+uid.StorageCommitmentPushModelInstance
+	case cmd.ActionTypeID != 1:
+		rsp.Status, rsp.ErrorComment = StatusNoSuchAction, "Request Storage Commitment is action type 1"
+	case data == nil:
+		rsp.Status, rsp.ErrorComment = StatusMissingAttribute, "N-ACTION without data set"
+	default:
+		var req *CommitRequest
+		if req, herr = parseCommitRequest(data, pc.TransferSyntax); herr == nil {
+			req.Assoc = a.info
+			herr = a.s.Commit.Commit(a.ctx, req)
+		}
+		rsp.Status, rsp.ErrorComment = statusOf(StatusSuccess, herr)
+	}
+	if herr != nil {
+		a.log.Warn("storage commitment request refused", "status", rsp.Status.String(), "err", herr)
+	}
+	a.hook("N-ACTION", rsp.Status, start, int64(len(data)))
+	return a.respond(pc, rsp)
 }

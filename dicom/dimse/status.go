@@ -41,6 +41,7 @@ const (
 	StatusClassInstanceConflict  Status = 0x0119
 	StatusMissingAttribute       Status = 0x0120
 	StatusMissingAttributeValue  Status = 0x0121
+	StatusNoSuchAction           Status = 0x0123 // N-ACTION: action type not defined
 	StatusSOPClassNotSupported   Status = 0x0122
 	StatusNotAuthorized          Status = 0x0124
 	StatusDuplicateInvocation    Status = 0x0210

@@ -245,6 +245,13 @@ func InstancesByIDs(ctx context.Context, q Querier, ids []int64) ([]Instance, er
 	return collect(rows, err, scanInstance, "instances")
 }
 
+// InstancesBySOPUIDs returns the instances with these SOP Instance UIDs
+// (those not indexed are absent).
+func InstancesBySOPUIDs(ctx context.Context, q Querier, uids []string) ([]Instance, error) {
+	rows, err := q.Query(ctx, `SELECT `+instanceCols+instanceFrom+`WHERE i.sop_instance_uid = ANY($1)`, uids)
+	return collect(rows, err, scanInstance, "instances by SOP Instance UID")
+}
+
 // InstancesWithTooth lists a person's instances showing an ISO 3950 tooth.
 func InstancesWithTooth(ctx context.Context, q Querier, personID int64, tooth string) ([]Instance, error) {
 	rows, err := q.Query(ctx, `SELECT `+instanceCols+instanceFrom+`WHERE i.person_id = $1 AND i.tooth_codes @> ARRAY[$2]

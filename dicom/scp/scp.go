@@ -30,8 +30,8 @@ func ServicesOf(perms []string) dimse.Services {
 	s := dimse.ServiceEcho
 	for _, p := range perms {
 		switch p {
-		case index.PermStore:
-			s |= dimse.ServiceStore
+		case index.PermStore: // and storage commitment of what it stored
+			s |= dimse.ServiceStore | dimse.ServiceCommit
 		case index.PermFind:
 			s |= dimse.ServiceFind
 		case index.PermMove:

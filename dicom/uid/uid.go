@@ -30,6 +30,9 @@ const (
 // Service SOP classes.
 const (
 	Verification = "1.2.840.10008.1.1"
+	// StorageCommitmentPushModel and its well-known instance (PS3.4 J.3).
+	StorageCommitmentPushModel         = "1.2.840.10008.1.20.1"
+	StorageCommitmentPushModelInstance = "1.2.840.10008.1.20.1.1"
 
 	PatientRootQueryRetrieveFind = "1.2.840.10008.5.1.4.1.2.1.1"
 	PatientRootQueryRetrieveMove = "1.2.840.10008.5.1.4.1.2.1.2"
