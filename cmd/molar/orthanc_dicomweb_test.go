@@ -10,6 +10,7 @@ import (
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/uid"
 )
 
 // TestOrthancDICOMwebClient proves DICOMweb interoperability with Orthanc's
@@ -48,6 +49,23 @@ func TestOrthancDICOMwebClient(t *testing.T) {
 	var tags map[string]any
 	o.Do(t, "GET", "/instances/"+instances[0]+"/simplified-tags", nil, &tags)
 	require.Equal(t, ct.SOPInstanceUID, tags["SOPInstanceUID"])
+
+	// Orthanc's client asks for any transfer syntax (transfer-syntax=*): a
+	// JPEG-LS instance reaches it as stored, not decoded.
+	jls := ingestFile(t, ts, testFile(t, "MR_small_jpeg_ls_lossless.dcm"))
+	o.Do(t, "POST", "/dicom-web/servers/molar/retrieve", map[string]any{
+		"Resources": []map[string]string{{"Study": jls.StudyInstanceUID}}}, nil)
+	require.Eventually(t, func() bool {
+		o.Do(t, "GET", "/instances", nil, &instances)
+		return len(instances) == 2
+	}, 30*time.Second, 100*time.Millisecond)
+	syntaxes := map[string]bool{}
+	for _, id := range instances {
+		var meta map[string]any
+		o.Do(t, "GET", "/instances/"+id+"/metadata?expand", nil, &meta)
+		syntaxes[meta["TransferSyntax"].(string)] = true
+	}
+	require.Equal(t, map[string]bool{uid.ExplicitVRLittleEndian: true, uid.JPEGLSLossless: true}, syntaxes)
 
 	// STOW-RS: Orthanc pushes an instance of its own to Molar.
 	mr := testFile(t, "MR_small.dcm")
