@@ -32,6 +32,9 @@ func (s *Service) Search(ctx context.Context, p *auth.Principal, q string) ([]Hi
 		return nil, err
 	}
 	q = strings.TrimSpace(q)
+	if !validText(q) {
+		return nil, inputErr("text.invalid")
+	}
 	cpr, cprErr := auth.ParseCPR(q)
 	if cprErr != nil && len([]rune(q)) < 2 {
 		return nil, inputErr("search.short")

@@ -197,6 +197,9 @@ func (n *NewEntry) Validate(p Patient, now time.Time, cat *Catalogue, sks *SKS) 
 	if !n.Kind.Valid() {
 		return inputErr("kind.invalid", string(n.Kind))
 	}
+	if !n.validTexts() {
+		return inputErr("text.invalid")
+	}
 	if n.CareTime.IsZero() {
 		return inputErr("caretime.missing")
 	}
@@ -403,6 +406,39 @@ func (f *Finding) normalise() error {
 		f.Reason = ""
 	}
 	return nil
+}
+
+// validText reports whether s can be stored: valid UTF-8 without NUL
+// characters (PostgreSQL's text and jsonb hold neither, and JSON encoding
+// would silently replace invalid bytes).
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// validTexts reports whether every string of the entry is validText.
+func (n *NewEntry) validTexts() bool {
+	ss := []string{n.Text, n.Topic}
+	for _, f := range n.Findings {
+		ss = append(ss, f.Surfaces, string(f.Condition), f.Depth, f.Material, f.Reason, f.Note)
+	}
+	for _, d := range n.Diagnoses {
+		ss = append(ss, d.Code, d.Text)
+	}
+	for _, tr := range n.Treatments {
+		ss = append(ss, tr.Surfaces, tr.Procedure, tr.Material, tr.Reason, tr.Note)
+	}
+	if n.XRay != nil {
+		ss = append(ss, n.XRay.StudyUID)
+		ss = append(ss, n.XRay.InstanceUIDs...)
+	}
+	if n.Consent != nil {
+		ss = append(ss, n.Consent.Topic, n.Consent.GivenBy)
+	}
+	ss = append(ss, string(n.Risk))
+	for _, s := range ss {
+		if !validText(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // validUID reports whether s is a DICOM UID (digits and dots, ≤ 64).

@@ -226,6 +226,9 @@ func (s *Service) setItemStatus(ctx context.Context, tx pgx.Tx, p *auth.Principa
 // SetItemStatus marks a plan item done, referred or cancelled.
 func (s *Service) SetItemStatus(ctx context.Context, p *auth.Principal, personID, itemID int64, st ItemStatus, note string) error {
 	note = strings.TrimSpace(note)
+	if !validText(note) {
+		return inputErr("text.invalid")
+	}
 	if utf8.RuneCountInString(note) > 2000 {
 		return inputErr("text.toolong", 2000)
 	}
@@ -291,6 +294,9 @@ func (s *Service) Correct(ctx context.Context, p *auth.Principal, personID, entr
 		}
 		if reason == "" {
 			return "", nil, inputErr("correction.reason")
+		}
+		if !validText(reason) {
+			return "", nil, inputErr("text.invalid")
 		}
 		if utf8.RuneCountInString(reason) > 2000 {
 			return "", nil, inputErr("text.toolong", 2000)
@@ -390,7 +396,10 @@ func versionChain(all []Entry, id int64) []Entry {
 // and risk.
 func (s *Service) SaveProfile(ctx context.Context, p *auth.Principal, personID int64, pr Profile) error {
 	pr.Allergies, pr.Medicines, pr.Conditions = strings.TrimSpace(pr.Allergies), strings.TrimSpace(pr.Medicines), strings.TrimSpace(pr.Conditions)
-	for _, v := range []string{pr.Allergies, pr.Medicines, pr.Conditions} {
+	for _, v := range []string{pr.Allergies, pr.Medicines, pr.Conditions, string(pr.Risk)} {
+		if !validText(v) {
+			return inputErr("text.invalid")
+		}
 		if utf8.RuneCountInString(v) > 4000 {
 			return inputErr("profile.toolong")
 		}

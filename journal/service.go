@@ -143,6 +143,9 @@ func (s *Service) BreakGlass(ctx context.Context, p *auth.Principal, personID in
 	if err := requirePerm(p, auth.PermJournalRead); err != nil {
 		return err
 	}
+	if !validText(reason) {
+		return inputErr("text.invalid")
+	}
 	if len([]rune(strings.TrimSpace(reason))) < auth.MinBreakGlassReason {
 		return inputErr("breakglass.reason")
 	}
@@ -301,7 +304,7 @@ func dbErr(op string, err error) error {
 			return fmt.Errorf("journal: %s: %w", op, ErrConflict)
 		case "23503":
 			return fmt.Errorf("journal: %s: %w", op, ErrNotFound)
-		case "23514", "22P02", "23502":
+		case "23514", "22P02", "23502", "22021", "22P05": // 22021, 22P05: NUL or bytes not UTF-8
 			return fmt.Errorf("journal: %s: %w", op, ErrInvalid)
 		case "42501":
 			return fmt.Errorf("journal: %s: %w", op, auth.ErrForbidden)

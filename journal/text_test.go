@@ -1,0 +1,54 @@
+package journal_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/journal"
+)
+
+// Text with a NUL character or invalid UTF-8 (PostgreSQL stores neither)
+// is invalid input (a 400 with a message), not a database error (a 500),
+// wherever the journal takes free text; nothing is written.
+func TestNULAndInvalidUTF8AreInvalidInput(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	note := func(text string) journal.NewEntry {
+		return journal.NewEntry{Kind: journal.KindNote, CareTime: e.now.Add(-time.Minute), Content: journal.Content{Text: text}}
+	}
+	orig, err := e.svc.Create(ctx, e.dentistA, e.child, note("ok"))
+	require.NoError(t, err)
+	_, err = e.svc.Create(ctx, e.dentistA, e.child, journal.NewEntry{Kind: journal.KindTreatmentPlanned, CareTime: e.now.Add(-time.Minute),
+		Content: journal.Content{Treatments: []journal.Treatment{{Tooth: 16, Surfaces: "O", Procedure: "FYLD"}}}})
+	require.NoError(t, err)
+	pl, err := e.svc.Plan(ctx, e.dentistA, e.child)
+	require.NoError(t, err)
+	require.NotNil(t, pl)
+	before := e.snapshot()
+	for _, bad := range []string{"a\x00b", "a\xffb"} {
+		_, err := e.svc.Create(ctx, e.dentistA, e.child, note(bad))
+		require.ErrorIs(t, err, journal.ErrInvalid, "note %q", bad)
+		_, err = e.svc.Create(ctx, e.dentistA, e.child, e.exam(journal.Finding{Tooth: 16, Condition: journal.CondSound, Note: bad}))
+		require.ErrorIs(t, err, journal.ErrInvalid, "finding note %q", bad)
+		_, err = e.svc.Create(ctx, e.dentistA, e.child, journal.NewEntry{Kind: journal.KindTreatmentPlanned, CareTime: e.now.Add(-time.Minute),
+			Content: journal.Content{Treatments: []journal.Treatment{{Tooth: 26, Surfaces: "O", Procedure: "FYLD", Note: bad}}}})
+		require.ErrorIs(t, err, journal.ErrInvalid, "plan item note %q", bad)
+		_, err = e.svc.Create(ctx, e.dentistA, e.child, journal.NewEntry{Kind: journal.KindConsent, CareTime: e.now.Add(-time.Minute),
+			Content: journal.Content{Consent: &journal.Consent{Topic: bad, GivenBy: "custody_holder"}}})
+		require.ErrorIs(t, err, journal.ErrInvalid, "consent topic %q", bad)
+		_, err = e.svc.Correct(ctx, e.dentistA, e.child, orig.ID, note("rettet"), bad)
+		require.ErrorIs(t, err, journal.ErrInvalid, "reason %q", bad)
+		err = e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Allergies: bad})
+		require.ErrorIs(t, err, journal.ErrInvalid, "profile %q", bad)
+		err = e.svc.SetItemStatus(ctx, e.dentistA, e.child, pl.Items[0].ID, journal.ItemCancelled, bad)
+		require.ErrorIs(t, err, journal.ErrInvalid, "item note %q", bad)
+		_, err = e.svc.Search(ctx, e.dentistA, "Barn "+bad)
+		require.ErrorIs(t, err, journal.ErrInvalid, "search %q", bad)
+		_, err = e.svc.ParentInformation(ctx, e.parentP, e.child, "", bad)
+		require.ErrorIs(t, err, journal.ErrInvalid, "parent information %q", bad)
+	}
+	require.Equal(t, before, e.snapshot())
+}
