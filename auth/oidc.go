@@ -533,13 +533,19 @@ func (s *Service) provision(ctx context.Context, tx pgx.Tx, p *oidcProvider, sub
 func (s *Service) bearerLogin(ctx context.Context, raw string, source netip.Addr) (*Principal, error) {
 	key := limitKey(source)
 	now := s.now()
-	if !s.limiter.Allowed(key, now) {
+	end, err := s.limiter.Begin(ctx, key, now)
+	if errors.Is(err, errLimited) {
 		return nil, fmt.Errorf("auth: bearer: %w", ErrRateLimited)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: bearer: %w", err)
+	}
+	failed := true // also when verifying panics
+	defer func() { end(failed) }()
 	p, err := s.verifyBearer(ctx, raw)
+	failed = errors.Is(err, ErrInvalidCredentials)
 	if err != nil {
 		if errors.Is(err, ErrInvalidCredentials) {
-			s.limiter.Failed(key, now)
 			s.log.InfoContext(ctx, "bearer token refused", "source", source.String(), "err", err)
 		}
 		return nil, err

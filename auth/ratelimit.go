@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -17,6 +19,11 @@ import (
 // are checked, so it neither reveals anything nor counts toward the lock-out
 // of the account it names. Successful attempts take no token, so a viewer
 // sending HTTP Basic on every request is not slowed down.
+//
+// An attempt being checked holds a token until its outcome is known
+// (Begin … end): otherwise a flood of concurrent attempts would all pass
+// the check before the first failure is counted. An attempt that finds the
+// remaining tokens held waits for those attempts to end.
 type addrLimiter struct {
 	every time.Duration
 	burst int
@@ -29,6 +36,10 @@ type addrLimiter struct {
 type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
+	// pending counts attempts being checked; settled is closed (and
+	// replaced) whenever one of them ends.
+	pending int
+	settled chan struct{}
 }
 
 const maxBuckets = 100_000
@@ -43,7 +54,7 @@ func (l *addrLimiter) get(key string, now time.Time) *bucket {
 		if len(l.buckets) >= maxBuckets || now.Sub(l.lastSweep) > 10*time.Minute {
 			l.sweep(now)
 		}
-		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst), settled: make(chan struct{})}
 		l.buckets[key] = b
 	}
 	b.seen = now
@@ -55,7 +66,7 @@ func (l *addrLimiter) sweep(now time.Time) {
 	l.lastSweep = now
 	full := l.every * time.Duration(l.burst)
 	for k, b := range l.buckets {
-		if now.Sub(b.seen) > full {
+		if b.pending == 0 && now.Sub(b.seen) > full {
 			delete(l.buckets, k)
 		}
 	}
@@ -64,24 +75,52 @@ func (l *addrLimiter) sweep(now time.Time) {
 	}
 }
 
-// Allowed reports whether an attempt from key may proceed (a token is left).
-func (l *addrLimiter) Allowed(key string, now time.Time) bool {
-	if l == nil || l.burst <= 0 {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.get(key, now).lim.TokensAt(now) >= 1
-}
+// errLimited is Begin's answer when the address has no token left.
+var errLimited = errors.New("rate limited")
 
-// Failed takes a token for a failed attempt from key.
-func (l *addrLimiter) Failed(key string, now time.Time) {
+// Begin starts an attempt from key: it returns errLimited when no token is
+// left, or ctx's error when ctx ends while waiting for attempts ahead of it.
+// Otherwise the caller checks the credentials and calls end once, with
+// failed true when the attempt failed (it then takes the token it held).
+func (l *addrLimiter) Begin(ctx context.Context, key string, now time.Time) (end func(failed bool), err error) {
 	if l == nil || l.burst <= 0 {
-		return
+		return func(bool) {}, nil
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.get(key, now).lim.AllowN(now, 1)
+	b := l.get(key, now)
+	for {
+		tokens := b.lim.TokensAt(now)
+		if tokens < 1 {
+			l.mu.Unlock()
+			return nil, errLimited
+		}
+		if tokens-float64(b.pending) >= 1 {
+			break
+		}
+		settled := b.settled
+		l.mu.Unlock()
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		l.mu.Lock()
+	}
+	b.pending++
+	l.mu.Unlock()
+	var once sync.Once
+	return func(failed bool) {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			b.pending--
+			if failed {
+				b.lim.AllowN(now, 1)
+			}
+			close(b.settled)
+			b.settled = make(chan struct{})
+		})
+	}, nil
 }
 
 // clientAddr returns the request's source address. X-Forwarded-For is used

@@ -303,14 +303,18 @@ func (s *Service) BreakGlass(ctx context.Context, tx pgx.Tx, p *Principal, perso
 func (s *Service) PasswordLogin(ctx context.Context, username, password string, source netip.Addr) (User, error) {
 	key := limitKey(source)
 	now := s.now()
-	if !s.limiter.Allowed(key, now) {
+	end, err := s.limiter.Begin(ctx, key, now)
+	if errors.Is(err, errLimited) {
 		s.log.WarnContext(ctx, "login attempt rate-limited", "source", source.String())
 		return User{}, fmt.Errorf("auth: login: %w", ErrRateLimited)
 	}
-	u, err := s.checkPassword(ctx, username, password, source)
-	if err != nil && !errors.Is(err, ErrLocked) {
-		s.limiter.Failed(key, now)
+	if err != nil {
+		return User{}, fmt.Errorf("auth: login: %w", err)
 	}
+	failed := true // also when checking panics
+	defer func() { end(failed) }()
+	u, err := s.checkPassword(ctx, username, password, source)
+	failed = err != nil && !errors.Is(err, ErrLocked)
 	return u, err
 }
 
