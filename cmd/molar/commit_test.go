@@ -22,10 +22,11 @@ import (
 func TestStorageCommitmentWithOrthanc(t *testing.T) {
 	ts := newTestServer(t, nil)
 	addr := startDICOM(t, ts)
+	ctx := context.Background()
 	o := dicomtest.StartOrthanc(t, map[string]string{"MOLAR": addr})
 	host, port, _ := net.SplitHostPort(o.DICOMAddr)
 	p, _ := strconv.Atoi(port)
-	require.NoError(t, index.AddAE(context.Background(), ts.db.pool, index.AE{Title: "ORTHANC", Host: host, Port: p, Permissions: []string{"echo", "store"}}, false))
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "ORTHANC", Host: host, Port: p, Permissions: []string{"echo", "store"}}, false))
 
 	in := dicomtest.Instance{PatientID: "COMMIT-1", PatientName: "Test^Commit", StudyUID: dicomtest.Root + ".74",
 		SeriesUID: dicomtest.Root + ".74.1", SOPUID: dicomtest.Root + ".74.1.1", StudyDate: "20260101"}
@@ -46,7 +47,24 @@ func TestStorageCommitmentWithOrthanc(t *testing.T) {
 		return rep
 	}
 	stored := map[string]string{"SOPClassUID": uid.DigitalIntraOralXRayForPresentation, "SOPInstanceUID": in.SOPUID}
-	rep := commitReport(stored)
+
+	// The report is a durable job, written before the N-ACTION is answered:
+	// with the job queue stopped (a restart) it waits, and goes out when
+	// the queue runs.
+	var job map[string]any
+	o.Do(t, "POST", "/modalities/MOLAR/storage-commitment", map[string]any{"DicomInstances": []map[string]string{stored}}, &job)
+	var rep map[string]any
+	time.Sleep(500 * time.Millisecond)
+	o.Do(t, "GET", "/storage-commitment/"+job["ID"].(string), nil, &rep)
+	require.Equal(t, "Pending", rep["Status"])
+	require.NoError(t, ts.queue.Start(ctx))
+	t.Cleanup(func() { _ = ts.queue.Stop(context.Background()) })
+	require.Eventually(t, func() bool {
+		o.Do(t, "GET", "/storage-commitment/"+job["ID"].(string), nil, &rep)
+		return rep["Status"] == "Success"
+	}, 30*time.Second, 100*time.Millisecond, "the queued report reached Orthanc")
+
+	rep = commitReport(stored)
 	require.Equal(t, "Success", rep["Status"])
 	require.Len(t, rep["Success"], 1)
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/molar-health/molar/auth"
@@ -24,6 +25,7 @@ import (
 	"github.com/molar-health/molar/dicom/worklist"
 	"github.com/molar-health/molar/modules"
 	"github.com/molar-health/molar/storage/jobs"
+	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/viewer/web"
 )
 
@@ -57,12 +59,17 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	q := newQueryService(s)
 	srv.Find, srv.Move, srv.Get = q, q, q
 	srv.Transcode = query.Transcode
-	cm := &commit.Service{DB: s.db.pool, Store: s.store, AETitle: s.cfg.AETitle, ClientTLS: s.clientTLS, Log: s.log,
+	srv.Commit = &commit.Service{
 		Caller: func(a *dimse.AssociationInfo) (commit.Caller, bool) {
 			c, ok := a.Value.(scp.Caller)
 			return commit.Caller{AE: c.AE, TenantID: c.TenantID}, ok && c.Known && c.TenantID != 0
+		},
+		Enqueue: func(ctx context.Context, args commit.ReportArgs) error {
+			return postgres.InTx(ctx, s.db.pool, func(tx pgx.Tx) error {
+				_, err := s.queue.InsertTx(ctx, tx, args, &river.InsertOpts{MaxAttempts: commit.MaxAttempts})
+				return err
+			})
 		}}
-	srv.Commit = cm
 	// Hooks may replace handlers or feed the worklist, e.g. booking:
 	//	srv.Find.(*query.Service).Worklist = func() worklist.Source { return src }
 	for _, hook := range s.dicomHooks {
@@ -78,7 +85,6 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 		if err := srv.Shutdown(ctx); err != nil {
 			s.log.Warn("dicom shutdown", "err", err)
 		}
-		cm.Close()
 	})
 	return nil
 }
@@ -131,6 +137,10 @@ func dicomPart(s *server) corePart {
 	}
 	p.prepare = func(ctx context.Context, workers *river.Workers) error {
 		s.ingester = newIngester(s)
+		if err := river.AddWorkerSafely(workers, &commit.Worker{DB: s.db.pool, Store: s.store, AETitle: s.cfg.AETitle,
+			ClientTLS: s.clientTLS, Log: s.log}); err != nil {
+			return err
+		}
 		return s.prepareReconciliation()
 	}
 	p.housekeeping = []jobs.Task{{Name: "sweep unindexed DICOM objects and their thumbnails", Run: func(ctx context.Context) error {

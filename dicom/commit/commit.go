@@ -3,8 +3,9 @@
 // responsibility for them, so that it may delete its own copies. The
 // request (N-ACTION) is answered at once; the report (N-EVENT-REPORT) goes
 // out on an association of its own to the requesting AE's registered
-// address, as Orthanc and most modalities expect, and is retried while the
-// modality cannot be reached.
+// address, as Orthanc and most modalities expect. The report is a durable
+// job (storage/jobs, River) written before the N-ACTION is answered: it
+// survives restarts and is retried while the modality cannot be reached.
 //
 // An instance is committed when it is indexed in the caller's
 // municipality under the SOP class named and its object is in the store:
@@ -18,10 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/molar-health/molar/dicom/dimse"
 	"github.com/molar-health/molar/dicom/index"
@@ -33,6 +35,10 @@ import (
 // MaxRefs bounds one request (the N-ACTION data set is bounded too).
 const MaxRefs = 10000
 
+// MaxAttempts of a report's delivery: with River's backoff (attempt⁴
+// seconds) the last one is about 80 minutes after the request.
+const MaxAttempts = 8
+
 // Caller is who asks: the registered AE (where the report goes) and its
 // municipality.
 type Caller struct {
@@ -40,55 +46,30 @@ type Caller struct {
 	TenantID int64
 }
 
+// ReportArgs is the job of one report.
+type ReportArgs struct {
+	TenantID       int64          `json:"tenant_id"`
+	AETitle        string         `json:"ae"`
+	TransactionUID string         `json:"transaction_uid"`
+	Refs           []dimse.SOPRef `json:"refs"`
+}
+
+// Kind implements river.JobArgs.
+func (ReportArgs) Kind() string { return "dicom_storage_commitment_report" }
+
 // Service implements dimse.CommitHandler.
 type Service struct {
-	DB    postgres.Beginner
-	Store storage.ObjectStore
-	// AETitle is Molar's, the calling AE title of the report.
-	AETitle string
 	// Caller says who an association is; ok=false: not a registered AE,
 	// whose request is refused (the report would have nowhere to go).
 	Caller func(a *dimse.AssociationInfo) (Caller, bool)
-	// ClientTLS is Molar's side of DICOM TLS to AEs registered with TLS.
-	ClientTLS *tls.Config
-	// Retry are the waits before each new attempt to deliver a report
-	// (nil: 5 s, 30 s, 2 min, 10 min, 30 min).
-	Retry []time.Duration
-	Log   *slog.Logger
-
-	mu      sync.Mutex
-	ctx     context.Context
-	cancel  context.CancelFunc
-	pending sync.WaitGroup
+	// Enqueue writes the report's job durably (jobs.Queue.InsertTx in a
+	// committed transaction) before the request is answered.
+	Enqueue func(ctx context.Context, args ReportArgs) error
 }
 
-func (s *Service) log() *slog.Logger {
-	if s.Log != nil {
-		return s.Log
-	}
-	return slog.Default()
-}
-
-func (s *Service) background() context.Context {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(context.Background())
-	}
-	return s.ctx
-}
-
-// Close stops reports still waiting to be delivered and waits for those
-// being sent.
-func (s *Service) Close() {
-	s.background()
-	s.cancel()
-	s.pending.Wait()
-}
-
-// Commit takes a request: checked for its caller and size now, reported
-// from a goroutine.
-func (s *Service) Commit(_ context.Context, req *dimse.CommitRequest) error {
+// Commit takes a request: its caller and size are checked now; the report
+// is a job.
+func (s *Service) Commit(ctx context.Context, req *dimse.CommitRequest) error {
 	c, ok := s.Caller(req.Assoc)
 	if !ok {
 		return dimse.Fail(dimse.StatusNotAuthorized, "storage commitment needs a registered AE: the report goes to its address", nil)
@@ -96,23 +77,64 @@ func (s *Service) Commit(_ context.Context, req *dimse.CommitRequest) error {
 	if len(req.Refs) > MaxRefs {
 		return dimse.Fail(dimse.StatusResourceLimitation, fmt.Sprintf("at most %d instances per request", MaxRefs), nil)
 	}
-	ctx := s.background()
-	s.pending.Add(1)
-	go func() {
-		defer s.pending.Done()
-		s.report(ctx, c, req)
-	}()
+	if err := s.Enqueue(ctx, ReportArgs{TenantID: c.TenantID, AETitle: c.AE.Title, TransactionUID: req.TransactionUID, Refs: req.Refs}); err != nil {
+		return dimse.Fail(dimse.StatusProcessingFailure, "the request could not be recorded", err)
+	}
 	return nil
 }
 
-// Check decides, per referenced instance, whether Molar has it.
-func (s *Service) Check(ctx context.Context, tenant int64, refs []dimse.SOPRef) (dimse.CommitResult, error) {
+// Worker delivers reports; register it with river.AddWorker.
+type Worker struct {
+	river.WorkerDefaults[ReportArgs]
+	DB    *pgxpool.Pool
+	Store storage.ObjectStore
+	// AETitle is Molar's, the calling AE title of the report.
+	AETitle string
+	// ClientTLS is Molar's side of DICOM TLS to AEs registered with TLS.
+	ClientTLS *tls.Config
+	Log       *slog.Logger
+}
+
+func (w *Worker) log() *slog.Logger {
+	if w.Log != nil {
+		return w.Log
+	}
+	return slog.Default()
+}
+
+// Timeout bounds one attempt.
+func (w *Worker) Timeout(*river.Job[ReportArgs]) time.Duration { return 2 * time.Minute }
+
+// Work checks the instances (again at each attempt: what is reported is
+// the state when it is sent) and sends the report to the AE's address as
+// registered now.
+func (w *Worker) Work(ctx context.Context, job *river.Job[ReportArgs]) error {
+	log := w.log().With("ae", job.Args.AETitle, "transaction_uid", job.Args.TransactionUID)
+	ae, err := index.GetAE(ctx, w.DB, job.Args.AETitle)
+	if errors.Is(err, index.ErrNotFound) {
+		log.Warn("storage commitment report dropped: the AE is no longer registered")
+		return river.JobCancel(err)
+	}
+	if err == nil {
+		err = w.deliver(ctx, ae, job.Args, log)
+	}
+	if err != nil && job.Attempt >= job.MaxAttempts {
+		log.Error("storage commitment report not delivered; the modality has to ask again", "attempts", job.Attempt, "err", err)
+	} else if err != nil {
+		log.Warn("storage commitment report not delivered yet", "attempt", job.Attempt, "err", err)
+	}
+	return err
+}
+
+// Check decides, per referenced instance, whether Molar has it in the
+// tenant: indexed under that SOP class, its object in the store.
+func Check(ctx context.Context, db postgres.Beginner, store storage.ObjectStore, tenant int64, refs []dimse.SOPRef, log *slog.Logger) (dimse.CommitResult, error) {
 	uids := make([]string, len(refs))
 	for i, r := range refs {
 		uids[i] = r.SOPInstanceUID
 	}
 	var found []index.Instance
-	err := postgres.InTenant(ctx, s.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.InTenant(ctx, db, tenant, func(tx pgx.Tx) error {
 		var err error
 		found, err = index.InstancesBySOPUIDs(ctx, tx, uids)
 		return err
@@ -133,11 +155,11 @@ func (s *Service) Check(ctx context.Context, tenant int64, refs []dimse.SOPRef) 
 		case in.SOPClassUID != r.SOPClassUID:
 			res.Failed = append(res.Failed, dimse.CommitFailure{SOPRef: r, Reason: dimse.StatusClassInstanceConflict})
 		default:
-			if _, err := s.Store.Stat(ctx, in.ObjectKey); err != nil {
+			if _, err := store.Stat(ctx, in.ObjectKey); err != nil {
 				if !errors.Is(err, storage.ErrNotFound) {
 					return dimse.CommitResult{}, err // the store is unreachable: try again later
 				}
-				s.log().Error("storage commitment: an indexed instance's object is missing", "instance_id", in.ID)
+				log.Error("storage commitment: an indexed instance's object is missing", "instance_id", in.ID)
 				res.Failed = append(res.Failed, dimse.CommitFailure{SOPRef: r, Reason: dimse.StatusProcessingFailure})
 				continue
 			}
@@ -147,38 +169,13 @@ func (s *Service) Check(ctx context.Context, tenant int64, refs []dimse.SOPRef) 
 	return res, nil
 }
 
-func (s *Service) report(ctx context.Context, c Caller, req *dimse.CommitRequest) {
-	waits := s.Retry
-	if waits == nil {
-		waits = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute}
-	}
-	log := s.log().With("ae", c.AE.Title, "transaction_uid", req.TransactionUID)
-	for attempt := 0; ; attempt++ {
-		err := s.deliver(ctx, c, req, log)
-		if err == nil {
-			return
-		}
-		if attempt >= len(waits) || ctx.Err() != nil {
-			log.Error("storage commitment report not delivered; the modality has to ask again", "attempts", attempt+1, "err", err)
-			return
-		}
-		log.Warn("storage commitment report not delivered, trying again", "in", waits[attempt], "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(waits[attempt]):
-		}
-	}
-}
-
-// deliver checks the instances (again, at each attempt: what is reported
-// is the state when it is sent) and sends the report.
-func (s *Service) deliver(ctx context.Context, c Caller, req *dimse.CommitRequest, log *slog.Logger) error {
-	res, err := s.Check(ctx, c.TenantID, req.Refs)
+func (w *Worker) deliver(ctx context.Context, ae index.AE, args ReportArgs, log *slog.Logger) error {
+	res, err := Check(ctx, w.DB, w.Store, args.TenantID, args.Refs, log)
 	if err != nil {
 		return err
 	}
-	res.TransactionUID = req.TransactionUID
-	a, err := dimse.Dial(ctx, c.AE.Addr(), dimse.DialOptions{CallingAE: s.AETitle, CalledAE: c.AE.Title, TLS: c.AE.DialTLS(s.ClientTLS), Logger: log,
+	res.TransactionUID = args.TransactionUID
+	a, err := dimse.Dial(ctx, ae.Addr(), dimse.DialOptions{CallingAE: w.AETitle, CalledAE: ae.Title, TLS: ae.DialTLS(w.ClientTLS), Logger: log,
 		Contexts: []dimse.ProposedContext{{AbstractSyntax: uid.StorageCommitmentPushModel,
 			TransferSyntaxes: []string{uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian}, ProposeSCPRole: true}}})
 	if err != nil {
