@@ -168,7 +168,11 @@ func (s *Service) FamilyRecord(ctx context.Context, p *auth.Principal, personID 
 			return "", nil, err
 		}
 		var signed []Entry
+		signedIDs := map[int64]bool{}
 		for _, e := range all {
+			if e.Signed() {
+				signedIDs[e.ID] = true
+			}
 			if e.Signed() && e.Current() {
 				signed = append(signed, e)
 				fr.Entries = append(fr.Entries, s.Plain(e, lang))
@@ -186,9 +190,22 @@ func (s *Service) FamilyRecord(ctx context.Context, p *auth.Principal, personID 
 		}
 		var items []PlanItem
 		if plan != nil {
-			pr := plan.Progress()
+			// Only items of signed entries: a treatment planned in an
+			// unsigned draft is not the family's to see yet, and an item
+			// carried out in an unsigned entry still shows as planned.
+			shown := Plan{}
+			for _, it := range plan.Items {
+				if !signedIDs[it.EntryID] {
+					continue
+				}
+				if it.Status == ItemDone && it.DoneEntryID != 0 && !signedIDs[it.DoneEntryID] {
+					it.Status, it.DoneEntryID = ItemPlanned, 0
+				}
+				shown.Items = append(shown.Items, it)
+			}
+			pr := shown.Progress()
 			fr.PlanDone, fr.PlanTotal = pr.Done, pr.Total
-			items = plan.Items
+			items = shown.Items
 		}
 		chart := BuildChart(person.BirthDate, signed, items, s.Catalogue, now, true)
 		for _, t := range chart.OpenFindings() {

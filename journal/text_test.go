@@ -52,3 +52,30 @@ func TestNULAndInvalidUTF8AreInvalidInput(t *testing.T) {
 	}
 	require.Equal(t, before, e.snapshot())
 }
+
+// Families see signed entries only: a treatment planned in an unsigned
+// draft is neither among the open findings nor counted in the plan's
+// progress until it is signed.
+func TestFamilyRecordHidesUnsignedPlannedTreatments(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	exam := e.exam(journal.Finding{Tooth: 16, Surfaces: "O", Condition: journal.CondCaries})
+	exam.Sign = true
+	_, err := e.svc.Create(ctx, e.dentistA, e.child, exam)
+	require.NoError(t, err)
+	draft, err := e.svc.Create(ctx, e.dentistA, e.child, journal.NewEntry{Kind: journal.KindTreatmentPlanned, CareTime: e.now.Add(-30 * time.Minute),
+		Content: journal.Content{Treatments: []journal.Treatment{{Tooth: 16, Surfaces: "O", Procedure: "FYLD"}, {Tooth: 21, Procedure: "KONTROL"}}}})
+	require.NoError(t, err)
+	fr, err := e.svc.FamilyRecord(ctx, e.parentP, e.child, "da")
+	require.NoError(t, err)
+	require.Equal(t, []string{"øverste højre 6-års tand (16): caries på tyggefladen"}, fr.Findings)
+	require.Zero(t, fr.PlanTotal)
+
+	_, err = e.svc.Sign(ctx, e.dentistA, e.child, draft.ID)
+	require.NoError(t, err)
+	fr, err = e.svc.FamilyRecord(ctx, e.parentP, e.child, "da")
+	require.NoError(t, err)
+	require.Len(t, fr.Findings, 2)
+	require.Contains(t, fr.Findings[0], "planlagt: fyldning")
+	require.Equal(t, 2, fr.PlanTotal)
+}
