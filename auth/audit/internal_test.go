@@ -171,3 +171,23 @@ func TestAnchorsFromTheLogCatchARewrittenChain(t *testing.T) {
 	require.Equal(t, KindAnchor, rep.Problems[0].Kind)
 	require.EqualValues(t, 5, rep.Problems[0].Seq)
 }
+
+// A CPR number in a detail value is refused whatever Go type carries it.
+func TestDetailWithCPRRefusedInAnyType(t *testing.T) {
+	a := Actor{UserID: 1, Username: "u", Role: "dentist", TenantID: 1}
+	type ref struct{ Patient string }
+	for name, v := range map[string]any{
+		"string":             "010190-1234",
+		"map[string]string":  map[string]string{"patient": "0101901234"},
+		"[]int64":            []int64{1501901234},
+		"int32 slice in any": []any{[]int32{1}, []string{"x"}, map[string]int64{"n": 1501901234}},
+		"struct":             ref{Patient: "0101901234"},
+		"pointer":            ptr("0101901234"),
+		"uint32":             uint32(1501901234),
+	} {
+		err := validate(a, Event{Action: ActionRead, Object: "journal.entry/1", Detail: map[string]any{"v": v}})
+		require.ErrorIs(t, err, ErrPersonalData, name)
+	}
+	require.NoError(t, validate(a, Event{Action: ActionRead, Object: "journal.entry/1",
+		Detail: map[string]any{"ids": []int64{12, 13}, "m": map[string]string{"kind": "bitewing"}, "n": int32(3)}}))
+}

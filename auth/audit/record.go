@@ -220,6 +220,12 @@ func detailHasCPR(v any) bool {
 				return true
 			}
 		}
+	case nil, bool:
+	default:
+		// Any other type (map[string]string, []int64, structs, pointers …)
+		// is checked as what it is stored as: its JSON text.
+		b, err := json.Marshal(v)
+		return err == nil && looksLikeCPR(string(b))
 	}
 	return false
 }
