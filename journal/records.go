@@ -193,6 +193,12 @@ func (s *Service) setItemStatus(ctx context.Context, tx pgx.Tx, p *auth.Principa
 	if !slices.Contains(ItemStatuses, st) || st == ItemPlanned {
 		return inputErr("plan.status", string(st))
 	}
+	// Lock the active plan first (as adding items does), so that the item
+	// states read below are the committed ones: two requests cannot both
+	// close one item, and a plan is not closed under an item being added.
+	if _, err := activePlan(ctx, tx, p, personID, false); err != nil {
+		return err
+	}
 	plan, err := loadPlan(ctx, tx, personID)
 	if err != nil {
 		return err
