@@ -79,11 +79,18 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 				expired = errors.Is(err, ErrSessionExpired)
 				p = nil
 			}
-			if p != nil && !public {
+			if p != nil {
 				if err := s.checkCSRF(r, p); err != nil {
-					s.log.WarnContext(r.Context(), "request refused", "reason", err.Error(), "user_id", p.UserID, "method", r.Method, "path", r.URL.Path)
-					writeError(w, r, http.StatusForbidden, "csrf")
-					return
+					if public {
+						// A public path serves anonymous requests; one
+						// that fails the check must not act for the
+						// session (e.g. RequireAuth under a public prefix).
+						p = nil
+					} else {
+						s.log.WarnContext(r.Context(), "request refused", "reason", err.Error(), "user_id", p.UserID, "method", r.Method, "path", r.URL.Path)
+						writeError(w, r, http.StatusForbidden, "csrf")
+						return
+					}
 				}
 			}
 		}
