@@ -102,6 +102,10 @@ func CreateUser(ctx context.Context, q Querier, nu NewUser, params *argon2id.Par
 	if nu.TenantID == 0 || !validUsername(nu.Username) {
 		return User{}, fmt.Errorf("auth: create user: %w: tenant and a username without spaces are required", ErrInvalidInput)
 	}
+	if _, err := ParseCPR(nu.Username); err == nil {
+		// The username goes into the audit log, where CPR numbers never go.
+		return User{}, fmt.Errorf("auth: create user: %w: a CPR number cannot be a username", ErrInvalidInput)
+	}
 	if !ValidRole(nu.Role) {
 		return User{}, fmt.Errorf("auth: create user: %w: unknown role %q", ErrInvalidInput, nu.Role)
 	}
