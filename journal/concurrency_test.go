@@ -125,3 +125,53 @@ func TestPlanItemStatusIsSetOnce(t *testing.T) {
 	require.ErrorIs(t, err1, journal.ErrConflict)
 	require.Equal(t, 1, e.count(`SELECT count(*) FROM journal.plan_item_event WHERE item_id = $1 AND status <> 'planned'`, item))
 }
+
+// A signature and an unsigned correction of the same version in
+// concurrent transactions: one of them is refused, so a signed (locked)
+// entry is never replaced by an unsigned correction.
+func TestSignAndCorrectAtOnceNeverLeaveASignedEntryWithAnUnsignedCorrection(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	draft, err := e.svc.Create(ctx, e.dentistA, e.child, journal.NewEntry{Kind: journal.KindNote, CareTime: e.now.Add(-time.Hour), Content: journal.Content{Text: "kladde"}})
+	require.NoError(t, err)
+
+	// The author signs; the signature is written but not yet committed.
+	signed := make(chan struct{})
+	release := make(chan struct{})
+	signErr := make(chan error, 1)
+	go func() {
+		signErr <- postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO journal.signature (entry_id, tenant_id, signed_by) VALUES ($1, $2, $3)`,
+				draft.ID, e.tenant, e.dentistA.UserID); err != nil {
+				close(signed)
+				return err
+			}
+			close(signed)
+			<-release
+			return nil
+		})
+	}()
+	<-signed
+	// Meanwhile a colleague corrects the (still unsigned-looking) draft
+	// without signing.
+	corrErr := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Correct(ctx, e.dentistA2, e.child, draft.ID, journal.NewEntry{Kind: journal.KindNote, Content: journal.Content{Text: "rettet"}}, "stavefejl")
+		corrErr <- err
+	}()
+	// Give the correction time to reach its checks (it waits there when
+	// the two take turns).
+	select {
+	case err := <-corrErr:
+		corrErr <- err
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	err1, err2 := <-signErr, <-corrErr
+	require.True(t, err1 == nil || err2 == nil, "one of them succeeds: %v, %v", err1, err2)
+	require.False(t, err1 == nil && err2 == nil, "not both: a signed entry replaced by an unsigned correction")
+	require.NoError(t, err1, "the signature came first")
+	require.ErrorIs(t, err2, journal.ErrLocked, "the unsigned correction of a now signed entry is refused")
+	require.Zero(t, e.count(`SELECT count(*) FROM journal.entry n JOIN journal.signature s ON s.entry_id = n.supersedes
+		WHERE NOT EXISTS (SELECT 1 FROM journal.signature s2 WHERE s2.entry_id = n.id)`))
+}

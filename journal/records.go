@@ -332,6 +332,13 @@ func (s *Service) Correct(ctx context.Context, p *auth.Principal, personID, entr
 				return "", nil, err
 			}
 		}
+		// Check now, not at commit, that a correction of a signed entry is
+		// signed: the entry may have been signed by a transaction that
+		// committed while this one waited, and the refusal must reach the
+		// user as "locked", not as a failed commit.
+		if _, err := tx.Exec(ctx, `SET CONSTRAINTS journal.correction_signed IMMEDIATE`); err != nil {
+			return "", nil, dbErr("correct entry", err)
+		}
 		out, err = loadEntry(ctx, tx, personID, id)
 		return entryObject(id), map[string]any{"supersedes": entryID, "signed": n.Sign}, err
 	})
