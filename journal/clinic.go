@@ -397,7 +397,9 @@ func (s *Service) ClinicIndices(ctx context.Context, p *auth.Principal, clinicID
 	}
 	ctx = auth.WithPrincipal(ctx, p)
 	date := auth.DateIn(at, auth.Copenhagen)
-	end := date.AddDate(0, 0, 1).Add(-time.Nanosecond)
+	// The end of that day in Denmark (date is the calendar date as UTC
+	// midnight; its own end would run into the next Danish morning).
+	end := time.Date(date.Year(), date.Month(), date.Day()+1, 0, 0, 0, 0, auth.Copenhagen).Add(-time.Nanosecond)
 	out := make([]GroupTotal, len(AgeGroups))
 	for i, g := range AgeGroups {
 		out[i] = GroupTotal{Group: g, Label: g.Label()}
