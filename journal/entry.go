@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/molar-health/molar/auth"
 )
 
 // Kind is the kind of a journal entry.
@@ -334,6 +336,17 @@ func (n *NewEntry) Validate(p Patient, now time.Time, cat *Catalogue, sks *SKS) 
 		n.Consent.Topic = strings.TrimSpace(n.Consent.Topic)
 		if n.Consent.GivenBy != "patient" && n.Consent.GivenBy != "custody_holder" {
 			return inputErr("consent.by")
+		}
+		// Health Act §17: from 15 the patient gives informed consent, under
+		// 15 the custody holders do (DOMAIN.md, age on the Danish date).
+		if !p.BirthDate.IsZero() {
+			adult := ageYears(p.BirthDate, auth.DateIn(n.CareTime, auth.Copenhagen)) >= auth.CustodyAgeLimit
+			if adult && n.Consent.GivenBy != "patient" {
+				return inputErr("consent.from15", auth.CustodyAgeLimit)
+			}
+			if !adult && n.Consent.GivenBy != "custody_holder" {
+				return inputErr("consent.under15", auth.CustodyAgeLimit)
+			}
 		}
 	case KindNote, KindParentInfo:
 		if n.Text == "" {

@@ -79,3 +79,23 @@ func TestFamilyRecordHidesUnsignedPlannedTreatments(t *testing.T) {
 	require.Contains(t, fr.Findings[0], "planlagt: fyldning")
 	require.Equal(t, 2, fr.PlanTotal)
 }
+
+// Consent follows the Danish Health Act §17 (DOMAIN.md "Custody"): under
+// 15 the custody holders consent, from 15 the patient, on the Danish date
+// of care.
+func TestConsentGivenByTheRightPersonForTheAge(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	consent := func(by string) journal.NewEntry {
+		return journal.NewEntry{Kind: journal.KindConsent, CareTime: e.now.Add(-time.Minute),
+			Content: journal.Content{Consent: &journal.Consent{Topic: "Røntgen", Given: true, GivenBy: by}}}
+	}
+	_, err := e.svc.Create(ctx, e.dentistA, e.teen, consent("custody_holder"))
+	require.ErrorIs(t, err, journal.ErrInvalid, "a 16-year-old consents herself")
+	_, err = e.svc.Create(ctx, e.dentistA, e.teen, consent("patient"))
+	require.NoError(t, err)
+	_, err = e.svc.Create(ctx, e.dentistA, e.child, consent("patient"))
+	require.ErrorIs(t, err, journal.ErrInvalid, "for a 9-year-old the custody holders consent")
+	_, err = e.svc.Create(ctx, e.dentistA, e.child, consent("custody_holder"))
+	require.NoError(t, err)
+}
