@@ -178,6 +178,9 @@ const (
 	MaxTextLen      = 20000
 	MaxItems        = 200
 	MaxRecallMonths = 24 // never more than 2 years between examinations (DOMAIN.md)
+	// MaxShortText bounds the short texts of an entry: notes on findings
+	// and treatments, the consent topic (the form allows 500 and 300).
+	MaxShortText = 500
 	// ClockSkew is how far in the future a time of care may lie (clocks of
 	// clients differ a little).
 	ClockSkew = 5 * time.Minute
@@ -215,8 +218,22 @@ func (n *NewEntry) Validate(p Patient, now time.Time, cat *Catalogue, sks *SKS) 
 	if utf8.RuneCountInString(n.Text) > MaxTextLen {
 		return inputErr("text.toolong", MaxTextLen)
 	}
-	if len(n.Findings)+len(n.Diagnoses)+len(n.Treatments) > MaxItems {
+	if len(n.Findings)+len(n.Diagnoses)+len(n.Treatments) > MaxItems ||
+		n.XRay != nil && (len(n.XRay.InstanceUIDs) > MaxItems || len(n.XRay.Teeth) > MaxItems) {
 		return inputErr("items.toomany", MaxItems)
+	}
+	for _, f := range n.Findings {
+		if utf8.RuneCountInString(f.Note) > MaxShortText {
+			return inputErr("text.toolong", MaxShortText)
+		}
+	}
+	for _, tr := range n.Treatments {
+		if utf8.RuneCountInString(tr.Note) > MaxShortText {
+			return inputErr("text.toolong", MaxShortText)
+		}
+	}
+	if n.Consent != nil && utf8.RuneCountInString(n.Consent.Topic) > MaxShortText {
+		return inputErr("text.toolong", MaxShortText)
 	}
 	checkTooth := func(t Tooth) error {
 		if !t.Valid() {
