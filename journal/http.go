@@ -373,7 +373,17 @@ func (h *Handler) handleNewForm(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.Shell.Render(w, r, http.StatusOK, "journal_entry_form", h.form(r, person, kind, NewEntry{Kind: kind}))
+	n := NewEntry{Kind: kind}
+	if kind == KindConsent {
+		// The select starts at whoever Health Act §17 gives the decision.
+		by, err := h.Svc.ConsentGiver(r.Context(), principal(r), person)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		n.Consent = &Consent{GivenBy: by}
+	}
+	h.Shell.Render(w, r, http.StatusOK, "journal_entry_form", h.form(r, person, kind, n))
 }
 
 // parseEntryForm reads an entry from a posted form.

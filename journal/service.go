@@ -275,6 +275,26 @@ func loadPlan(ctx context.Context, tx pgx.Tx, personID int64) (*Plan, error) {
 	return &pl, dbErr("load plan", rows.Err())
 }
 
+// ConsentGiver is who gives consent for the person on the Danish date of
+// now (Health Act §17): "patient" from 15, "custody_holder" under 15 or
+// when the birth date is unknown. The caller has checked access; only the
+// register's birth date is read (no journal data, so no audit row).
+func (s *Service) ConsentGiver(ctx context.Context, p *auth.Principal, personID int64) (string, error) {
+	var birth time.Time
+	err := postgres.InTenant(ctx, s.Pool, p.TenantID, func(tx pgx.Tx) error {
+		person, err := getPerson(ctx, tx, personID)
+		birth = person.BirthDate
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if !birth.IsZero() && ageYears(birth, auth.DateIn(s.now(), auth.Copenhagen)) >= auth.CustodyAgeLimit {
+		return "patient", nil
+	}
+	return "custody_holder", nil
+}
+
 func getPerson(ctx context.Context, tx pgx.Tx, personID int64) (auth.Person, error) {
 	p, err := auth.GetPerson(ctx, tx, personID)
 	if errors.Is(err, auth.ErrNotFound) {

@@ -98,4 +98,11 @@ func TestConsentGivenByTheRightPersonForTheAge(t *testing.T) {
 	require.ErrorIs(t, err, journal.ErrInvalid, "for a 9-year-old the custody holders consent")
 	_, err = e.svc.Create(ctx, e.dentistA, e.child, consent("custody_holder"))
 	require.NoError(t, err)
+	// The new-entry form starts at the one who decides.
+	by, err := e.svc.ConsentGiver(ctx, e.dentistA, e.child)
+	require.NoError(t, err)
+	require.Equal(t, "custody_holder", by)
+	by, err = e.svc.ConsentGiver(ctx, e.dentistA, e.teen)
+	require.NoError(t, err)
+	require.Equal(t, "patient", by)
 }
