@@ -179,7 +179,7 @@ func TestJournalAPI(t *testing.T) {
 	// Text the database cannot store (a NUL character): 400, nothing written.
 	status, b = jc.do("POST", base+"/entries?lang=en", map[string]any{"kind": "note", "care_time": careTime, "text": "Kontrol\x00"})
 	require.Equal(t, 400, status, "%s", b)
-	require.Contains(t, string(b), "cannot be stored")
+	require.Contains(t, string(b), "invalid characters")
 	jc.json("GET", base+"/entries", nil, 200, &entries)
 	require.Len(t, entries.Entries, 1, "only the examination")
 
