@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -132,4 +136,49 @@ func TestDICOMwebRetrieveTransferSyntax(t *testing.T) {
 	resp, body = doReq(t, c, "GET", ts.URL+"/dicomweb/studies/"+study, `multipart/related; type="application/dicom"; transfer-syntax=`+uid.ExplicitVRBigEndian, nil, nil)
 	require.Equal(t, http.StatusNotAcceptable, resp.StatusCode)
 	require.Contains(t, string(body), "transfer-syntax=*")
+}
+
+// TestDICOMwebRetrieveMissingObjectIsNotAComplete: an instance whose object
+// cannot be read once the response has begun ends the multipart body
+// without its closing delimiter, so the client sees a cut response rather
+// than a complete study with an image silently missing.
+func TestDICOMwebRetrieveMissingObjectIsNotAComplete(t *testing.T) {
+	ts := newTestServer(t, nil)
+	withIngester(t, ts)
+	c, _ := ts.login(t, "tandlaege")
+	study := dicomtest.Root + ".75"
+	var keys []string
+	for i := 1; i <= 3; i++ {
+		in := dicomtest.Instance{PatientID: "CUT-1", PatientName: "Test^Cut", StudyUID: study, SeriesUID: study + ".1",
+			SOPUID: study + ".1." + string(rune('0'+i)), InstanceNumber: i, StudyDate: "20260101"}
+		keys = append(keys, ingestFile(t, ts, in.File(t)).ObjectKey)
+	}
+	for _, accept := range []string{"", `multipart/related; type="application/dicom"; transfer-syntax=*`} {
+		resp, body := doReq(t, c, "GET", ts.URL+"/dicomweb/studies/"+study, accept, nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Len(t, multipartParts(t, resp, body), 3)
+	}
+	// The middle one's object is gone: the first part is sent, then the body is cut.
+	require.NoError(t, ts.store.Delete(context.Background(), keys[1]))
+	for _, accept := range []string{"", `multipart/related; type="application/dicom"; transfer-syntax=*`} {
+		resp, body := doReq(t, c, "GET", ts.URL+"/dicomweb/studies/"+study, accept, nil, nil)
+		_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		require.NoError(t, err)
+		require.False(t, bytes.Contains(body, []byte("--"+params["boundary"]+"--")), "%q: no closing delimiter after a failed instance", accept)
+		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		n := 0
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				require.NotErrorIs(t, err, io.EOF, "%q: the body does not end as if complete", accept)
+				break
+			}
+			_, err = io.ReadAll(p)
+			if err != nil {
+				break
+			}
+			n++
+		}
+		require.Less(t, n, 3, accept)
+	}
 }

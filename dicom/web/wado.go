@@ -205,7 +205,7 @@ func (s *Service) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.Log.ErrorContext(r.Context(), "dicomweb: retrieve", "instance_id", in.ID, "err", err)
-			break // headers are sent: end the multipart body early
+			return // headers are sent: the body ends without its closing delimiter, so the client sees it cut
 		}
 		if mw == nil {
 			w.Header().Set("Content-Type", fmt.Sprintf(`multipart/related; type="application/dicom"; boundary=%s`, b))
