@@ -98,3 +98,11 @@ func TestCommitRequests(t *testing.T) {
 	_, err = b.RequestCommitment(ctx, "2.25.6", refs)
 	require.ErrorIs(t, err, ErrNoPresentationContext)
 }
+
+// TestCommitStatusNames: the statuses a storage commitment request can be
+// refused with are named in logs, not "Unknown status".
+func TestCommitStatusNames(t *testing.T) {
+	for _, s := range []Status{StatusNoSuchAction, StatusNoSuchSOPInstance, StatusMissingAttribute, StatusNotAuthorized, StatusResourceLimitation} {
+		require.NotContains(t, s.String(), "Unknown", s.String())
+	}
+}

@@ -111,6 +111,7 @@ var statusNames = map[Status]string{
 	0x0120: "Failure: missing attribute",
 	0x0121: "Failure: missing attribute value",
 	0x0122: "Refused: SOP class not supported",
+	0x0123: "Failure: no such action",
 	0x0124: "Refused: not authorized",
 	0x0210: "Failure: duplicate invocation",
 	0x0211: "Failure: unrecognized operation",
