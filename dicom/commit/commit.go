@@ -116,6 +116,16 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ReportArgs]) error {
 		return river.JobCancel(err)
 	}
 	if err == nil {
+		// The title may have been registered again by, or moved to, another
+		// municipality since the request: the report, checked in the
+		// requester's, is not for that one.
+		var tenant int64
+		if tenant, err = index.TenantOf(ctx, w.DB, ae); err == nil && tenant != job.Args.TenantID {
+			log.Warn("storage commitment report dropped: the AE now belongs to another municipality")
+			return river.JobCancel(fmt.Errorf("commit: AE %s is no longer in tenant %d", ae.Title, job.Args.TenantID))
+		}
+	}
+	if err == nil {
 		err = w.deliver(ctx, ae, job.Args, log)
 	}
 	if err != nil && job.Attempt >= job.MaxAttempts {
