@@ -19,7 +19,24 @@ var (
 	tagHighBit             = header.NewTag(0x0028, 0x0102)
 	tagBitsStored          = header.NewTag(0x0028, 0x0101)
 	tagPhotometric         = header.NewTag(0x0028, 0x0004)
+
+	tagLossyImageCompression       = header.NewTag(0x0028, 0x2110)
+	tagLossyImageCompressionMethod = header.NewTag(0x0028, 0x2114)
 )
+
+// lossyMethod is the Lossy Image Compression Method (CID 7007) of a lossy
+// transfer syntax.
+func lossyMethod(ts string) string {
+	switch ts {
+	case uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit:
+		return "ISO_10918_1"
+	case uid.JPEGLSNearLossless:
+		return "ISO_14495_1"
+	case uid.JPEG2000:
+		return "ISO_15444_1"
+	}
+	return ""
+}
 
 // decompress writes a compressed data set (read from r, in syntax from)
 // as native explicit or implicit VR little endian: the data set is spooled
@@ -71,6 +88,14 @@ func decompress(ctx context.Context, w io.Writer, r io.Reader, from, to string) 
 	}
 	d.Remove(pixel.TagExtendedOffsetTable)
 	d.Remove(pixel.TagExtendedOffsetTableLength)
+	if src, _ := uid.LookupTransferSyntax(from); src.Lossy {
+		// Native pixels no longer show their lossy past: the attribute
+		// must (PS3.3 C.7.6.1.1.5), whatever the sender wrote.
+		d.SetString(tagLossyImageCompression, "CS", "01")
+		if m := lossyMethod(from); m != "" && !d.Has(tagLossyImageCompressionMethod) {
+			d.SetString(tagLossyImageCompressionMethod, "CS", m)
+		}
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	if err := d.WriteTo(bw, to); err != nil {
 		return err

@@ -1,0 +1,60 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/header"
+	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/storage/postgres/pgtest"
+)
+
+// TestDecodedLossyKeepsItsMark: a JPEG baseline instance decoded to native
+// pixels says Lossy Image Compression 01 (and the method) even when the
+// sender left the attribute out; native pixels could not show it otherwise.
+func TestDecodedLossyKeepsItsMark(t *testing.T) {
+	src := "/usr/lib/python3/dist-packages/pydicom/data/test_files/SC_rgb_jpeg_dcmtk.dcm"
+	if _, err := os.Stat(src); err != nil {
+		pgtest.Unavailable(t, "python3-pydicom test files", err)
+	}
+	dcmodify, err := exec.LookPath("dcmodify")
+	if err != nil {
+		pgtest.Unavailable(t, "DCMTK (dcmodify)", err)
+	}
+	f := filepath.Join(t.TempDir(), "jpeg.dcm")
+	raw, err := os.ReadFile(src)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(f, raw, 0o600))
+	out, err := exec.Command(dcmodify, "-nb", "-ea", "(0028,2110)", "-ea", "(0028,2114)", f).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	raw, err = os.ReadFile(f)
+	require.NoError(t, err)
+	h, rest, err := header.ReadFileMeta(bytes.NewReader(raw), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, uid.JPEGBaseline8Bit, h.TransferSyntax)
+	body, err := io.ReadAll(rest)
+	require.NoError(t, err)
+
+	in := dimse.Instance{TransferSyntax: h.TransferSyntax, Open: func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(body)), nil
+	}}
+	conv, err := Transcode(context.Background(), in, []string{uid.ExplicitVRLittleEndian})
+	require.NoError(t, err)
+	rc, err := conv.Open(context.Background())
+	require.NoError(t, err)
+	decoded, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	got, err := header.Read(bytes.NewReader(decoded), header.Options{TransferSyntax: uid.ExplicitVRLittleEndian})
+	require.NoError(t, err)
+	require.Equal(t, "01", got.Dataset.Get(tagLossyImageCompression))
+	require.Equal(t, "ISO_10918_1", got.Dataset.Get(tagLossyImageCompressionMethod))
+	require.False(t, got.PixelData.Encapsulated())
+}
