@@ -3,6 +3,7 @@ package dimse
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -84,6 +85,17 @@ func TestCommitRequests(t *testing.T) {
 		require.Equal(t, c.want, st, c.name)
 	}
 	require.Len(t, rec.reqs, 1, "refused requests never reach the handler")
+
+	// 10,000 references of 64-character UIDs (about 1.2 MB) are taken.
+	many := make([]SOPRef, 10000)
+	for i := range many {
+		many[i] = SOPRef{uid.DigitalIntraOralXRayForPresentation, fmt.Sprintf("2.25.%059d", i)}
+	}
+	st, err = a.RequestCommitment(ctx, "2.25.10", many)
+	require.NoError(t, err)
+	require.Equal(t, StatusSuccess, st)
+	require.Len(t, rec.reqs[len(rec.reqs)-1].Refs, 10000)
+	rec.reqs = rec.reqs[:1]
 
 	rec.err = Fail(StatusNotAuthorized, "not yours", nil)
 	st, err = a.RequestCommitment(ctx, "2.25.5", refs)

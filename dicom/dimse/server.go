@@ -25,11 +25,13 @@ const (
 
 // Defaults for Server and DialOptions.
 const (
-	DefaultMaxPDULength   = 256 << 10
-	DefaultARTIMTimeout   = 30 * time.Second
-	DefaultIdleTimeout    = 5 * time.Minute
-	DefaultWriteTimeout   = 2 * time.Minute
-	DefaultMaxIdentifier  = 1 << 20
+	DefaultMaxPDULength  = 256 << 10
+	DefaultARTIMTimeout  = 30 * time.Second
+	DefaultIdleTimeout   = 5 * time.Minute
+	DefaultWriteTimeout  = 2 * time.Minute
+	DefaultMaxIdentifier = 1 << 20
+	// MaxCommitDataSet bounds a storage commitment request's data set.
+	MaxCommitDataSet      = 4 << 20
 	defaultMaxAssociation = 256
 	defaultMaxPending     = 32
 	// asyncOpsWindow is the asynchronous operations window we grant (PS3.7
@@ -982,10 +984,9 @@ func (a *serverAssoc) handleCommit(m *message, rsp *Command) error {
 	rsp.ActionTypeID = cmd.ActionTypeID
 	var data []byte
 	if m.data != nil {
-		limit := a.s.MaxIdentifierLength
-		if limit == 0 {
-			limit = DefaultMaxIdentifier
-		}
+		// 10,000 references (commit.MaxRefs) of long UIDs take about
+		// 1.2 MB: the request has a bound of its own.
+		limit := max(a.s.MaxIdentifierLength, MaxCommitDataSet)
 		var buf bytes.Buffer
 		n, err := io.Copy(&buf, io.LimitReader(m.data, int64(limit)+1))
 		if err != nil {
