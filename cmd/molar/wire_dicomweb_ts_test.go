@@ -7,6 +7,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
@@ -181,4 +183,35 @@ func TestDICOMwebRetrieveMissingObjectIsNotAComplete(t *testing.T) {
 		}
 		require.Less(t, n, 3, accept)
 	}
+}
+
+// TestDICOMwebBasicCredentialsFromAnotherSite: a browser that answered the
+// Basic challenge sends those credentials with any site's form post (no
+// preflight), so a STOW from a foreign origin is refused; the same request
+// from a client that is not a browser (Orthanc, Weasis, scripts), from this
+// site, or from an origin in MOLAR_CORS_ORIGINS is taken.
+func TestDICOMwebBasicCredentialsFromAnotherSite(t *testing.T) {
+	ts := newTestServer(t, map[string]string{"MOLAR_CORS_ORIGINS": "https://ohif.kommune.example"})
+	withIngester(t, ts)
+	mr := testFile(t, "MR_small.dcm")
+	stow := func(hdr map[string]string) int {
+		t.Helper()
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		part, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+		_, _ = part.Write(mr)
+		_ = mw.Close()
+		h := map[string]string{"Content-Type": `multipart/related; type="application/dicom"; boundary=` + mw.Boundary(),
+			"Authorization": "Basic " + basicAuth("tandlaege", demo.Password)}
+		for k, v := range hdr {
+			h[k] = v
+		}
+		resp, _ := doReq(t, &http.Client{}, "POST", ts.URL+"/dicomweb/studies", "application/dicom+json", &buf, h)
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusForbidden, stow(map[string]string{"Origin": "https://evil.example"}))
+	require.Equal(t, http.StatusForbidden, stow(map[string]string{"Sec-Fetch-Site": "cross-site"}))
+	require.Equal(t, http.StatusOK, stow(nil), "not a browser")
+	require.Equal(t, http.StatusOK, stow(map[string]string{"Origin": ts.URL, "Sec-Fetch-Site": "same-origin"}), "this site")
+	require.Equal(t, http.StatusOK, stow(map[string]string{"Origin": "https://ohif.kommune.example", "Sec-Fetch-Site": "cross-site"}), "a named CORS origin")
 }

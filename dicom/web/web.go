@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -98,6 +99,13 @@ func (s *Service) require(perm string) func(http.Handler) http.Handler {
 			}
 			if !p.Can(perm) {
 				problem(w, r, http.StatusForbidden, "not permitted")
+				return
+			}
+			if p.Method == auth.MethodBasic && r.Method != http.MethodGet && s.foreignOrigin(r) {
+				// A browser that once answered the Basic challenge sends
+				// those credentials with any site's form post, no preflight
+				// asked: a STOW from another site would act for the user.
+				problem(w, r, http.StatusForbidden, "a browser request from another site with Basic credentials; send it from this site or an origin in MOLAR_CORS_ORIGINS")
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -232,6 +240,33 @@ func (s *Service) resolve(ctx context.Context, r *http.Request, action audit.Act
 			Object: fmt.Sprintf("dicom.%s/%d", what, st.ID), BreakGlassReason: reason})
 	})
 	return sc, err
+}
+
+// foreignOrigin reports a browser request (it names its Origin, or
+// Sec-Fetch-Site) from another site than this one and the origins named in
+// CORSOrigins. Clients that are not browsers send neither.
+func (s *Service) foreignOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		site := r.Header.Get("Sec-Fetch-Site")
+		return site == "cross-site" || site == "same-site"
+	}
+	for _, o := range s.CORSOrigins {
+		if o != "*" && strings.EqualFold(o, origin) {
+			return false
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return true
+	}
+	if strings.EqualFold(u.Host, r.Host) { // the scheme may differ behind a TLS proxy
+		return false
+	}
+	if b, err := url.Parse(s.Base); err == nil && s.Base != "" && strings.EqualFold(u.Host, b.Host) {
+		return false
+	}
+	return true
 }
 
 // base is the absolute prefix for URIs in responses.
