@@ -298,8 +298,8 @@ func (s *Service) BreakGlass(ctx context.Context, tx pgx.Tx, p *Principal, perso
 
 // PasswordLogin checks a username and password from source (the client's
 // address), applying the per-address rate limit and the account lock-out.
-// Errors: ErrRateLimited, ErrInvalidCredentials, ErrLocked (only when the
-// password was right, so that a guesser learns nothing).
+// Errors: ErrRateLimited, ErrInvalidCredentials, ErrLocked (for a locked
+// account whatever the password, so that guessing on it learns nothing).
 func (s *Service) PasswordLogin(ctx context.Context, username, password string, source netip.Addr) (User, error) {
 	key := limitKey(source)
 	now := s.now()
@@ -342,11 +342,13 @@ func (s *Service) checkPassword(ctx context.Context, username, password string, 
 		return User{}, fmt.Errorf("auth: login: verify password: %w", err)
 	}
 	if u.Locked() {
-		if ok {
-			return User{}, fmt.Errorf("auth: login: %w", ErrLocked)
+		// The same answer whatever the password: a different one for the
+		// right password would let guessing go on against a locked
+		// account and tell the guesser when it hit.
+		if !ok {
+			s.log.InfoContext(ctx, "login failed", "reason", "locked account", "user_id", u.ID, "source", source.String())
 		}
-		s.log.InfoContext(ctx, "login failed", "reason", "locked account", "user_id", u.ID, "source", source.String())
-		return User{}, fmt.Errorf("auth: login: %w", ErrInvalidCredentials)
+		return User{}, fmt.Errorf("auth: login: %w", ErrLocked)
 	}
 	if ok {
 		err := postgres.InTenant(ctx, s.pool, u.TenantID, func(tx pgx.Tx) error {
