@@ -214,11 +214,7 @@ func (im *Importer) wrap(ctx context.Context, e Entry, k Kind, emit func(FileRes
 		emit(FileResult{Name: e.Name, Outcome: Rejected, Reason: err.Error(), Kind: k})
 		return
 	}
-	t := e.ModTime
-	if t.IsZero() {
-		t = time.Now()
-	}
-	w, err := Wrap(data, WrapOptions{Patient: *im.Patient, Scope: im.Scope, Time: t})
+	w, err := Wrap(data, WrapOptions{Patient: *im.Patient, Scope: im.Scope, Time: e.ModTime})
 	if err != nil {
 		emit(FileResult{Name: e.Name, Outcome: Rejected, Reason: err.Error(), Kind: k})
 		return

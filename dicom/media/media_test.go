@@ -87,6 +87,29 @@ func TestWrapPNGPixelsEqualSource(t *testing.T) {
 	require.Equal(t, w.File, w2.File)
 }
 
+// TestWrapWithoutFileTime: a browser upload has no file time; the object
+// gets today's date and no content time, so uploading the same file again
+// later that day gives the same object (the upload's time of day made each
+// upload a different one, kept as a conflicting duplicate).
+func TestWrapWithoutFileTime(t *testing.T) {
+	src, _ := samplePNG(t, 8, 8)
+	opt := testOpts()
+	opt.Time = time.Time{}
+	w, err := Wrap(src, opt)
+	require.NoError(t, err)
+	h, err := header.Read(bytes.NewReader(w.File), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, time.Now().Format("20060102"), h.Dataset.Get(tag(0x0008, 0x0023)), "content date: today")
+	require.Equal(t, "", h.Dataset.Get(tag(0x0008, 0x0033)), "no content time")
+	require.False(t, h.Dataset.Has(tag(0x0008, 0x002A)), "no acquisition date-time")
+	// With the file's own time, both are kept.
+	w, err = Wrap(src, testOpts())
+	require.NoError(t, err)
+	h, err = header.Read(bytes.NewReader(w.File), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, testOpts().Time.Format("150405"), h.Dataset.Get(tag(0x0008, 0x0033)))
+}
+
 func TestWrapJPEGBaselineKept(t *testing.T) {
 	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
 	for i := range img.Pix {

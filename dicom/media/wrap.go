@@ -88,8 +88,10 @@ type WrapOptions struct {
 	// one municipality's from another's), e.g. "tenant/1/person/42".
 	Scope string
 	// Time is when the picture or scan was made (the file's modification
-	// time, the upload time): the content date and time, and the day of the
-	// study the object goes into.
+	// time): the content date and time, and the day of the study the object
+	// goes into. Zero when unknown (a browser upload): today, with no
+	// content time, so that the same file wrapped again that day is the
+	// same object, byte for byte.
 	Time time.Time
 }
 
@@ -116,7 +118,8 @@ const (
 // to binary STL). The UIDs derive from opt.Scope, the day of opt.Time and
 // the content: wrapping the same file again gives the same object.
 func Wrap(data []byte, opt WrapOptions) (Wrapped, error) {
-	if opt.Time.IsZero() {
+	timeKnown := !opt.Time.IsZero()
+	if !timeKnown {
 		opt.Time = time.Now()
 	}
 	kind := Detect(data, int64(len(data)))
@@ -167,7 +170,7 @@ func Wrap(data []byte, opt WrapOptions) (Wrapped, error) {
 	if err != nil {
 		return Wrapped{}, err
 	}
-	common(d, opt, &w)
+	common(d, opt, &w, timeKnown)
 	var buf bytes.Buffer
 	buf.Grow(len(data) + 4096)
 	if err := header.WriteFileHeader(&buf, w.SOPClassUID, w.SOPInstanceUID, w.TransferSyntax); err != nil {
@@ -183,7 +186,7 @@ func Wrap(data []byte, opt WrapOptions) (Wrapped, error) {
 func tag(g, e uint16) header.Tag { return header.NewTag(g, e) }
 
 // common sets the patient, study, series and SOP common attributes.
-func common(d *header.Dataset, opt WrapOptions, w *Wrapped) {
+func common(d *header.Dataset, opt WrapOptions, w *Wrapped, timeKnown bool) {
 	t := opt.Time
 	modality, seriesNo, seriesDesc := "XC", "1", "Fotos"
 	switch w.SOPClassUID {
@@ -199,8 +202,12 @@ func common(d *header.Dataset, opt WrapOptions, w *Wrapped) {
 	d.SetString(header.TagStudyDate, "DA", t.Format("20060102"))
 	d.SetString(tag(0x0008, 0x0030), "TM", "")
 	d.SetString(tag(0x0008, 0x0023), "DA", t.Format("20060102"))
-	d.SetString(tag(0x0008, 0x0033), "TM", t.Format("150405"))
-	d.SetString(tag(0x0008, 0x002A), "DT", t.Format("20060102150405"))
+	if timeKnown {
+		d.SetString(tag(0x0008, 0x0033), "TM", t.Format("150405"))
+		d.SetString(tag(0x0008, 0x002A), "DT", t.Format("20060102150405"))
+	} else {
+		d.SetString(tag(0x0008, 0x0033), "TM", "") // not known: the upload's time would make each upload another object
+	}
 	d.SetString(header.TagAccessionNumber, "SH", "")
 	d.SetString(header.TagModality, "CS", modality)
 	if !d.Has(tag(0x0008, 0x0070)) {

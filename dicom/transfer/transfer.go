@@ -413,7 +413,6 @@ func (h *Handler) handleUpload(w http.ResponseWriter, r *http.Request) {
 	defer os.RemoveAll(dir)
 	var entries []media.Entry
 	var personField, cprField string
-	now := time.Now()
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -449,7 +448,10 @@ func (h *Handler) handleUpload(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		e.Name, e.ModTime = filepath.Base(part.FileName()), now
+		// A browser sends no file time (the temporary copy's is now): a
+		// picture wrapped into DICOM gets today's date and no time, so the
+		// same file uploaded again is the same object.
+		e.Name, e.ModTime = filepath.Base(part.FileName()), time.Time{}
 		entries = append(entries, e)
 	}
 	if len(entries) == 0 {
