@@ -65,6 +65,12 @@ type OIDCConfig struct {
 	UsernameClaim string
 	// NameClaim is the display name claim (default "name").
 	NameClaim string
+	// ACRValues are the assurance levels a sign-in must have (the ID
+	// token's acr claim), asked for with acr_values; empty: not checked.
+	// Health data needs NSIS Substantial for citizens, e.g.
+	// "https://data.gov.dk/concept/core/nsis/loa/Substantial" and
+	// ".../High" from a MitID broker.
+	ACRValues []string
 }
 
 type oidcProvider struct {
@@ -185,7 +191,11 @@ func (s *Service) handleOIDCLogin(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: oidcStateCookie, Value: state, Path: "/auth/oidc/", MaxAge: int(oidcFlowLifetime / time.Second),
 		HttpOnly: true, Secure: s.secureRequest(r), SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, p.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if len(p.cfg.ACRValues) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(p.cfg.ACRValues, " ")))
+	}
+	http.Redirect(w, r, p.oauth.AuthCodeURL(state, opts...), http.StatusFound)
 }
 
 func (s *Service) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
@@ -246,6 +256,10 @@ func (s *Service) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	claims := map[string]any{}
 	if err := idt.Claims(&claims); err != nil {
 		fail(http.StatusUnauthorized, "oidc_failed", "ID token claims unreadable", err)
+		return
+	}
+	if acr := claimString(claims, "acr"); len(p.cfg.ACRValues) > 0 && !slices.Contains(p.cfg.ACRValues, acr) {
+		fail(http.StatusForbidden, "assurance", "assurance level not accepted", errors.New(truncate(acr, 100)))
 		return
 	}
 	if s.needsUserinfo(p, claims) {

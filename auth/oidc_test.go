@@ -116,7 +116,7 @@ type oidcEnv struct {
 	store  *opStorage
 }
 
-func newOIDCEnv(t *testing.T) *oidcEnv {
+func newOIDCEnv(t *testing.T, with ...func(*OIDCConfig)) *oidcEnv {
 	t.Helper()
 	opSrv := httptest.NewUnstartedServer(nil)
 	opSrv.Start()
@@ -136,6 +136,9 @@ func newOIDCEnv(t *testing.T) *oidcEnv {
 		// The env's first tenant (checked below), found at sign-in as with
 		// the demo (TenantID is the same with a fixed value).
 		c.OIDC[0].TenantFunc = func(context.Context) (int64, error) { return 1, nil }
+		for _, f := range with {
+			f(&c.OIDC[0])
+		}
 	})
 	require.Equal(t, int64(1), oe.tenant.ID)
 	user := func(id, username, first, last string) *storage.User {
@@ -455,4 +458,29 @@ func flip(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestOIDCAssuranceLevel: with ACRValues the login asks for them
+// (acr_values) and a sign-in whose ID token has another or no acr is
+// refused; one at an accepted level signs in.
+func TestOIDCAssuranceLevel(t *testing.T) {
+	const substantial = "https://data.gov.dk/concept/core/nsis/loa/Substantial"
+	oe := newOIDCEnv(t, func(c *OIDCConfig) {
+		c.ACRValues = []string{substantial, "https://data.gov.dk/concept/core/nsis/loa/High"}
+	})
+	b := oe.browser()
+	start := b.get("/auth/oidc/login?provider=kommune&next=/", nil)
+	authURL, err := url.Parse(start.Header.Get("Location"))
+	require.NoError(t, err)
+	require.Equal(t, substantial+" https://data.gov.dk/concept/core/nsis/loa/High", authURL.Query().Get("acr_values"))
+
+	r, _ := oe.oidcLogin(oe.browser(), "anne", "/")
+	require.Equal(t, http.StatusForbidden, r.Status, "no acr claim")
+	require.Equal(t, "assurance", errorKey(r.Body))
+	oe.store.setClaim("staff-1", "acr", "https://data.gov.dk/concept/core/nsis/loa/Low")
+	r, _ = oe.oidcLogin(oe.browser(), "anne", "/")
+	require.Equal(t, http.StatusForbidden, r.Status, "a level below")
+	oe.store.setClaim("staff-1", "acr", substantial)
+	r, _ = oe.oidcLogin(oe.browser(), "anne", "/")
+	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
 }

@@ -48,6 +48,7 @@ type Config struct {
 	OIDCRoleClaim   string
 	OIDCRoleMap     string
 	OIDCUnitMap     string
+	OIDCACRValues   string
 	SessionIdle     time.Duration
 	CitizenIdle     time.Duration
 	SessionMax      time.Duration
@@ -152,6 +153,7 @@ var settings = []setting{
 	{"portal-xrays", "MOLAR_PORTAL_XRAYS", "false", "show families thumbnails of their children's X-rays in the parent portal", false, boolean(func(c *Config) *bool { return &c.PortalXRays })},
 	{"oidc-issuer", "MOLAR_OIDC_ISSUER", "", "OpenID Connect issuer URL (MitID broker or staff directory); empty = local logins only", false, str(func(c *Config) *string { return &c.OIDCIssuer })},
 	{"oidc-client-id", "MOLAR_OIDC_CLIENT_ID", "", "OpenID Connect client id", false, str(func(c *Config) *string { return &c.OIDCClientID })},
+	{"oidc-acr-values", "MOLAR_OIDC_ACR_VALUES", "", "assurance levels a sign-in must have (the ID token's acr; comma-separated), e.g. https://data.gov.dk/concept/core/nsis/loa/Substantial; empty = not checked", false, str(func(c *Config) *string { return &c.OIDCACRValues })},
 	{"oidc-client-secret", "MOLAR_OIDC_CLIENT_SECRET", "", "OpenID Connect client secret", true, str(func(c *Config) *string { return &c.OIDCSecret })},
 	{"oidc-cpr-claim", "MOLAR_OIDC_CPR_CLAIM", "dk:gov:cpr", "claim carrying a citizen's CPR number", false, str(func(c *Config) *string { return &c.OIDCCPRClaim })},
 	{"oidc-role-claim", "MOLAR_OIDC_ROLE_CLAIM", "groups", "claim carrying staff groups", false, str(func(c *Config) *string { return &c.OIDCRoleClaim })},

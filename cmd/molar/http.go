@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/go-chi/chi/v5"
@@ -22,6 +23,7 @@ var loginErrorKeys = map[string]string{
 	"locked":              "login.error.locked",
 	"rate_limited":        "login.error.rate",
 	"oidc_failed":         "login.error.oidc",
+	"assurance":           "login.error.assurance",
 	"session_expired":     "login.error.expired",
 	"csrf":                "error.csrf",
 	"no_role":             "error.forbidden",
@@ -92,6 +94,7 @@ func (s *server) mountAuth(ctx context.Context, r chi.Router) error {
 			Issuer: s.cfg.OIDCIssuer, ClientID: s.cfg.OIDCClientID, ClientSecret: s.cfg.OIDCSecret,
 			RedirectURL: s.cfg.publicURL() + "/auth/oidc/callback",
 			CPRClaim:    s.cfg.OIDCCPRClaim, RoleClaim: s.cfg.OIDCRoleClaim, RoleMap: roles, UnitMap: units,
+			ACRValues: acrValues(s.cfg.OIDCACRValues),
 		}}
 	}
 	svc, err := auth.New(s.db.pool, cfg)
@@ -144,4 +147,15 @@ func (s *server) mountCore(r chi.Router) {
 	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
 		s.shell.Render(w, req, http.StatusOK, "home", nil)
 	})
+}
+
+// acrValues splits MOLAR_OIDC_ACR_VALUES (comma-separated URIs).
+func acrValues(list string) []string {
+	var out []string
+	for _, v := range strings.Split(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
