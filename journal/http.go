@@ -343,11 +343,26 @@ func (h *Handler) form(r *http.Request, person int64, kind Kind, n NewEntry) for
 		d.XRayTeeth = strings.Join(ts, ", ")
 	}
 	if kind == KindTreatmentPerformed {
+		// The items still planned, and those the entry already names (a
+		// correction keeps its links, done or in a closed plan).
+		linked := map[int64]bool{}
+		for _, t := range n.Treatments {
+			if t.PlanItemID != 0 {
+				linked[t.PlanItemID] = true
+			}
+		}
 		if pl, err := h.Svc.Plan(r.Context(), principal(r), person); err == nil && pl != nil {
 			for _, it := range pl.Items {
-				if it.Status == ItemPlanned {
+				if it.Status == ItemPlanned || linked[it.ID] {
 					d.PlanItems = append(d.PlanItems, it)
+					delete(linked, it.ID)
 				}
+			}
+		}
+		for _, t := range n.Treatments {
+			if linked[t.PlanItemID] {
+				d.PlanItems = append(d.PlanItems, PlanItem{ID: t.PlanItemID, Procedure: t.Procedure, Tooth: t.Tooth, Surfaces: t.Surfaces})
+				delete(linked, t.PlanItemID)
 			}
 		}
 	}
@@ -460,6 +475,13 @@ func parseEntryForm(r *http.Request, kind Kind) (NewEntry, error) {
 		}
 	case KindXRay:
 		x := &XRay{StudyUID: strings.TrimSpace(r.PostFormValue("study_uid")), ShowsDisease: r.PostFormValue("shows_disease") == "on"}
+		// The images described (kept from the entry corrected; the viewer's
+		// description names them).
+		for _, u := range f["instance_uid"] {
+			if u = strings.TrimSpace(u); u != "" {
+				x.InstanceUIDs = append(x.InstanceUIDs, u)
+			}
+		}
 		for _, ts := range strings.FieldsFunc(r.PostFormValue("xray_teeth"), func(r rune) bool { return r == ',' || r == ' ' }) {
 			t, err := tooth(ts)
 			if err != nil {

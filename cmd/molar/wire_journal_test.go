@@ -241,10 +241,16 @@ func TestJournalAPI(t *testing.T) {
 	}
 	jc.json("GET", base+"/plan", nil, 200, &plan)
 	require.Len(t, plan.Plan.Items, 2)
+	var performed journal.Entry
 	jc.json("POST", base+"/entries", map[string]any{"kind": "treatment_performed", "care_time": time.Now().Add(-time.Minute).Format(time.RFC3339), "sign": true,
-		"treatments": []map[string]any{{"tooth": 46, "surfaces": "O", "procedure": "FYLD", "material": "composite", "plan_item_id": plan.Plan.Items[0].ID}}}, 201, nil)
+		"treatments": []map[string]any{{"tooth": 46, "surfaces": "O", "procedure": "FYLD", "material": "composite", "plan_item_id": plan.Plan.Items[0].ID}}}, 201, &performed)
 	jc.json("GET", base+"/plan", nil, 200, &plan)
 	require.Equal(t, journal.Progress{Done: 1, Total: 2, Percent: 50}, plan.Progress)
+	// The web form's correction of the performed treatment offers, selected,
+	// the plan item it did (done now, so no longer among the open ones).
+	code, page := get(t, jc.c, fmt.Sprintf("%s/journal/patients/%d/entries/%d/correct", ts.URL, child, performed.ID))
+	require.Equal(t, http.StatusOK, code)
+	require.Regexp(t, fmt.Sprintf(`<option value="%d" selected>`, plan.Plan.Items[0].ID), page)
 
 	// Images, tooth view, signed plain-language entries, profile.
 	jc.json("POST", base+"/images", map[string]any{"study_uid": "1.2.826.0.1.3680043.99.1", "modality": "IO", "tooth": 46}, 201, nil)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/journal"
 	"github.com/molar-health/molar/storage/postgres"
 	"github.com/molar-health/molar/viewer"
 	"github.com/molar-health/molar/viewer/browsertest"
@@ -805,4 +807,34 @@ func TestJournalLinkOfAnotherPersonsImage(t *testing.T) {
 	status, b = jc.do("POST", entries, xray(studies["fmx"].StudyInstanceUID, other.SOPInstanceUID))
 	require.Equal(t, http.StatusNotFound, status, "another person's image in the description: %s", b)
 	jc.json("POST", entries, xray(studies["fmx"].StudyInstanceUID), http.StatusCreated, nil)
+
+	// The web form's correction of a description keeps the images it names
+	// (they are not among the form's fields a user edits).
+	var insts []index.Instance
+	require.NoError(t, postgres.InTenant(context.Background(), ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		var err error
+		insts, err = index.InstancesOfStudy(context.Background(), tx, studies["fmx"].StudyInstanceUID)
+		return err
+	}))
+	var created journal.Entry
+	jc.json("POST", entries, xray(studies["fmx"].StudyInstanceUID, insts[0].SOPInstanceUID), http.StatusCreated, &created)
+	formURL := fmt.Sprintf("%s/journal/patients/%d/entries/%d/correct", ts.URL, child.PersonID, created.ID)
+	code, page := get(t, jc.c, formURL)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, page, `name="instance_uid" value="`+insts[0].SOPInstanceUID+`"`)
+	careLocal := regexp.MustCompile(`name="care_time"[^>]*value="([^"]+)"`).FindStringSubmatch(page)
+	require.NotNil(t, careLocal, "the form's care time")
+	code, body := post(t, jc.c, ts.URL, formURL, jc.csrf, url.Values{"kind": {"xray_description"}, "care_time": {careLocal[1]},
+		"study_uid": {studies["fmx"].StudyInstanceUID}, "instance_uid": {insts[0].SOPInstanceUID}, "text": {"Ingen caries, rettet."}, "reason": {"Stavefejl"}})
+	require.Equal(t, http.StatusSeeOther, code, body)
+	var list struct{ Entries []journal.Entry }
+	jc.json("GET", entries, nil, http.StatusOK, &list)
+	var corrected *journal.Entry
+	for i, e := range list.Entries {
+		if e.Text == "Ingen caries, rettet." {
+			corrected = &list.Entries[i]
+		}
+	}
+	require.NotNil(t, corrected)
+	require.Equal(t, []string{insts[0].SOPInstanceUID}, corrected.XRay.InstanceUIDs)
 }
