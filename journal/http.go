@@ -279,6 +279,14 @@ func (h *Handler) handleProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr := Profile{Risk: Risk(r.PostFormValue("risk")), Allergies: r.PostFormValue("allergies"), Medicines: r.PostFormValue("medicines"), Conditions: r.PostFormValue("conditions")}
+	if v := r.PostFormValue("based_on"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			h.fail(w, r, inputErr("profile.version"))
+			return
+		}
+		pr.BasedOn = &n
+	}
 	if err := h.Svc.SaveProfile(r.Context(), principal(r), person, pr); err != nil {
 		h.fail(w, r, err)
 		return

@@ -426,6 +426,20 @@ func (s *Service) SaveProfile(ctx context.Context, p *auth.Principal, personID i
 }
 
 func insertProfile(ctx context.Context, tx pgx.Tx, p *auth.Principal, personID int64, pr Profile) error {
+	// Saves of one person's profile take turns, so that a save based on a
+	// version sees every save committed before it.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('journal.patient_profile/' || $1::bigint, 0))`, personID); err != nil {
+		return dbErr("lock profile", err)
+	}
+	if pr.BasedOn != nil {
+		cur, err := loadProfile(ctx, tx, personID)
+		if err != nil {
+			return err
+		}
+		if cur.Version != *pr.BasedOn {
+			return conflictErr("profile.changed", cur.RecordedName)
+		}
+	}
 	var risk any
 	if pr.Risk != "" {
 		risk = string(pr.Risk)

@@ -78,6 +78,13 @@ type Profile struct {
 	Conditions   string    `json:"conditions"`
 	RecordedAt   time.Time `json:"recorded_at,omitzero"`
 	RecordedName string    `json:"recorded_by,omitempty"`
+	// Version identifies the saved profile (0: none yet).
+	Version int64 `json:"version"`
+	// BasedOn, when saving, is the Version the edit started from: a save
+	// over a profile changed meanwhile (by a colleague, or the risk by an
+	// examination) is then refused (ErrConflict) instead of putting back
+	// the old values. Nil: not checked.
+	BasedOn *int64 `json:"based_on,omitempty"`
 }
 
 // Person is the register's person as the journal shows it.
@@ -227,9 +234,9 @@ func loadEntry(ctx context.Context, tx pgx.Tx, personID, id int64) (Entry, error
 func loadProfile(ctx context.Context, tx pgx.Tx, personID int64) (Profile, error) {
 	var pr Profile
 	var risk *string
-	err := tx.QueryRow(ctx, `SELECT risk, allergies, medicines, conditions, recorded_at, recorded_name
+	err := tx.QueryRow(ctx, `SELECT id, risk, allergies, medicines, conditions, recorded_at, recorded_name
 		FROM journal.patient_profile WHERE person_id = $1 ORDER BY recorded_at DESC, id DESC LIMIT 1`, personID).
-		Scan(&risk, &pr.Allergies, &pr.Medicines, &pr.Conditions, &pr.RecordedAt, &pr.RecordedName)
+		Scan(&pr.Version, &risk, &pr.Allergies, &pr.Medicines, &pr.Conditions, &pr.RecordedAt, &pr.RecordedName)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Profile{}, nil
 	}

@@ -106,3 +106,28 @@ func TestConsentGivenByTheRightPersonForTheAge(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "patient", by)
 }
+
+// TestProfileSavedOverAChangedOneIsRefused: a save based on the version the
+// form showed is refused when the profile changed meanwhile (a colleague's
+// save), instead of putting the old values back; saves without a base are
+// not checked (API clients that send none).
+func TestProfileSavedOverAChangedOneIsRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	zero := int64(0)
+	require.NoError(t, e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Allergies: "Penicillin", BasedOn: &zero}))
+	ov, err := e.svc.Overview(ctx, e.dentistA, e.child, time.Time{})
+	require.NoError(t, err)
+	v := ov.Profile.Version
+	require.NotZero(t, v)
+	err = e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Allergies: "x", BasedOn: &zero})
+	require.ErrorIs(t, err, journal.ErrConflict, "a form opened before the first save")
+
+	require.NoError(t, e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Allergies: "Penicillin, latex", BasedOn: &v}))
+	err = e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Allergies: "Penicillin", Risk: journal.RiskHigh, BasedOn: &v})
+	require.ErrorIs(t, err, journal.ErrConflict, "the colleague's save came first")
+	ov, err = e.svc.Overview(ctx, e.dentistA, e.child, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, "Penicillin, latex", ov.Profile.Allergies)
+	require.NoError(t, e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Allergies: "Ingen"}), "no base: not checked")
+}
