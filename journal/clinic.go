@@ -323,8 +323,11 @@ func (s *Service) XRayWorklist(ctx context.Context, p *auth.Principal, clinicID 
 		// Studies in the DICOM index without a link or description.
 		described := map[string]bool{}
 		if len(ids) > 0 {
+			// Current versions only, as for links: a description corrected
+			// to name another study no longer describes this one.
 			rows, err := tx.Query(ctx, `SELECT e.body -> 'xray' ->> 'study_uid' FROM journal.entry e
-				WHERE e.person_id = ANY($1) AND e.kind = 'xray_description'`, ids)
+				WHERE e.person_id = ANY($1) AND e.kind = 'xray_description'
+				  AND NOT EXISTS (SELECT 1 FROM journal.entry n WHERE n.supersedes = e.id)`, ids)
 			if err != nil {
 				return dbErr("worklist", err)
 			}

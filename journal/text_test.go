@@ -131,3 +131,50 @@ func TestProfileSavedOverAChangedOneIsRefused(t *testing.T) {
 	require.Equal(t, "Penicillin, latex", ov.Profile.Allergies)
 	require.NoError(t, e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Allergies: "Ingen"}), "no base: not checked")
 }
+
+// indexImages stands in for the DICOM index: one person's studies.
+type indexImages struct {
+	person int64
+	images []journal.Image
+}
+
+func (ii indexImages) ImagesForPerson(_ context.Context, _, person int64) ([]journal.Image, error) {
+	if person != ii.person {
+		return nil, nil
+	}
+	return ii.images, nil
+}
+
+func (ii indexImages) ImagesForTooth(context.Context, int64, int64, journal.Tooth) ([]journal.Image, error) {
+	return nil, nil
+}
+
+// TestXRayWorklistFollowsCorrections: a study of the DICOM index leaves the
+// worklist when a description names it, and comes back when that
+// description is corrected to name another study.
+func TestXRayWorklistFollowsCorrections(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, b := "1.2.826.0.1.3680043.2.7", "1.2.826.0.1.3680043.2.8"
+	e.svc.Images = indexImages{e.child, []journal.Image{{StudyUID: a, Modality: "IO", Taken: e.now.Add(-2 * time.Hour)}, {StudyUID: b, Modality: "PX", Taken: e.now.Add(-time.Hour)}}}
+	studiesOf := func() []string {
+		wl, err := e.svc.XRayWorklist(ctx, e.dentistA, e.clinicA)
+		require.NoError(t, err)
+		var out []string
+		for _, it := range wl {
+			if it.Person.ID == e.child {
+				out = append(out, it.Link.StudyUID)
+			}
+		}
+		return out
+	}
+	require.Equal(t, []string{a, b}, studiesOf())
+	d, err := e.svc.Create(ctx, e.dentistA, e.child, journal.NewEntry{Kind: journal.KindXRay, CareTime: e.now.Add(-time.Minute),
+		Content: journal.Content{Text: "Ingen caries.", XRay: &journal.XRay{StudyUID: a}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{b}, studiesOf())
+	_, err = e.svc.Correct(ctx, e.dentistA, e.child, d.ID, journal.NewEntry{Kind: journal.KindXRay, CareTime: e.now.Add(-time.Minute),
+		Content: journal.Content{Text: "Ingen caries.", XRay: &journal.XRay{StudyUID: b}}}, "Forkert undersøgelse")
+	require.NoError(t, err)
+	require.Equal(t, []string{a}, studiesOf(), "the corrected description names the panoramic, not the bitewing")
+}
