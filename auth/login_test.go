@@ -387,6 +387,9 @@ func TestLogout(t *testing.T) {
 	old := b.c.Jar.Cookies(u)
 
 	require.Equal(t, http.StatusForbidden, b.do(http.MethodPost, "/logout", nil, map[string]string{"Origin": e.srv.URL}).Status, "logout is CSRF-protected")
+	// A form beyond MaxFormBytes is not read for its token (nor held).
+	big := url.Values{"padding": {strings.Repeat("x", MaxFormBytes)}, "csrf_token": {b.csrf}}
+	require.Equal(t, http.StatusForbidden, b.postForm("/logout", big, nil).Status, "a 1 MiB form")
 	r := b.postForm("/logout", url.Values{"csrf_token": {b.csrf}}, nil)
 	require.Equal(t, http.StatusSeeOther, r.Status)
 	require.Equal(t, "/login", r.Header.Get("Location"))

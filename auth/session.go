@@ -163,7 +163,10 @@ func (s *Service) checkCSRF(r *http.Request, p *Principal) error {
 	}
 	token := r.Header.Get("X-CSRF-Token")
 	if token == "" && isURLEncodedForm(r) {
-		r.Body = http.MaxBytesReader(nil, r.Body, 10<<20)
+		// The form is parsed here, before any handler sets its own limit:
+		// no form of Molar's comes near 1 MiB (journal text is 20,000
+		// characters); larger ones are refused rather than held.
+		r.Body = http.MaxBytesReader(nil, r.Body, MaxFormBytes)
 		token = r.PostFormValue("csrf_token")
 	}
 	if token == "" || p.CSRFToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(p.CSRFToken)) != 1 {
@@ -171,6 +174,9 @@ func (s *Service) checkCSRF(r *http.Request, p *Principal) error {
 	}
 	return nil
 }
+
+// MaxFormBytes bounds a URL-encoded form read for its CSRF token.
+const MaxFormBytes = 1 << 20
 
 func isURLEncodedForm(r *http.Request) bool {
 	ct := r.Header.Get("Content-Type")
