@@ -29,7 +29,15 @@ import (
 // startDICOM serves the test server's DICOM SCP on a loopback port.
 func startDICOM(t *testing.T, ts *testServer) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startDICOMWith(t, ts, func(ln net.Listener) (net.Listener, error) { return ln, nil })
+}
+
+// startDICOMWith is startDICOM with the listener wrapped (dicomTLS).
+func startDICOMWith(t *testing.T, ts *testServer, wrap func(net.Listener) (net.Listener, error)) string {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln, err := wrap(raw)
 	require.NoError(t, err)
 	require.NoError(t, ts.serveDICOM(context.Background(), ln))
 	t.Cleanup(func() {
@@ -37,7 +45,7 @@ func startDICOM(t *testing.T, ts *testServer) string {
 		defer cancel()
 		_ = ts.dicom.Shutdown(ctx)
 	})
-	return ln.Addr().String()
+	return raw.Addr().String()
 }
 
 func echo(ctx context.Context, addr, calling string) (dimse.Status, *dimse.Association, error) {

@@ -92,17 +92,7 @@ func TestDICOMTLS(t *testing.T) {
 		"MOLAR_DICOM_TLS_CA":         writeFile(t, dir, "ca.pem", ca.pem),
 	}
 	ts := newTestServer(t, env)
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ln, err := dicomTLS(ts.cfg, raw)
-	require.NoError(t, err)
-	require.NoError(t, ts.serveDICOM(context.Background(), ln))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ts.dicom.Shutdown(ctx)
-	})
-	addr := raw.Addr().String()
+	addr := startDICOMWith(t, ts, func(ln net.Listener) (net.Listener, error) { return dicomTLS(ts.cfg, ln) })
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.pem)
 	opts := dimse.DialOptions{CallingAE: "SENSOR", CalledAE: "MOLAR", Contexts: []dimse.ProposedContext{dimse.VerificationContext()}, ARTIMTimeout: 5 * time.Second}
@@ -160,17 +150,8 @@ func TestDICOMTLSWithDCMTK(t *testing.T) {
 		"MOLAR_DICOM_TLS_KEY":  writeFile(t, dir, "molar.key", mk),
 		"MOLAR_DICOM_TLS_CA":   caFile,
 	})
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ln, err := dicomTLS(ts.cfg, raw)
-	require.NoError(t, err)
-	require.NoError(t, ts.serveDICOM(context.Background(), ln))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ts.dicom.Shutdown(ctx)
-	})
-	host, port := dicomtest.HostPort(t, raw.Addr().String())
+	addr := startDICOMWith(t, ts, func(ln net.Listener) (net.Listener, error) { return dicomTLS(ts.cfg, ln) })
+	host, port := dicomtest.HostPort(t, addr)
 	// dcmtk runs a DCMTK tool over TLS with a client certificate; files
 	// follow the peer's address.
 	dcmtk := func(tool string, args []string, files ...string) (string, error) {
@@ -207,7 +188,7 @@ func TestDICOMTLSWithDCMTK(t *testing.T) {
 	pair, err := tls.X509KeyPair(cc, ck)
 	require.NoError(t, err)
 	move := func(dest string) *dimse.RetrieveResult {
-		a, err := dimse.Dial(ctx, raw.Addr().String(), dimse.DialOptions{CallingAE: "DCMTK", CalledAE: "MOLAR",
+		a, err := dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: "DCMTK", CalledAE: "MOLAR",
 			Contexts: []dimse.ProposedContext{{AbstractSyntax: uid.StudyRootQueryRetrieveMove, TransferSyntaxes: uid.UncompressedTransferSyntaxes()}},
 			TLS:      &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}})
 		require.NoError(t, err)
