@@ -175,3 +175,49 @@ func TestSignAndCorrectAtOnceNeverLeaveASignedEntryWithAnUnsignedCorrection(t *t
 	require.Zero(t, e.count(`SELECT count(*) FROM journal.entry n JOIN journal.signature s ON s.entry_id = n.supersedes
 		WHERE NOT EXISTS (SELECT 1 FROM journal.signature s2 WHERE s2.entry_id = n.id)`))
 }
+
+// An examination that sets a new risk while a colleague's save of the
+// health information is being committed keeps the colleague's allergies:
+// the examination reads the profile it builds on only once the saves
+// before it are done, instead of putting back the values it read before.
+func TestExaminationRiskKeepsAConcurrentProfileSave(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	require.NoError(t, e.svc.SaveProfile(ctx, e.dentistA, e.child, journal.Profile{Risk: journal.RiskLow, Allergies: "Penicillin"}))
+
+	// A colleague's save holds the profile's lock until it commits.
+	locked := make(chan struct{})
+	release := make(chan struct{})
+	saveErr := make(chan error, 1)
+	go func() {
+		saveErr <- postgres.InTenant(ctx, e.db.App, e.tenant, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('journal.patient_profile/' || $1::bigint, 0))`, e.child); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO journal.patient_profile (tenant_id, person_id, risk, allergies, recorded_by, recorded_name)
+				VALUES ($1, $2, 'low', 'Penicillin, latex', $3, 'Dr dentist-a2')`, e.tenant, e.child, e.dentistA2.UserID); err != nil {
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	exam := e.exam()
+	exam.Text, exam.Risk = "Kontrol.", journal.RiskHigh
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Create(ctx, e.dentistA, e.child, exam)
+		done <- err
+	}()
+	e.waitForLockWait()
+	close(release)
+	require.NoError(t, <-saveErr)
+	require.NoError(t, <-done)
+
+	ov, err := e.svc.Overview(ctx, e.dentistA, e.child, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, journal.RiskHigh, ov.Profile.Risk)
+	require.Equal(t, "Penicillin, latex", ov.Profile.Allergies, "the colleague's save is kept")
+}

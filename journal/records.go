@@ -116,6 +116,12 @@ func (s *Service) sideEffects(ctx context.Context, tx pgx.Tx, p *auth.Principal,
 	switch n.Kind {
 	case KindExamination:
 		if n.Risk != "" {
+			// The profile's lock first: the values carried over must be
+			// the last saved, not those before a save that commits while
+			// this waits for the lock.
+			if err := lockProfile(ctx, tx, personID); err != nil {
+				return err
+			}
 			pr, err := loadProfile(ctx, tx, personID)
 			if err != nil {
 				return err
@@ -425,11 +431,19 @@ func (s *Service) SaveProfile(ctx context.Context, p *auth.Principal, personID i
 	})
 }
 
+// lockProfile makes the transaction's saves of the person's profile take
+// turns with other transactions' (held until commit; taking it again in the
+// same transaction does not wait).
+func lockProfile(ctx context.Context, tx pgx.Tx, personID int64) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('journal.patient_profile/' || $1::bigint, 0))`, personID)
+	return dbErr("lock profile", err)
+}
+
 func insertProfile(ctx context.Context, tx pgx.Tx, p *auth.Principal, personID int64, pr Profile) error {
 	// Saves of one person's profile take turns, so that a save based on a
 	// version sees every save committed before it.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('journal.patient_profile/' || $1::bigint, 0))`, personID); err != nil {
-		return dbErr("lock profile", err)
+	if err := lockProfile(ctx, tx, personID); err != nil {
+		return err
 	}
 	if pr.BasedOn != nil {
 		cur, err := loadProfile(ctx, tx, personID)
