@@ -484,10 +484,14 @@ func parseEntryForm(r *http.Request, kind Kind) (NewEntry, error) {
 	case KindXRay:
 		x := &XRay{StudyUID: strings.TrimSpace(r.PostFormValue("study_uid")), ShowsDisease: r.PostFormValue("shows_disease") == "on"}
 		// The images described (kept from the entry corrected; the viewer's
-		// description names them).
-		for _, u := range f["instance_uid"] {
-			if u = strings.TrimSpace(u); u != "" {
-				x.InstanceUIDs = append(x.InstanceUIDs, u)
+		// description names them), as long as the study is the one they
+		// belong to: a correction naming another study describes none of
+		// them (they would be refused as outside the study).
+		if st := strings.TrimSpace(r.PostFormValue("instance_study")); st == "" || st == x.StudyUID {
+			for _, u := range f["instance_uid"] {
+				if u = strings.TrimSpace(u); u != "" {
+					x.InstanceUIDs = append(x.InstanceUIDs, u)
+				}
 			}
 		}
 		for _, ts := range strings.FieldsFunc(r.PostFormValue("xray_teeth"), func(r rune) bool { return r == ',' || r == ' ' }) {

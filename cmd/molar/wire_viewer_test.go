@@ -837,4 +837,32 @@ func TestJournalLinkOfAnotherPersonsImage(t *testing.T) {
 	}
 	require.NotNil(t, corrected)
 	require.Equal(t, []string{insts[0].SOPInstanceUID}, corrected.XRay.InstanceUIDs)
+
+	// Corrected to describe another study of the child, the form's hidden
+	// images of the first study are not carried over (they would name
+	// images outside the study described, refused as another study's).
+	formURL = fmt.Sprintf("%s/journal/patients/%d/entries/%d/correct", ts.URL, child.PersonID, corrected.ID)
+	code, page = get(t, jc.c, formURL)
+	require.Equal(t, http.StatusOK, code)
+	form := url.Values{"kind": {"xray_description"}, "care_time": {careLocal[1]}, "study_uid": {studies["pano"].StudyInstanceUID},
+		"text": {"Panoramaoptagelse, ingen caries."}, "reason": {"Forkert undersøgelse"}}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(page, -1) {
+		if m[1] != "csrf_token" {
+			form.Add(m[1], m[2])
+		}
+	}
+	require.Equal(t, []string{insts[0].SOPInstanceUID}, form["instance_uid"], "the form's hidden images")
+	code, body = post(t, jc.c, ts.URL, formURL, jc.csrf, form)
+	require.Equal(t, http.StatusSeeOther, code, body)
+	var after struct{ Entries []journal.Entry }
+	jc.json("GET", entries, nil, http.StatusOK, &after)
+	corrected = nil
+	for i, e := range after.Entries {
+		if e.Text == "Panoramaoptagelse, ingen caries." {
+			corrected = &after.Entries[i]
+		}
+	}
+	require.NotNil(t, corrected)
+	require.Equal(t, studies["pano"].StudyInstanceUID, corrected.XRay.StudyUID)
+	require.Empty(t, corrected.XRay.InstanceUIDs)
 }
