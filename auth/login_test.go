@@ -275,6 +275,37 @@ func TestRateLimitPerAddressDoesNotLockAccounts(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, attacker.login("sygeplejerske", "guess number 6", "/").Status)
 }
 
+// Guessing on a locked account counts against the address like any wrong
+// password: the answer is "locked" whatever the password, but each guess
+// still costs a password hash, and the address's limit must hold. The
+// right password on a locked account is not counted (its owner may retry).
+func TestGuessesOnALockedAccountCountAgainstTheAddress(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.TrustedProxies = loopback(t)
+		c.LoginFailureBurst = 5
+		c.LoginFailureEvery = time.Hour
+	})
+	e.user("assistent", RoleDentalAssistant, goodPassword, 0)
+	owner := e.browser()
+	owner.xff = "198.51.100.20"
+	for range 3 {
+		require.Equal(t, http.StatusUnauthorized, owner.login("assistent", "wrong password!", "/").Status)
+	}
+	for range 4 {
+		require.Equal(t, "locked", errorKey(owner.login("assistent", goodPassword, "/").Body), "the owner's right password")
+	}
+
+	attacker := e.browser()
+	attacker.xff = "203.0.113.7"
+	for i := range 5 {
+		r := attacker.login("assistent", "guess number "+strings.Repeat("x", i+1), "/")
+		require.Equal(t, "locked", errorKey(r.Body), "guess %d", i)
+	}
+	r := attacker.login("assistent", "guess number 6", "/")
+	require.Equal(t, http.StatusTooManyRequests, r.Status)
+	require.Equal(t, "rate_limited", errorKey(r.Body))
+}
+
 func TestBasicAuthLockOutAndCSRFExemption(t *testing.T) {
 	e := newEnv(t, nil)
 	e.user("weasis", RoleDentist, goodPassword, 0)

@@ -314,9 +314,15 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string, 
 	failed := true // also when checking panics
 	defer func() { end(failed) }()
 	u, err := s.checkPassword(ctx, username, password, source)
-	failed = err != nil && !errors.Is(err, ErrLocked)
+	// A locked account's right password is not a failure of the address
+	// (its owner may try again); a wrong one is, though it too answers
+	// ErrLocked: guessing costs a hash each time.
+	failed = err != nil && (!errors.Is(err, ErrLocked) || errors.Is(err, errLockedWrongPassword))
 	return u, err
 }
+
+// errLockedWrongPassword is ErrLocked for a wrong password.
+var errLockedWrongPassword = fmt.Errorf("%w (wrong password)", ErrLocked)
 
 func (s *Service) checkPassword(ctx context.Context, username, password string, source netip.Addr) (User, error) {
 	if len(password) > 4*MaxPasswordLength {
@@ -347,6 +353,7 @@ func (s *Service) checkPassword(ctx context.Context, username, password string, 
 		// account and tell the guesser when it hit.
 		if !ok {
 			s.log.InfoContext(ctx, "login failed", "reason", "locked account", "user_id", u.ID, "source", source.String())
+			return User{}, fmt.Errorf("auth: login: %w", errLockedWrongPassword)
 		}
 		return User{}, fmt.Errorf("auth: login: %w", ErrLocked)
 	}
