@@ -38,6 +38,13 @@ func lossyMethod(ts string) string {
 	return ""
 }
 
+// mayBeLossless reports a lossy transfer syntax that may carry lossless
+// data: JPEG 2000 Image Compression with the reversible wavelet, JPEG-LS
+// near-lossless with NEAR 0 (PS3.5 A.4.4, A.4.3). Only the sender knows.
+func mayBeLossless(ts string) bool {
+	return ts == uid.JPEG2000 || ts == uid.JPEGLSNearLossless
+}
+
 // decompress writes a compressed data set (read from r, in syntax from)
 // as native explicit or implicit VR little endian: the data set is spooled
 // to a temporary file (compressed, small) and decoded frame by frame with
@@ -88,9 +95,10 @@ func decompress(ctx context.Context, w io.Writer, r io.Reader, from, to string) 
 	}
 	d.Remove(pixel.TagExtendedOffsetTable)
 	d.Remove(pixel.TagExtendedOffsetTableLength)
-	if src, _ := uid.LookupTransferSyntax(from); src.Lossy {
+	if src, _ := uid.LookupTransferSyntax(from); src.Lossy && !(mayBeLossless(from) && d.Get(tagLossyImageCompression) == "00") {
 		// Native pixels no longer show their lossy past: the attribute
-		// must (PS3.3 C.7.6.1.1.5), whatever the sender wrote.
+		// must (PS3.3 C.7.6.1.1.5), whatever the sender wrote, except
+		// a sender's 00 in a syntax that may be lossless.
 		d.SetString(tagLossyImageCompression, "CS", "01")
 		if m := lossyMethod(from); m != "" && !d.Has(tagLossyImageCompressionMethod) {
 			d.SetString(tagLossyImageCompressionMethod, "CS", m)

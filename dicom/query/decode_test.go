@@ -58,3 +58,46 @@ func TestDecodedLossyKeepsItsMark(t *testing.T) {
 	require.Equal(t, "ISO_10918_1", got.Dataset.Get(tagLossyImageCompressionMethod))
 	require.False(t, got.PixelData.Encapsulated())
 }
+
+// TestDecodedReversibleJPEG2000KeepsItsLosslessMark: JPEG 2000 Image
+// Compression (.91) and JPEG-LS near-lossless may be lossless (a reversible
+// wavelet, NEAR=0); a sender that says Lossy Image Compression 00 knows, so
+// the decoded instance is not relabelled lossy.
+func TestDecodedReversibleJPEG2000KeepsItsLosslessMark(t *testing.T) {
+	src := "/usr/lib/python3/dist-packages/pydicom/data/test_files/MR_small_jp2klossless.dcm"
+	if _, err := os.Stat(src); err != nil {
+		pgtest.Unavailable(t, "python3-pydicom test files", err)
+	}
+	dcmodify, err := exec.LookPath("dcmodify")
+	if err != nil {
+		pgtest.Unavailable(t, "DCMTK (dcmodify)", err)
+	}
+	f := filepath.Join(t.TempDir(), "j2k.dcm")
+	raw, err := os.ReadFile(src)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(f, raw, 0o600))
+	out, err := exec.Command(dcmodify, "-nb", "-i", "(0028,2110)=00", f).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	raw, err = os.ReadFile(f)
+	require.NoError(t, err)
+	_, rest, err := header.ReadFileMeta(bytes.NewReader(raw), header.Options{})
+	require.NoError(t, err)
+	body, err := io.ReadAll(rest)
+	require.NoError(t, err)
+
+	// The same reversible code stream sent as JPEG 2000 Image Compression.
+	in := dimse.Instance{TransferSyntax: uid.JPEG2000, Open: func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(body)), nil
+	}}
+	conv, err := Transcode(context.Background(), in, []string{uid.ExplicitVRLittleEndian})
+	require.NoError(t, err)
+	rc, err := conv.Open(context.Background())
+	require.NoError(t, err)
+	decoded, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	got, err := header.Read(bytes.NewReader(decoded), header.Options{TransferSyntax: uid.ExplicitVRLittleEndian})
+	require.NoError(t, err)
+	require.Equal(t, "00", got.Dataset.Get(tagLossyImageCompression))
+	require.False(t, got.Dataset.Has(tagLossyImageCompressionMethod))
+	require.False(t, got.PixelData.Encapsulated())
+}
