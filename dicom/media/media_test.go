@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
@@ -99,7 +100,15 @@ func TestWrapWithoutFileTime(t *testing.T) {
 	require.NoError(t, err)
 	h, err := header.Read(bytes.NewReader(w.File), header.Options{})
 	require.NoError(t, err)
-	require.Equal(t, time.Now().Format("20060102"), h.Dataset.Get(tag(0x0008, 0x0023)), "content date: today")
+	require.Equal(t, time.Now().In(auth.Copenhagen).Format("20060102"), h.Dataset.Get(tag(0x0008, 0x0023)), "content date: today in Denmark")
+	// Half past midnight in Denmark is the previous day in UTC: the Danish day counts.
+	opt.Now = func() time.Time { return time.Date(2026, 1, 1, 23, 30, 0, 0, time.UTC) }
+	w, err = Wrap(src, opt)
+	require.NoError(t, err)
+	h, err = header.Read(bytes.NewReader(w.File), header.Options{})
+	require.NoError(t, err)
+	require.Equal(t, "20260102", h.Dataset.Get(tag(0x0008, 0x0023)))
+	require.Equal(t, "20260102", h.Dataset.Get(header.TagStudyDate))
 	require.Equal(t, "", h.Dataset.Get(tag(0x0008, 0x0033)), "no content time")
 	require.False(t, h.Dataset.Has(tag(0x0008, 0x002A)), "no acquisition date-time")
 	// With the file's own time, both are kept.

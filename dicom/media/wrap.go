@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/image/tiff"
 
+	"github.com/molar-health/molar/auth"
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/uid"
 )
@@ -93,6 +94,8 @@ type WrapOptions struct {
 	// content time, so that the same file wrapped again that day is the
 	// same object, byte for byte.
 	Time time.Time
+	// Now is the clock for an unknown Time (tests set it; nil: time.Now).
+	Now func() time.Time
 }
 
 // Wrapped is a DICOM object made from a file.
@@ -120,7 +123,11 @@ const (
 func Wrap(data []byte, opt WrapOptions) (Wrapped, error) {
 	timeKnown := !opt.Time.IsZero()
 	if !timeKnown {
-		opt.Time = time.Now()
+		now := time.Now
+		if opt.Now != nil {
+			now = opt.Now
+		}
+		opt.Time = now().In(auth.Copenhagen) // the Danish date, not the server's
 	}
 	kind := Detect(data, int64(len(data)))
 	sum := sha256.Sum256(data)
