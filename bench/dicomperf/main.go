@@ -123,7 +123,9 @@ func main() {
 			dir := filepath.Join(root, key)
 			check(os.MkdirAll(dir, 0o755))
 			for i := 0; i < sz.n; i++ {
-				in := dicomtest.Instance{PatientID: fmt.Sprintf("P%d", i%50), PatientName: "Bench^Patient", StudyUID: fmt.Sprintf("%s.%d.%d", dicomtest.Root+".7", k, i/10),
+				// One patient per study (10 instances): Molar refuses an
+				// instance filed under another patient's study (C409).
+				in := dicomtest.Instance{PatientID: fmt.Sprintf("P%d", (i/10)%50), PatientName: "Bench^Patient", StudyUID: fmt.Sprintf("%s.%d.%d", dicomtest.Root+".7", k, i/10),
 					SeriesUID: fmt.Sprintf("%s.%d.%d.1", dicomtest.Root+".7", k, i/10), SOPUID: benchUID(fmt.Sprintf("%s.%d.%d.%d", dicomtest.Root+".8", time.Now().Unix()%10000, 100*szi+k, i)),
 					StudyDate: "20240101", InstanceNumber: i, Rows: sz.rows, Cols: sz.cols, Teeth: []string{"16"}}
 				f := filepath.Join(dir, fmt.Sprintf("%05d.dcm", i))
@@ -232,6 +234,10 @@ func main() {
 					log.Printf("%-24s %s ×%d: %d/%d in %.2fs = %.0f inst/s, %.1f MB/s; machine busy %.0f%%, receiver CPU %.2f ms/instance%s",
 						r.Target, size, k, r.OK, r.N, r.Seconds, r.PerSec, r.MBps, 100*r.Busy, r.CPUms, lag)
 					all = append(all, r)
+					if r.OK < r.N {
+						// A rate of refused instances measures nothing.
+						log.Fatalf("%s refused %d of %d instances: the measurement is void (see its log)", r.Target, r.N-r.OK, r.N)
+					}
 				}
 			}
 		}
