@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/molar-health/molar/dicom/dicomtest"
@@ -25,6 +26,7 @@ import (
 	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/uid"
+	"github.com/molar-health/molar/storage/postgres"
 )
 
 type testCA struct {
@@ -214,4 +216,55 @@ func TestDICOMTLSWithDCMTK(t *testing.T) {
 	body, gotTS := dicomtest.DataSetBody(t, got)
 	require.Equal(t, uid.ExplicitVRLittleEndian, gotTS)
 	require.Empty(t, dicomtest.CompareDataSets(in.DataSet(t, gotTS), body, gotTS), "storescp received what storescu sent")
+}
+
+// TestDICOMTLSWithOrthanc: Orthanc with DICOM TLS on (its listener and its
+// associations, certificates from the site's CA) stores to Molar's TLS
+// listener and asks Molar to C-MOVE a study to it, which Molar sends over
+// TLS because Orthanc's AE is registered with TLS.
+func TestDICOMTLSWithOrthanc(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	caFile := writeFile(t, dir, "ca.pem", ca.pem)
+	mc, mk := ca.issueFor(t, "molar", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	oc, ok := ca.issueFor(t, "orthanc", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	ts := newTestServer(t, map[string]string{
+		"MOLAR_DICOM_TLS_CERT": writeFile(t, dir, "molar.pem", mc),
+		"MOLAR_DICOM_TLS_KEY":  writeFile(t, dir, "molar.key", mk),
+		"MOLAR_DICOM_TLS_CA":   caFile,
+	})
+	addr := startDICOMWith(t, ts, func(ln net.Listener) (net.Listener, error) { return dicomTLS(ts.cfg, ln) })
+	mhost, mport := dicomtest.HostPort(t, addr)
+	mp, _ := strconv.Atoi(mport)
+	o := dicomtest.StartOrthancWith(t, nil, map[string]any{
+		"DicomTlsEnabled": true, "DicomTlsCertificate": writeFile(t, dir, "orthanc.pem", oc),
+		"DicomTlsPrivateKey": writeFile(t, dir, "orthanc.key", ok), "DicomTlsTrustedCertificates": caFile,
+		"DicomTlsRemoteCertificateRequired": true,
+		"DicomModalities":                   map[string]any{"MOLAR": map[string]any{"AET": "MOLAR", "Host": mhost, "Port": mp, "UseDicomTls": true}},
+	})
+	ohost, oport := dicomtest.HostPort(t, o.DICOMAddr)
+	op, _ := strconv.Atoi(oport)
+	ctx := context.Background()
+	require.NoError(t, index.AddAE(ctx, ts.db.pool, index.AE{Title: "ORTHANC", Host: ohost, Port: op, Permissions: []string{"echo", "store", "find", "move"}, TLS: true}, false))
+
+	// Orthanc stores to Molar over TLS.
+	in := dicomtest.Instance{PatientID: "TLS-2", PatientName: "Test^Orthanc", StudyUID: dicomtest.Root + ".75",
+		SeriesUID: dicomtest.Root + ".75.1", SOPUID: dicomtest.Root + ".75.1.1", StudyDate: "20260101"}
+	var up map[string]any
+	o.Do(t, "POST", "/instances", in.File(t), &up)
+	o.Do(t, "POST", "/modalities/MOLAR/store", map[string]any{"Resources": []string{up["ID"].(string)}, "Synchronous": true}, nil)
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		_, err := index.GetInstance(ctx, tx, in.SOPUID)
+		return err
+	}), "the instance Orthanc sent over TLS is in Molar")
+
+	// Orthanc asks Molar to move a study only Molar has to Orthanc: over TLS.
+	other := dicomtest.Instance{PatientID: "TLS-3", PatientName: "Test^Move", StudyUID: dicomtest.Root + ".76",
+		SeriesUID: dicomtest.Root + ".76.1", SOPUID: dicomtest.Root + ".76.1.1", StudyDate: "20260101"}
+	ingestFile(t, ts, other.File(t))
+	o.Do(t, "POST", "/modalities/MOLAR/move", map[string]any{"Level": "Study", "Resources": []map[string]string{{"StudyInstanceUID": other.StudyUID}},
+		"TargetAet": "ORTHANC", "Synchronous": true}, nil)
+	var found []any
+	o.Do(t, "POST", "/tools/lookup", []byte(other.SOPUID), &found)
+	require.NotEmpty(t, found, "the moved instance arrived in Orthanc over TLS")
 }
