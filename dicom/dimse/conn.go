@@ -105,6 +105,9 @@ type PresentationContext struct {
 	// RequestorSCU / RequestorSCP are the roles of the association
 	// requestor after SCP/SCU role selection (default: SCU only).
 	RequestorSCU, RequestorSCP bool
+	// service is what the acceptor serves on the context (set when it is
+	// negotiated, so messages need not look it up again).
+	service Services
 }
 
 // Accepted reports whether the context was accepted.

@@ -566,6 +566,7 @@ func (s *Server) negotiate(c *conn, rq *AssociateRQ) (*AssociateAC, *AssociateRJ
 	for _, pc := range rq.PresentationContexts {
 		res := PresentationContext{ID: pc.ID, AbstractSyntax: pc.AbstractSyntax, RequestorSCU: true}
 		svc, syntaxes := s.serviceOf(pc.AbstractSyntax)
+		res.service = svc
 		if rs, ok := roles[pc.AbstractSyntax]; ok {
 			res.RequestorSCU, res.RequestorSCP = rs.SCU, rs.SCP
 		}
@@ -720,11 +721,10 @@ func (a *serverAssoc) dispatch(m *message) error {
 		}
 		return nil
 	}
-	svc, _ := a.s.serviceOf(pc.AbstractSyntax)
+	svc := pc.service
 	rsp := &Command{CommandField: cmd.CommandField | 0x8000, MessageIDBeingRespondedTo: cmd.MessageID,
 		AffectedSOPClassUID: cmd.AffectedSOPClassUID, AffectedSOPInstanceUID: cmd.AffectedSOPInstanceUID}
-	want := map[uint16]Services{CEchoRQ: ServiceEcho, CStoreRQ: ServiceStore, CFindRQ: ServiceFind, CMoveRQ: ServiceMove, CGetRQ: ServiceGet,
-		NActionRQ: ServiceCommit}[cmd.CommandField]
+	want := serviceFor(cmd.CommandField)
 	if (want == 0 || svc != want) && m.data != nil {
 		// Read the data set before answering.
 		if err := m.data.drain(); err != nil {
@@ -763,6 +763,26 @@ func (a *serverAssoc) dispatch(m *message) error {
 	default:
 		return a.startQuery(m, rsp)
 	}
+}
+
+// serviceFor is the service a request command belongs to (0: none Molar
+// performs as SCP).
+func serviceFor(commandField uint16) Services {
+	switch commandField {
+	case CEchoRQ:
+		return ServiceEcho
+	case CStoreRQ:
+		return ServiceStore
+	case CFindRQ:
+		return ServiceFind
+	case CMoveRQ:
+		return ServiceMove
+	case CGetRQ:
+		return ServiceGet
+	case NActionRQ:
+		return ServiceCommit
+	}
+	return 0
 }
 
 func (a *serverAssoc) hook(op string, st Status, start time.Time, n int64) {
