@@ -201,6 +201,11 @@ func (s *Service) expectedOrigin(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// SameOrigin reports whether a browser sent r from Molar's own origin (the
+// check state-changing session requests pass); requests from clients that
+// are not browsers (no Sec-Fetch-Site, Origin or Referer) pass too.
+func (s *Service) SameOrigin(r *http.Request) bool { return s.sameOrigin(r) }
+
 // sameOrigin checks Sec-Fetch-Site, Origin and Referer when the browser sends
 // them. Requests without any of them (older clients, scripts) rely on the token.
 func (s *Service) sameOrigin(r *http.Request) bool {

@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -242,31 +241,18 @@ func (s *Service) resolve(ctx context.Context, r *http.Request, action audit.Act
 	return sc, err
 }
 
-// foreignOrigin reports a browser request (it names its Origin, or
-// Sec-Fetch-Site) from another site than this one and the origins named in
-// CORSOrigins. Clients that are not browsers send neither.
+// foreignOrigin reports a browser request from another origin than Molar's
+// (the session CSRF rule, auth.Service.SameOrigin) and the origins named in
+// CORSOrigins. Clients that are not browsers send none of the headers.
 func (s *Service) foreignOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		site := r.Header.Get("Sec-Fetch-Site")
-		return site == "cross-site" || site == "same-site"
-	}
-	for _, o := range s.CORSOrigins {
-		if o != "*" && strings.EqualFold(o, origin) {
-			return false
+	if origin := r.Header.Get("Origin"); origin != "" {
+		for _, o := range s.CORSOrigins {
+			if o != "*" && strings.EqualFold(o, origin) {
+				return false
+			}
 		}
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return true
-	}
-	if strings.EqualFold(u.Host, r.Host) { // the scheme may differ behind a TLS proxy
-		return false
-	}
-	if b, err := url.Parse(s.Base); err == nil && s.Base != "" && strings.EqualFold(u.Host, b.Host) {
-		return false
-	}
-	return true
+	return s.Auth != nil && !s.Auth.SameOrigin(r)
 }
 
 // base is the absolute prefix for URIs in responses.
