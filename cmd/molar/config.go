@@ -442,3 +442,15 @@ type settingValue struct {
 func (s *settingValue) String() string     { return s.v }
 func (s *settingValue) Set(v string) error { s.v = v; return nil }
 func (s *settingValue) IsBoolFlag() bool   { return s.isBool }
+
+// commaList splits a comma-separated setting, spaces trimmed and empty
+// items left out.
+func commaList(list string) []string {
+	var out []string
+	for _, v := range strings.Split(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/go-chi/chi/v5"
@@ -94,7 +93,7 @@ func (s *server) mountAuth(ctx context.Context, r chi.Router) error {
 			Issuer: s.cfg.OIDCIssuer, ClientID: s.cfg.OIDCClientID, ClientSecret: s.cfg.OIDCSecret,
 			RedirectURL: s.cfg.publicURL() + "/auth/oidc/callback",
 			CPRClaim:    s.cfg.OIDCCPRClaim, RoleClaim: s.cfg.OIDCRoleClaim, RoleMap: roles, UnitMap: units,
-			ACRValues: acrValues(s.cfg.OIDCACRValues),
+			ACRValues: commaList(s.cfg.OIDCACRValues),
 		}}
 	}
 	svc, err := auth.New(s.db.pool, cfg)
@@ -147,15 +146,4 @@ func (s *server) mountCore(r chi.Router) {
 	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
 		s.shell.Render(w, req, http.StatusOK, "home", nil)
 	})
-}
-
-// acrValues splits MOLAR_OIDC_ACR_VALUES (comma-separated URIs).
-func acrValues(list string) []string {
-	var out []string
-	for _, v := range strings.Split(list, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }

@@ -23,11 +23,7 @@ func dicomwebPart(s *server) corePart {
 	if s.cfg.PublicURL != "" {
 		svc.Base = strings.TrimSuffix(s.cfg.PublicURL, "/") + "/dicomweb"
 	}
-	for _, o := range strings.Split(s.cfg.CORSOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			svc.CORSOrigins = append(svc.CORSOrigins, o)
-		}
-	}
+	svc.CORSOrigins = commaList(s.cfg.CORSOrigins)
 	s.dicomweb = svc
 	p.routes = func(r chi.Router) {
 		svc.Auth = s.auth
