@@ -13,12 +13,14 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/oauth2"
 
 	"github.com/molar-health/molar/auth/audit"
@@ -67,6 +69,8 @@ type OIDCConfig struct {
 	NameClaim string
 	// ACRValues are the assurance levels a sign-in must have (the ID
 	// token's acr claim), asked for with acr_values; empty: not checked.
+	// A bearer token (ID token or JWT access token) must carry one of them
+	// too: an API call is no way around the sign-in's level.
 	// Health data needs NSIS Substantial for citizens, e.g.
 	// "https://data.gov.dk/concept/core/nsis/loa/Substantial" and
 	// ".../High" from a MitID broker.
@@ -162,6 +166,18 @@ func (s *Service) clientCtx(ctx context.Context) context.Context {
 // oidcFlowLifetime bounds the time between starting a login and the callback.
 const oidcFlowLifetime = 10 * time.Minute
 
+// Starting an OpenID login needs no credentials and stores a row, so starts
+// are bounded: per address a burst of oidcFlowBurst and then one every
+// oidcFlowEvery (a clinic's staff behind one NAT address signing in at the
+// start of a shift fit), and at most maxOIDCFlows waiting callbacks in all
+// (a flood from many addresses fills no disk; logins then answer 503 until
+// the oldest flows lapse).
+const (
+	oidcFlowEvery = time.Second
+	oidcFlowBurst = 60
+	maxOIDCFlows  = 20_000
+)
+
 func (s *Service) handleOIDCLogin(w http.ResponseWriter, r *http.Request) {
 	next := SafeNext(r.URL.Query().Get("next"))
 	p := s.providerByName(r.URL.Query().Get("provider"))
@@ -174,12 +190,29 @@ func (s *Service) handleOIDCLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, LoginPageData{Status: http.StatusServiceUnavailable, Error: "unavailable", Next: next})
 		return
 	}
-	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	now := s.now()
-	_, err := s.pool.Exec(r.Context(), `INSERT INTO auth.oidc_flow (state_hash, provider, nonce, verifier, next, created) VALUES ($1, $2, $3, $4, $5, $6)`,
-		hashToken(state), p.cfg.Name, nonce, verifier, next, now)
+	source := s.ClientAddr(r)
+	end, err := s.flows.Begin(r.Context(), limitKey(source), now)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "OIDC login starts rate-limited", "source", source.String())
+		w.Header().Set("Retry-After", strconv.Itoa(int(oidcFlowEvery.Seconds()+0.5)))
+		s.renderLogin(w, r, LoginPageData{Status: http.StatusTooManyRequests, Error: "rate_limited", Next: next})
+		return
+	}
+	end(true) // every start takes a token
+	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
+	_, err = s.pool.Exec(r.Context(), `DELETE FROM auth.oidc_flow WHERE created < $1`, now.Add(-oidcFlowLifetime))
+	var tag pgconn.CommandTag
 	if err == nil {
-		_, err = s.pool.Exec(r.Context(), `DELETE FROM auth.oidc_flow WHERE created < $1`, now.Add(-oidcFlowLifetime))
+		tag, err = s.pool.Exec(r.Context(), `INSERT INTO auth.oidc_flow (state_hash, provider, nonce, verifier, next, created)
+			SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT count(*) FROM (SELECT 1 FROM auth.oidc_flow LIMIT $7) f) < $7`,
+			hashToken(state), p.cfg.Name, nonce, verifier, next, now, maxOIDCFlows)
+	}
+	if err == nil && tag.RowsAffected() == 0 {
+		s.log.WarnContext(r.Context(), "OIDC login refused: too many logins waiting for their callback", "limit", maxOIDCFlows)
+		w.Header().Set("Retry-After", "60")
+		s.renderLogin(w, r, LoginPageData{Status: http.StatusServiceUnavailable, Error: "unavailable", Next: next})
+		return
 	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "starting OIDC login failed", "err", err)
@@ -589,6 +622,9 @@ func (s *Service) verifyBearer(ctx context.Context, raw string) (*Principal, err
 	claims := map[string]any{}
 	if err := tok.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("auth: bearer: %w: %v", ErrInvalidCredentials, err)
+	}
+	if acr := claimString(claims, "acr"); len(prov.cfg.ACRValues) > 0 && !slices.Contains(prov.cfg.ACRValues, acr) {
+		return nil, fmt.Errorf("auth: bearer: %w: assurance level %q not accepted", ErrForbidden, truncate(acr, 100))
 	}
 	// An API token maps to the account as at its last interactive login:
 	// memberships follow the directory at logins, not at every request.

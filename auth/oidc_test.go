@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/jackc/pgx/v5"
@@ -483,4 +484,67 @@ func TestOIDCAssuranceLevel(t *testing.T) {
 	oe.store.setClaim("staff-1", "acr", substantial)
 	r, _ = oe.oidcLogin(oe.browser(), "anne", "/")
 	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
+
+	// Bearer tokens need an accepted level too: ID token and JWT access token.
+	bearer := func() map[string]string {
+		tok := oe.clientTokens("anne")
+		return map[string]string{"ID token": tok.Extra("id_token").(string), "access token": tok.AccessToken}
+	}
+	for name, raw := range bearer() {
+		r := oe.browser().get("/api/me", map[string]string{"Authorization": "Bearer " + raw, "Accept": "application/json"})
+		require.Equal(t, http.StatusOK, r.Status, "%s at an accepted level: %s", name, r.Body)
+	}
+	oe.store.setClaim("staff-1", "acr", "https://data.gov.dk/concept/core/nsis/loa/Low")
+	for name, raw := range bearer() {
+		r := oe.browser().get("/api/me", map[string]string{"Authorization": "Bearer " + raw, "Accept": "application/json"})
+		require.Equal(t, http.StatusForbidden, r.Status, "%s at a level below: %s", name, r.Body)
+	}
+}
+
+// TestOIDCLoginStartsBounded: starting an OpenID login needs no credentials
+// and stores a row, so one address gets a burst of starts and then one a
+// second, and no more than maxOIDCFlows logins wait for their callback in all;
+// a refused start stores nothing and a login after the flood still works.
+func TestOIDCLoginStartsBounded(t *testing.T) {
+	oe := newOIDCEnv(t)
+	ctx := context.Background()
+	waiting := func() int {
+		var n int
+		require.NoError(t, oe.db.App.QueryRow(ctx, `SELECT count(*) FROM auth.oidc_flow`).Scan(&n))
+		return n
+	}
+	b := oe.browser()
+	for i := range oidcFlowBurst {
+		r := b.get("/auth/oidc/login?provider=kommune", nil)
+		require.Equal(t, http.StatusFound, r.Status, "start %d", i)
+	}
+	require.Equal(t, oidcFlowBurst, waiting())
+	r := b.get("/auth/oidc/login?provider=kommune", nil)
+	require.Equal(t, http.StatusTooManyRequests, r.Status)
+	require.Equal(t, "rate_limited", errorKey(r.Body))
+	require.Equal(t, "1", r.Header.Get("Retry-After"))
+	require.Equal(t, oidcFlowBurst, waiting(), "a refused start stores no flow")
+
+	// A second later the address may start one more, and that login completes.
+	oe.clock.Advance(oidcFlowEvery)
+	r, _ = oe.oidcLogin(oe.browser(), "anne", "/")
+	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
+
+	// Logins waiting from many addresses fill the table to its bound: the
+	// next start is refused (503, Retry-After) without a row; once the
+	// waiting flows lapse, starts work again.
+	_, err := oe.db.App.Exec(ctx, `INSERT INTO auth.oidc_flow (state_hash, provider, nonce, verifier, next, created)
+		SELECT sha256(i::text::bytea), 'kommune', 'n', 'v', '/', $1 FROM generate_series(1, $2) i`,
+		oe.clock.Now(), maxOIDCFlows-waiting())
+	require.NoError(t, err)
+	oe.clock.Advance(oidcFlowEvery)
+	r = oe.browser().get("/auth/oidc/login?provider=kommune", nil)
+	require.Equal(t, http.StatusServiceUnavailable, r.Status)
+	require.Equal(t, "unavailable", errorKey(r.Body))
+	require.Equal(t, "60", r.Header.Get("Retry-After"))
+	require.Equal(t, maxOIDCFlows, waiting())
+	oe.clock.Advance(oidcFlowLifetime + time.Second)
+	r, _ = oe.oidcLogin(oe.browser(), "anne", "/")
+	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
+	require.Equal(t, 0, waiting(), "lapsed flows swept, the completed one used")
 }
