@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -275,7 +276,9 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 	var title, host, perms, desc, tenantCode string
 	var port int
 	var replace, useTLS bool
+	var parsed flagSet
 	flags := func(fs flagSet) {
+		parsed = fs
 		if verb == "add" || verb == "remove" {
 			fs.StringVar(&title, "title", "", "AE title")
 		}
@@ -284,7 +287,7 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			fs.IntVar(&port, "port", 104, "port")
 			fs.StringVar(&perms, "permissions", "store", "comma-separated: store,find,move,get (echo always)")
 			fs.StringVar(&desc, "description", "", "free text, e.g. the device")
-			fs.BoolVar(&replace, "replace", false, "update the AE if it exists")
+			fs.BoolVar(&replace, "replace", false, "update the AE if it exists (settings not given keep their values)")
 			fs.BoolVar(&useTLS, "tls", false, "Molar's associations to the AE use DICOM TLS (MOLAR_DICOM_TLS_CA is trusted beside the system's roots)")
 			fs.StringVar(&tenantCode, "tenant", "", "municipality code the AE's images belong to (default: the only one)")
 		}
@@ -296,6 +299,38 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer db.close(ctx)
 	switch verb {
 	case "add":
+		// --replace updates: what is not given keeps its value (moving a
+		// device to a new address must not turn its TLS off or take its
+		// permissions away).
+		given := map[string]bool{}
+		parsed.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		var tenant int64
+		updating := false
+		if replace && title != "" {
+			old, err := index.GetAE(ctx, db.pool, title)
+			switch {
+			case err == nil:
+				updating = true
+				if !given["host"] {
+					host = old.Host
+				}
+				if !given["port"] {
+					port = old.Port
+				}
+				if !given["permissions"] {
+					perms = strings.Join(old.Permissions, ",")
+				}
+				if !given["description"] {
+					desc = old.Description
+				}
+				if !given["tls"] {
+					useTLS = old.TLS
+				}
+				tenant = old.TenantID
+			case !errors.Is(err, index.ErrNotFound):
+				return err
+			}
+		}
 		if title == "" || host == "" {
 			return usageError{errors.New("--title and --host are required")}
 		}
@@ -303,7 +338,6 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err != nil {
 			return err
 		}
-		var tenant int64
 		if tenantCode != "" {
 			t, err := auth.TenantByCode(ctx, db.pool, tenantCode)
 			if err != nil {
@@ -318,7 +352,11 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 		if useTLS {
 			via = ", over TLS"
 		}
-		fmt.Fprintf(stdout, "added AE %s at %s:%d (%s%s)\n", title, host, port, strings.Join(p, ","), via)
+		verbDone := "added"
+		if updating {
+			verbDone = "updated"
+		}
+		fmt.Fprintf(stdout, "%s AE %s at %s:%d (%s%s)\n", verbDone, title, host, port, strings.Join(p, ","), via)
 	case "list":
 		aes, err := index.ListAEs(ctx, db.pool)
 		if err != nil {
