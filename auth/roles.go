@@ -29,13 +29,17 @@ const (
 	PermJournalRead  = "journal.read"
 	PermJournalWrite = "journal.write"
 	PermJournalSign  = "journal.sign"
-	PermAdminUsers   = "admin.users"
-	PermAdminAE      = "admin.ae"
-	PermAdminSystem  = "admin.system"
-	PermAuditRead    = "audit.read"
-	PermPortalUse    = "portal.use"
-	PermPersonRead   = "person.read"
-	PermPersonWrite  = "person.write"
+	// PermJournalReport exports the clinic's register report (SCOR): every
+	// 5-, 7-, 12- and 15-year-old's CPR number and findings in one file.
+	// Dentists only; an assistant reads the patients she is working with.
+	PermJournalReport = "journal.report"
+	PermAdminUsers    = "admin.users"
+	PermAdminAE       = "admin.ae"
+	PermAdminSystem   = "admin.system"
+	PermAuditRead     = "audit.read"
+	PermPortalUse     = "portal.use"
+	PermPersonRead    = "person.read"
+	PermPersonWrite   = "person.write"
 	// PermBreakGlass lets a user state a reason and reach a person outside
 	// their units' care (flagged in the audit log). Citizens never have it.
 	PermBreakGlass = "access.break_glass"
@@ -48,7 +52,7 @@ var (
 
 func init() {
 	clinical := []string{PermPersonRead, PermBreakGlass}
-	RegisterPermissions(RoleDentist, slices.Concat(clinical, []string{PermDICOMRead, PermDICOMWrite, PermJournalRead, PermJournalWrite, PermJournalSign})...)
+	RegisterPermissions(RoleDentist, slices.Concat(clinical, []string{PermDICOMRead, PermDICOMWrite, PermJournalRead, PermJournalWrite, PermJournalSign, PermJournalReport})...)
 	RegisterPermissions(RoleDentalAssistant, slices.Concat(clinical, []string{PermDICOMRead, PermDICOMWrite, PermJournalRead, PermJournalWrite})...)
 	RegisterPermissions(RoleClinicAdmin, PermPersonRead, PermPersonWrite, PermAdminUsers, PermAdminAE, PermAuditRead)
 	RegisterPermissions(RoleHomeCarer, clinical...)

@@ -45,7 +45,7 @@ func (h *Handler) apiRoutes(r chi.Router) {
 	api("GET", "/api/journal/clinics/{clinic}/recall", read, h.apiRecall)
 	api("GET", "/api/journal/clinics/{clinic}/xray-worklist", read, h.apiWorklist)
 	api("GET", "/api/journal/clinics/{clinic}/indices", read, h.apiIndices)
-	api("GET", "/api/journal/clinics/{clinic}/scor", read, h.apiScor)
+	api("GET", "/api/journal/clinics/{clinic}/scor", auth.PermJournalReport, h.apiScor)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

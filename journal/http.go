@@ -68,7 +68,7 @@ func (h *Handler) Routes(r chi.Router) {
 	page("GET", "/journal/clinics/{clinic}/xrays", read, h.handleXRays)
 	page("GET", "/journal/clinics/{clinic}/indices", read, h.handleIndices)
 	page("GET", "/journal/clinics/{clinic}/indices.svg", read, h.handleIndicesSVG)
-	page("GET", "/journal/clinics/{clinic}/scor.csv", read, h.handleScor)
+	page("GET", "/journal/clinics/{clinic}/scor.csv", auth.PermJournalReport, h.handleScor)
 	h.apiRoutes(r)
 }
 
@@ -162,7 +162,9 @@ func (h *Handler) handleSearch(w http.ResponseWriter, r *http.Request) {
 		Hits    []Hit
 		Clinics []auth.OrgUnit
 		Done    bool
-	}{page: h.base(r), Q: strings.TrimSpace(r.URL.Query().Get("q"))}
+		// CanReport shows the SCOR export (PermJournalReport).
+		CanReport bool
+	}{page: h.base(r), Q: strings.TrimSpace(r.URL.Query().Get("q")), CanReport: p.Can(auth.PermJournalReport)}
 	units, err := userClinics(r, h.Svc, p)
 	if err != nil {
 		h.fail(w, r, err)
@@ -792,7 +794,9 @@ func (h *Handler) handleIndices(w http.ResponseWriter, r *http.Request) {
 		Year   int
 		Totals []GroupTotal
 		SVG    template.HTML
-	}{page: h.base(r), Clinic: clinic, At: auth.DateIn(at, auth.Copenhagen).Format(time.DateOnly), Year: at.Year(), Totals: totals,
+		// CanReport shows the SCOR export (PermJournalReport).
+		CanReport bool
+	}{page: h.base(r), CanReport: principal(r).Can(auth.PermJournalReport), Clinic: clinic, At: auth.DateIn(at, auth.Copenhagen).Format(time.DateOnly), Year: at.Year(), Totals: totals,
 		SVG: template.HTML(IndicesSVG(totals, lang))}) //nolint:gosec // built by IndicesSVG with escaped text
 }
 

@@ -126,7 +126,7 @@ func teethCode(c *Chart) string {
 // year (Examined false when there is none). Each child's record is
 // audit-logged as an export.
 func (s *Service) ScorExtract(ctx context.Context, p *auth.Principal, clinicID int64, year int) ([]ScorRecord, error) {
-	if err := requirePerm(p, auth.PermJournalRead); err != nil {
+	if err := requirePerm(p, auth.PermJournalReport); err != nil {
 		return nil, err
 	}
 	now := s.now()

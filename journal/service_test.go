@@ -617,6 +617,9 @@ func TestClinicReports(t *testing.T) {
 	year := e.now.Year()
 	recs, err := e.svc.ScorExtract(ctx, e.dentistA, e.clinicA, year)
 	require.NoError(t, err)
+	// The register report lists every child's CPR number: dentists only.
+	_, err = e.svc.ScorExtract(ctx, e.assistantA, e.clinicA, year)
+	require.ErrorIs(t, err, auth.ErrForbidden)
 	for _, r := range recs {
 		require.Contains(t, journal.ScorAges, r.Age)
 	}

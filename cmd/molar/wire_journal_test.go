@@ -43,7 +43,7 @@ func init() {
 		"GET /journal/clinics/{clinic}/xrays":                             read,
 		"GET /journal/clinics/{clinic}/indices":                           read,
 		"GET /journal/clinics/{clinic}/indices.svg":                       read,
-		"GET /journal/clinics/{clinic}/scor.csv":                          read,
+		"GET /journal/clinics/{clinic}/scor.csv":                          auth.PermJournalReport,
 		"GET /api/journal/openapi.yaml":                                   "",
 		"GET /api/journal/diagnoses":                                      read,
 		"GET /api/journal/procedures":                                     read,
@@ -65,7 +65,7 @@ func init() {
 		"GET /api/journal/clinics/{clinic}/recall":                        read,
 		"GET /api/journal/clinics/{clinic}/xray-worklist":                 read,
 		"GET /api/journal/clinics/{clinic}/indices":                       read,
-		"GET /api/journal/clinics/{clinic}/scor":                          read,
+		"GET /api/journal/clinics/{clinic}/scor":                          auth.PermJournalReport,
 	} {
 		routePermissions[k] = v
 	}
