@@ -554,3 +554,23 @@ func hashToken(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
 	return h[:]
 }
+
+// CheckPassword checks a username and password that come without an HTTP
+// request (a DICOM association's user identity) as HTTP Basic is checked:
+// rate limit per source, lock-out, the short-lived cache in front of the
+// hash. Errors: ErrInvalidCredentials, ErrLocked, ErrRateLimited.
+func (s *Service) CheckPassword(ctx context.Context, username, password string, source netip.Addr) (*Principal, error) {
+	u, err := s.basicLogin(ctx, username, password, source)
+	if err != nil {
+		return nil, err
+	}
+	return principalOf(u, MethodBasic), nil
+}
+
+// CheckBearer checks a JWT of a configured OpenID provider that comes
+// without an HTTP request (a DICOM association's user identity) as a
+// bearer token is checked. Errors: ErrInvalidCredentials, ErrForbidden,
+// ErrNoRole, ErrLocked, ErrRateLimited, ErrUnavailable.
+func (s *Service) CheckBearer(ctx context.Context, token string, source netip.Addr) (*Principal, error) {
+	return s.bearerLogin(ctx, token, source)
+}

@@ -275,7 +275,7 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	var title, host, perms, desc, tenantCode string
 	var port int
-	var replace, useTLS bool
+	var replace, useTLS, requireUser bool
 	var parsed flagSet
 	flags := func(fs flagSet) {
 		parsed = fs
@@ -289,6 +289,7 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			fs.StringVar(&desc, "description", "", "free text, e.g. the device")
 			fs.BoolVar(&replace, "replace", false, "update the AE if it exists (settings not given keep their values)")
 			fs.BoolVar(&useTLS, "tls", false, "Molar's associations to the AE use DICOM TLS (MOLAR_DICOM_TLS_CA is trusted beside the system's roots)")
+			fs.BoolVar(&requireUser, "require-user", false, "the AE's associations must sign in with a Molar account (DICOM user identity: username and passcode, or a JWT)")
 			fs.StringVar(&tenantCode, "tenant", "", "municipality code the AE's images belong to (default: the only one)")
 		}
 	}
@@ -326,6 +327,9 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 				if !given["tls"] {
 					useTLS = old.TLS
 				}
+				if !given["require-user"] {
+					requireUser = old.RequireUser
+				}
 				tenant = old.TenantID
 			case !errors.Is(err, index.ErrNotFound):
 				return err
@@ -345,12 +349,15 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 			tenant = t.ID
 		}
-		if err := index.AddAE(ctx, db.pool, index.AE{Title: title, Host: host, Port: port, Permissions: p, Description: desc, TLS: useTLS, TenantID: tenant}, replace); err != nil {
+		if err := index.AddAE(ctx, db.pool, index.AE{Title: title, Host: host, Port: port, Permissions: p, Description: desc, TLS: useTLS, RequireUser: requireUser, TenantID: tenant}, replace); err != nil {
 			return err
 		}
 		via := ""
 		if useTLS {
 			via = ", over TLS"
+		}
+		if requireUser {
+			via += ", signed in"
 		}
 		verbDone := "added"
 		if updating {
@@ -363,13 +370,17 @@ func cmdAE(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TITLE\tADDRESS\tTLS\tPERMISSIONS\tDESCRIPTION")
+		fmt.Fprintln(tw, "TITLE\tADDRESS\tTLS\tSIGN-IN\tPERMISSIONS\tDESCRIPTION")
 		for _, a := range aes {
 			tlsCol := "-"
 			if a.TLS {
 				tlsCol = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Title, a.Addr(), tlsCol, strings.Join(a.Permissions, ","), a.Description)
+			userCol := "-"
+			if a.RequireUser {
+				userCol = "required"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Title, a.Addr(), tlsCol, userCol, strings.Join(a.Permissions, ","), a.Description)
 		}
 		tw.Flush()
 	case "remove":

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -44,7 +46,7 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	metrics := scp.NewMetrics(s.reg)
 	srv := &dimse.Server{
 		AETitle: s.cfg.AETitle,
-		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log, scp.CheckHost(s.cfg.CheckAEHost)),
+		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log, scp.CheckHost(s.cfg.CheckAEHost), scp.CheckUsers(s.dicomUser)),
 		Logger:  s.log,
 		Hooks:   scp.LogAssociations(metrics.Hooks(), s.db.pool, s.log),
 	}
@@ -87,6 +89,45 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	return nil
+}
+
+// dicomUser signs in an association's user identity (username and
+// passcode, or a JWT) as HTTP Basic and bearer tokens sign in: the same
+// rate limit per address, lock-out and accounts. The account may do over
+// DICOM what its role may do with images.
+func (s *server) dicomUser(ctx context.Context, id *dimse.UserIdentity, remote net.Addr) (scp.AssociationUser, error) {
+	if s.auth == nil {
+		return scp.AssociationUser{}, errors.New("no accounts in this server")
+	}
+	source, _ := netip.ParseAddr(dimse.PeerHost(remote))
+	var p *auth.Principal
+	var err error
+	switch id.Type {
+	case dimse.IdentityUsernamePasscode:
+		p, err = s.auth.CheckPassword(ctx, string(id.Primary), string(id.Secondary), source)
+	case dimse.IdentityJWT:
+		p, err = s.auth.CheckBearer(ctx, string(id.Primary), source)
+	default:
+		err = auth.ErrInvalidCredentials
+	}
+	switch status := auth.StatusOf(err); {
+	case err == nil:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return scp.AssociationUser{}, fmt.Errorf("%w: %w", scp.ErrUserRefused, err)
+	default: // rate limit, identity provider or database unavailable
+		return scp.AssociationUser{}, err
+	}
+	u := scp.AssociationUser{ID: p.UserID, TenantID: p.TenantID, Services: dimse.ServiceEcho}
+	if p.Can(auth.PermDICOMWrite) {
+		u.Services |= dimse.ServiceStore | dimse.ServiceCommit
+	}
+	if p.Can(auth.PermDICOMRead) {
+		u.Services |= dimse.ServiceFind | dimse.ServiceMove | dimse.ServiceGet
+	}
+	if u.Services == dimse.ServiceEcho {
+		return scp.AssociationUser{}, fmt.Errorf("%w: the account's role may not use DICOM", scp.ErrUserRefused)
+	}
+	return u, nil
 }
 
 // callerTenant is the tenant the association's AE belongs to (scp.Policy).

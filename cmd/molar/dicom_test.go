@@ -221,6 +221,15 @@ func TestDICOMAdminScreen(t *testing.T) {
 	require.Contains(t, body, "pacs.example:2762 <span class=\"muted\"")
 	in, _ := index.GetAE(ctx, ts.db.pool, "INTRAORAL1")
 	require.False(t, in.TLS)
+	require.False(t, in.RequireUser)
+	// A sensor whose associations must sign in with an account.
+	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"SENSOR2"}, "host": {"127.0.0.1"}, "port": {"104"}, "perm": {"store"}, "require_user": {"on"}})
+	require.Equal(t, http.StatusSeeOther, st)
+	sensor, err := index.GetAE(ctx, ts.db.pool, "SENSOR2")
+	require.NoError(t, err)
+	require.True(t, sensor.RequireUser)
+	_, body = get(t, c, ts.URL+"/admin/dicom/")
+	require.Contains(t, body, "127.0.0.1:104 <span class=\"muted\" title=\"Forbindelser skal logge ind")
 
 	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes/INTRAORAL1/delete", csrf, url.Values{})
 	require.Equal(t, http.StatusSeeOther, st)

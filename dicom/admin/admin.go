@@ -98,7 +98,8 @@ func (h *Handler) handleAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	p := auth.PrincipalFrom(r.Context())
 	ae := index.AE{Title: strings.TrimSpace(r.PostFormValue("title")), Host: strings.TrimSpace(r.PostFormValue("host")), Port: port,
-		Permissions: perms, Description: strings.TrimSpace(r.PostFormValue("description")), TLS: r.PostFormValue("tls") == "on", TenantID: p.TenantID}
+		Permissions: perms, Description: strings.TrimSpace(r.PostFormValue("description")), TLS: r.PostFormValue("tls") == "on",
+		RequireUser: r.PostFormValue("require_user") == "on", TenantID: p.TenantID}
 	if err := index.AddAEOf(r.Context(), h.Pool, ae, r.PostFormValue("replace") == "on"); err != nil {
 		if errors.Is(err, index.ErrInvalid) || errors.Is(err, index.ErrExists) {
 			h.render(w, r, http.StatusBadRequest, err.Error(), "")
@@ -132,7 +133,9 @@ func Messages() map[string]map[string]string {
 			"dicomadmin.log": "Forbindelseslog", "dicomadmin.when": "Åbnet", "dicomadmin.peer": "Fra", "dicomadmin.outcome": "Udfald",
 			"dicomadmin.counts": "Forespørgsler / gemt / fejl", "dicomadmin.unknown": "ukendt AE", "dicomadmin.none": "Ingen forbindelser endnu.",
 			"dicomadmin.perm.echo": "echo", "dicomadmin.perm.store": "gemme", "dicomadmin.perm.find": "søge", "dicomadmin.perm.move": "hente (move)", "dicomadmin.perm.get": "hente (get)",
-			"dicomadmin.tls": "Molar forbinder til den med DICOM TLS (krypteret)",
+			"dicomadmin.tls":         "Molar forbinder til den med DICOM TLS (krypteret)",
+			"dicomadmin.requireuser": "Forbindelser skal logge ind med en Molar-bruger (DICOM user identity)", "dicomadmin.signin": "log ind",
+			"dicomadmin.signedby": "som %s",
 		},
 		"en": {
 			"dicomadmin.nav": "DICOM", "dicomadmin.title": "DICOM connections", "dicomadmin.us": "Molar listens as AE title %s on %s.",
@@ -143,7 +146,9 @@ func Messages() map[string]map[string]string {
 			"dicomadmin.log": "Association log", "dicomadmin.when": "Opened", "dicomadmin.peer": "From", "dicomadmin.outcome": "Outcome",
 			"dicomadmin.counts": "Requests / stored / failed", "dicomadmin.unknown": "unknown AE", "dicomadmin.none": "No associations yet.",
 			"dicomadmin.perm.echo": "echo", "dicomadmin.perm.store": "store", "dicomadmin.perm.find": "find", "dicomadmin.perm.move": "retrieve (move)", "dicomadmin.perm.get": "retrieve (get)",
-			"dicomadmin.tls": "Molar connects to it with DICOM TLS (encrypted)",
+			"dicomadmin.tls":         "Molar connects to it with DICOM TLS (encrypted)",
+			"dicomadmin.requireuser": "Associations must sign in with a Molar account (DICOM user identity)", "dicomadmin.signin": "sign-in",
+			"dicomadmin.signedby": "as %s",
 		},
 	}
 }

@@ -207,6 +207,15 @@ type UserIdentity struct {
 	Secondary                 []byte // passcode for IdentityUsernamePasscode
 }
 
+// Kind is the identity's type for logs, 0 for none (the username itself
+// stays out of logs; the association log keeps the account that signed in).
+func (u *UserIdentity) Kind() int {
+	if u == nil {
+		return 0
+	}
+	return int(u.Type)
+}
+
 // Username returns the primary field for the username types.
 func (u *UserIdentity) Username() string {
 	if u == nil || (u.Type != IdentityUsername && u.Type != IdentityUsernamePasscode) {

@@ -426,7 +426,7 @@ func (s *Server) serveConn(nc net.Conn, negotiated func()) {
 		}
 	}
 	log.Info("association accepted", "contexts", len(rq.PresentationContexts), "accepted", accepted, "peer_max_pdu", c.peerMaxPDU,
-		"impl", rq.UserInfo.ImplementationVersionName, "user", rq.UserInfo.UserIdentity.Username())
+		"impl", rq.UserInfo.ImplementationVersionName, "user_identity", rq.UserInfo.UserIdentity.Kind())
 	if s.Hooks.AssociationOpened != nil {
 		s.Hooks.AssociationOpened(info)
 	}

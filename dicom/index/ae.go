@@ -58,6 +58,10 @@ type AE struct {
 	Description string
 	// TLS: Molar's associations to this AE use DICOM TLS.
 	TLS bool
+	// RequireUser: the AE's associations must carry a user identity
+	// (username and passcode, or a JWT) of an account that may use DICOM;
+	// without one they are rejected.
+	RequireUser bool
 	// TenantID is the municipality the AE belongs to; 0 = the default
 	// tenant (DefaultTenant).
 	TenantID int64
@@ -127,11 +131,11 @@ type Querier interface {
 // admin screen and its users see only that municipality's AEs, through the
 // ...Of functions.
 
-const aeColumns = `title, host, port, permissions, description, tls, coalesce(tenant_id, 0), created`
+const aeColumns = `title, host, port, permissions, description, tls, require_user, coalesce(tenant_id, 0), created`
 
 func scanAE(r pgx.Row) (AE, error) {
 	var a AE
-	err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TLS, &a.TenantID, &a.Created)
+	err := r.Scan(&a.Title, &a.Host, &a.Port, &a.Permissions, &a.Description, &a.TLS, &a.RequireUser, &a.TenantID, &a.Created)
 	return a, err
 }
 
@@ -179,12 +183,13 @@ func addAE(ctx context.Context, q Querier, a AE, replace bool, onlyIf string) er
 	if err != nil {
 		return err
 	}
-	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description, tls, tenant_id) VALUES ($2, $3, $4, $5, $6, $7, NULLIF($1, 0))`
+	sql := `INSERT INTO dicom.ae (title, host, port, permissions, description, tls, require_user, tenant_id) VALUES ($2, $3, $4, $5, $6, $7, $8, NULLIF($1, 0))`
 	if replace {
 		sql += ` ON CONFLICT (title) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,
-			permissions = EXCLUDED.permissions, description = EXCLUDED.description, tls = EXCLUDED.tls, tenant_id = EXCLUDED.tenant_id, updated = now()` + onlyIf
+			permissions = EXCLUDED.permissions, description = EXCLUDED.description, tls = EXCLUDED.tls,
+			require_user = EXCLUDED.require_user, tenant_id = EXCLUDED.tenant_id, updated = now()` + onlyIf
 	}
-	tag, err := q.Exec(ctx, sql, a.TenantID, a.Title, a.Host, a.Port, a.Permissions, a.Description, a.TLS)
+	tag, err := q.Exec(ctx, sql, a.TenantID, a.Title, a.Host, a.Port, a.Permissions, a.Description, a.TLS, a.RequireUser)
 	if postgres.IsUniqueViolation(err) || (err == nil && tag.RowsAffected() == 0) {
 		return fmt.Errorf("%w: AE %s is registered already", ErrExists, a.Title)
 	}

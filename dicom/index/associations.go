@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,10 @@ type Association struct {
 	// TenantID is the municipality the association worked for; 0 when
 	// none (a rejected association).
 	TenantID int64
+	// UserID is the account that signed the association (User Identity
+	// Negotiation); 0 when none. Username is read back with it.
+	UserID   int64
+	Username string
 }
 
 // LogAssociation appends to the association log.
@@ -35,10 +40,10 @@ func LogAssociation(ctx context.Context, q Querier, a Association) error {
 		closed = &a.Closed
 	}
 	_, err := q.Exec(ctx, `INSERT INTO dicom.association_log (association, calling_ae, called_ae, peer, known_ae, opened, closed,
-		outcome, requests, stored, failed, bytes_in, bytes_out, implementation, tenant_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, 0))`,
+		outcome, requests, stored, failed, bytes_in, bytes_out, implementation, tenant_id, user_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, 0), NULLIF($16, 0))`,
 		a.Association, a.CallingAE, a.CalledAE, a.Peer, a.KnownAE, a.Opened, closed, a.Outcome, a.Requests, a.Stored,
-		a.Failed, a.BytesIn, a.BytesOut, a.Implementation, a.TenantID)
+		a.Failed, a.BytesIn, a.BytesOut, a.Implementation, a.TenantID, a.UserID)
 	if err != nil {
 		return fmt.Errorf("dicom: association log: %w", err)
 	}
@@ -52,9 +57,10 @@ func AssociationsOf(ctx context.Context, q Querier, tenant int64, limit int) ([]
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := q.Query(ctx, `SELECT id, association, calling_ae, called_ae, peer, known_ae, opened, closed, outcome,
-		requests, stored, failed, bytes_in, bytes_out, implementation, coalesce(tenant_id, 0) FROM dicom.association_log
-		WHERE `+inTenant+` ORDER BY opened DESC, id DESC LIMIT $2`, tenant, limit)
+	rows, err := q.Query(ctx, `SELECT l.id, association, calling_ae, called_ae, peer, known_ae, opened, closed, outcome,
+		requests, stored, failed, bytes_in, bytes_out, implementation, coalesce(l.tenant_id, 0), coalesce(l.user_id, 0), coalesce(u.username, '')
+		FROM dicom.association_log l LEFT JOIN auth.users u ON u.id = l.user_id
+		WHERE `+strings.ReplaceAll(inTenant, "tenant_id", "l.tenant_id")+` ORDER BY opened DESC, l.id DESC LIMIT $2`, tenant, limit)
 	if err != nil {
 		return nil, fmt.Errorf("dicom: association log: %w", err)
 	}
@@ -62,7 +68,7 @@ func AssociationsOf(ctx context.Context, q Querier, tenant int64, limit int) ([]
 		var a Association
 		var closed *time.Time
 		err := r.Scan(&a.ID, &a.Association, &a.CallingAE, &a.CalledAE, &a.Peer, &a.KnownAE, &a.Opened, &closed, &a.Outcome,
-			&a.Requests, &a.Stored, &a.Failed, &a.BytesIn, &a.BytesOut, &a.Implementation, &a.TenantID)
+			&a.Requests, &a.Stored, &a.Failed, &a.BytesIn, &a.BytesOut, &a.Implementation, &a.TenantID, &a.UserID, &a.Username)
 		if closed != nil {
 			a.Closed = *closed
 		}

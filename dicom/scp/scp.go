@@ -51,6 +51,9 @@ type Caller struct {
 	// the AE's, else the default tenant (index.TenantOf); 0 when there is
 	// none (several tenants and an AE without one): storing then fails.
 	TenantID int64
+	// UserID is the account that signed the association (User Identity
+	// Negotiation, CheckUsers); 0 when none.
+	UserID int64
 }
 
 // Policy decides associations: the called AE must be ours (the server checks
@@ -66,40 +69,116 @@ func Policy(q index.Querier, acceptUnknown bool, log *slog.Logger, opts ...Polic
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		ae, err := index.GetAE(ctx, q, strings.TrimSpace(req.CallingAE))
-		if err == nil && o.checkHost && !hostMatches(ctx, ae.Host, req.RemoteAddr) {
-			// A registered title from another address: an AE title is no
-			// credential, the device's address is part of its registration.
-			log.Warn("association rejected: calling AE from an address it is not registered at", "association", req.ID,
-				"calling_ae", req.CallingAE, "remote", addrString(req.RemoteAddr), "registered_host", ae.Host)
-			return dimse.RejectCallingAE()
+		d := decide(ctx, q, acceptUnknown, log, o, req, ae, err)
+		if d.Reject != nil {
+			return d
 		}
-		switch {
-		case err == nil:
-			tenant, terr := index.TenantOf(ctx, q, ae)
-			if terr != nil {
-				log.Warn("association: no tenant for AE", "association", req.ID, "calling_ae", req.CallingAE, "err", terr)
-			}
-			return dimse.Decision{Services: ServicesOf(ae.Permissions), Value: Caller{AE: ae, Known: true, TenantID: tenant}}
-		case errors.Is(err, index.ErrNotFound) && acceptUnknown:
-			tenant, terr := index.DefaultTenant(ctx, q)
-			if terr != nil {
-				log.Warn("association: no default tenant for an unknown AE", "association", req.ID, "calling_ae", req.CallingAE, "err", terr)
-			}
-			return dimse.Decision{Services: UnknownServices, Value: Caller{TenantID: tenant}}
-		case errors.Is(err, index.ErrNotFound):
-			log.Info("association rejected: unknown calling AE", "association", req.ID, "calling_ae", req.CallingAE, "remote", req.RemoteAddr.String())
-			return dimse.RejectCallingAE()
-		default:
-			log.Error("association policy: AE registry unavailable", "association", req.ID, "err", err)
-			return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
+		return o.signIn(ctx, log, req, d, err == nil && ae.RequireUser)
+	}
+}
+
+// decide is the AE-level decision: registered, unknown or refused.
+func decide(ctx context.Context, q index.Querier, acceptUnknown bool, log *slog.Logger, o policyOptions,
+	req *dimse.AssociationRequest, ae index.AE, err error) dimse.Decision {
+	if err == nil && o.checkHost && !hostMatches(ctx, ae.Host, req.RemoteAddr) {
+		// A registered title from another address: an AE title is no
+		// credential, the device's address is part of its registration.
+		log.Warn("association rejected: calling AE from an address it is not registered at", "association", req.ID,
+			"calling_ae", req.CallingAE, "remote", addrString(req.RemoteAddr), "registered_host", ae.Host)
+		return dimse.RejectCallingAE()
+	}
+	switch {
+	case err == nil:
+		tenant, terr := index.TenantOf(ctx, q, ae)
+		if terr != nil {
+			log.Warn("association: no tenant for AE", "association", req.ID, "calling_ae", req.CallingAE, "err", terr)
 		}
+		return dimse.Decision{Services: ServicesOf(ae.Permissions), Value: Caller{AE: ae, Known: true, TenantID: tenant}}
+	case errors.Is(err, index.ErrNotFound) && acceptUnknown:
+		tenant, terr := index.DefaultTenant(ctx, q)
+		if terr != nil {
+			log.Warn("association: no default tenant for an unknown AE", "association", req.ID, "calling_ae", req.CallingAE, "err", terr)
+		}
+		return dimse.Decision{Services: UnknownServices, Value: Caller{TenantID: tenant}}
+	case errors.Is(err, index.ErrNotFound):
+		log.Info("association rejected: unknown calling AE", "association", req.ID, "calling_ae", req.CallingAE, "remote", req.RemoteAddr.String())
+		return dimse.RejectCallingAE()
+	default:
+		log.Error("association policy: AE registry unavailable", "association", req.ID, "err", err)
+		return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
 	}
 }
 
 // PolicyOption tunes Policy.
 type PolicyOption func(*policyOptions)
 
-type policyOptions struct{ checkHost bool }
+type policyOptions struct {
+	checkHost bool
+	checkUser UserCheck
+}
+
+// UserCheck verifies a user identity of an A-ASSOCIATE-RQ (username and
+// passcode, or a JWT) from remote and returns the account. Refusals wrap
+// ErrUserRefused; other errors (the database, the identity provider, a
+// rate limit) reject the association transiently.
+type UserCheck func(ctx context.Context, id *dimse.UserIdentity, remote net.Addr) (AssociationUser, error)
+
+// AssociationUser is the account that signed an association.
+type AssociationUser struct {
+	ID       int64
+	TenantID int64
+	// Services are what the account's role may do over DICOM (store needs
+	// the right to add images, find and retrieve the right to read them).
+	Services dimse.Services
+}
+
+// ErrUserRefused is a user identity that does not sign in.
+var ErrUserRefused = errors.New("dicom: user identity refused")
+
+// CheckUsers makes Policy verify user identities (PS3.7 D.3.3.7) with f.
+// An association that presents one must sign in (a wrong passcode is
+// rejected, not ignored); it may then do what both its AE and its account
+// may. An AE registered with RequireUser must present one. Kerberos and
+// SAML identities are not verified: they count as none. Without
+// CheckUsers, identities are ignored and RequireUser AEs are rejected.
+func CheckUsers(f UserCheck) PolicyOption { return func(o *policyOptions) { o.checkUser = f } }
+
+// signIn applies the association's user identity to an accepting decision.
+func (o policyOptions) signIn(ctx context.Context, log *slog.Logger, req *dimse.AssociationRequest, d dimse.Decision, required bool) dimse.Decision {
+	id := req.UserIdentity
+	verifiable := o.checkUser != nil && id != nil && (id.Type == dimse.IdentityUsernamePasscode || id.Type == dimse.IdentityJWT)
+	if !verifiable {
+		if required {
+			log.Info("association rejected: the AE must sign in with a user identity", "association", req.ID, "calling_ae", req.CallingAE,
+				"user_identity", id.Kind())
+			return dimse.RejectNoReason()
+		}
+		return d
+	}
+	u, err := o.checkUser(ctx, id, req.RemoteAddr)
+	if errors.Is(err, ErrUserRefused) {
+		log.Info("association rejected: user identity refused", "association", req.ID, "calling_ae", req.CallingAE,
+			"remote", addrString(req.RemoteAddr), "err", err)
+		return dimse.RejectNoReason()
+	}
+	if err != nil {
+		log.Warn("association rejected for now: user identity not checked", "association", req.ID, "calling_ae", req.CallingAE, "err", err)
+		return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
+	}
+	c, _ := d.Value.(Caller)
+	if c.TenantID == 0 {
+		c.TenantID = u.TenantID
+	}
+	if u.TenantID != c.TenantID {
+		log.Info("association rejected: the account belongs to another municipality than the AE", "association", req.ID,
+			"calling_ae", req.CallingAE, "user_id", u.ID)
+		return dimse.RejectNoReason()
+	}
+	c.UserID = u.ID
+	d.Value = c
+	d.Services &= u.Services | dimse.ServiceEcho
+	return d
+}
 
 // CheckHost makes Policy accept a registered AE only from its registered
 // host (an IP address, or a name resolving to the peer's address;
@@ -244,7 +323,7 @@ func LogAssociations(h dimse.Hooks, q index.Querier, log *slog.Logger) dimse.Hoo
 		write(index.Association{Association: info.ID, CallingAE: info.CallingAE, CalledAE: info.CalledAE, Peer: peer(info.RemoteAddr),
 			KnownAE: c.Known, Opened: info.Opened, Closed: time.Now(), Outcome: reason, Requests: st.Requests, Stored: st.Stores,
 			Failed: st.StoreFailures, BytesIn: st.BytesIn, BytesOut: st.BytesOut, Implementation: info.ImplementationVersionName,
-			TenantID: c.TenantID})
+			TenantID: c.TenantID, UserID: c.UserID})
 	}
 	return h
 }

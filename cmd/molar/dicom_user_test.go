@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/molar-health/molar/auth/demo"
+	"github.com/molar-health/molar/dicom/dicomtest"
+	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/storage/postgres"
+)
+
+// TestDICOMUserIdentity: an AE registered with RequireUser must sign its
+// associations with a Molar account (User Identity Negotiation, PS3.7
+// D.3.3.7), proven with DCMTK storescu's -usr/-pwd; a wrong passcode, an
+// account whose role may not use DICOM and an unverifiable JWT are
+// rejected, also from an AE that does not require an identity; the
+// association log names the account.
+func TestDICOMUserIdentity(t *testing.T) {
+	dicomtest.Tool(t, "storescu")
+	ts := newTestServer(t, nil)
+	addr := startDICOM(t, ts)
+	ctx := context.Background()
+	for _, ae := range []index.AE{
+		{Title: "SENSOR1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store"}, RequireUser: true},
+		{Title: "PANO1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store"}},
+	} {
+		require.NoError(t, index.AddAE(ctx, ts.db.pool, ae, false))
+	}
+	got, err := index.GetAE(ctx, ts.db.pool, "SENSOR1")
+	require.NoError(t, err)
+	require.True(t, got.RequireUser)
+
+	dir := t.TempDir()
+	files := make([]string, 3)
+	for i := range files {
+		in := dicomtest.Instance{PatientID: "1234567", PatientName: "Sørensen^Jens", StudyUID: dicomtest.Root + ".70", SeriesUID: dicomtest.Root + ".70.1",
+			SOPUID: fmt.Sprintf("%s.70.1.%d", dicomtest.Root, i), StudyDate: "20240301", InstanceNumber: i + 1}
+		files[i] = filepath.Join(dir, fmt.Sprintf("f%d.dcm", i))
+		in.Write(t, files[i])
+	}
+	h, p := dicomtest.HostPort(t, addr)
+	store := func(calling, file string, identity ...string) (string, error) {
+		args := append([]string{"-v", "-aet", calling, "-aec", "MOLAR"}, identity...)
+		return dicomtest.Run(t, 60*time.Second, "storescu", append(args, h, p, file)...)
+	}
+	stored := func(sop string) bool {
+		var n int
+		require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT count(*) FROM dicom.instance WHERE sop_instance_uid = $1`, sop).Scan(&n)
+		}))
+		return n == 1
+	}
+	rejected := func(out string, err error) {
+		t.Helper()
+		require.Error(t, err, out)
+		require.Contains(t, out, "Association Rejected", out)
+	}
+
+	// SENSOR1 must sign in: without an identity, with a wrong passcode, or
+	// as an account whose role has nothing to do with images, it is rejected.
+	rejected(store("SENSOR1", files[0]))
+	rejected(store("SENSOR1", files[0], "-usr", "tandlaege", "-pwd", "forkert-kodeord"))
+	rejected(store("SENSOR1", files[0], "-usr", "klinikadmin", "-pwd", demo.Password))
+	require.False(t, stored(dicomtest.Root+".70.1.0"))
+
+	// The dental assistant's account signs in (asking for a positive
+	// response) and the image is stored.
+	out, err := store("SENSOR1", files[0], "-usr", "klinikassistent", "-pwd", demo.Password, "-rsp")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "Received Store Response (Success)")
+	require.True(t, stored(dicomtest.Root+".70.1.0"))
+
+	// An AE without the requirement may still send no identity, but one it
+	// sends must sign in.
+	out, err = store("PANO1", files[1])
+	require.NoError(t, err, out)
+	rejected(store("PANO1", files[2], "-usr", "tandlaege", "-pwd", "forkert-kodeord"))
+	require.False(t, stored(dicomtest.Root+".70.1.2"))
+
+	// A JWT that no configured provider issued is refused (Molar's own SCU,
+	// since storescu sends no JWT).
+	_, err = dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: "SENSOR1", CalledAE: "MOLAR",
+		Contexts:     []dimse.ProposedContext{dimse.VerificationContext()},
+		UserIdentity: &dimse.UserIdentity{Type: dimse.IdentityJWT, PositiveResponseRequested: true, Primary: []byte("eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.")}})
+	var rj *dimse.RejectedError
+	require.True(t, errors.As(err, &rj), "%v", err)
+	require.Equal(t, dimse.RejectPermanent, rj.Result)
+
+	// The association log names the account that signed SENSOR1's association.
+	var assistant int64
+	require.NoError(t, ts.db.pool.QueryRow(ctx, `SELECT id FROM auth.users WHERE username = 'klinikassistent'`).Scan(&assistant))
+	require.Eventually(t, func() bool {
+		log, err := index.AssociationsOf(ctx, ts.db.pool, ts.demo.TenantID, 100)
+		require.NoError(t, err)
+		for _, a := range log {
+			if a.CallingAE == "SENSOR1" && a.Stored == 1 {
+				return a.UserID == assistant && a.Username == "klinikassistent"
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond)
+}
