@@ -415,17 +415,27 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, data Login
 // loginCSRF returns the login form's token (double-submit cookie),
 // setting the cookie when the browser has none.
 func (s *Service) loginCSRF(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(loginCSRFCookie); err == nil && len(c.Value) == 43 {
+	name := s.loginCSRFCookieName(r)
+	if c, err := r.Cookie(name); err == nil && len(c.Value) == 43 {
 		return c.Value
 	}
 	tok := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Value: tok, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: name, Value: tok, Path: "/", HttpOnly: true,
 		Secure: s.secureRequest(r), SameSite: http.SameSiteStrictMode})
 	return tok
 }
 
+// loginCSRFCookieName is the login form's cookie: over TLS (or behind an
+// https public URL) only the __Host- one is set and read.
+func (s *Service) loginCSRFCookieName(r *http.Request) string {
+	if s.secureRequest(r) {
+		return secureLoginCSRFCookie
+	}
+	return loginCSRFCookie
+}
+
 func (s *Service) loginCSRFOK(r *http.Request) bool {
-	c, err := r.Cookie(loginCSRFCookie)
+	c, err := r.Cookie(s.loginCSRFCookieName(r))
 	if err != nil || c.Value == "" {
 		return false
 	}

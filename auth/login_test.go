@@ -512,4 +512,22 @@ func TestSecureOnlyHostCookie(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, me(secureSessionCookie+"="+id))
 	require.Equal(t, http.StatusUnauthorized, me(sessionCookie+"="+id), "the plain cookie is not a session behind https")
+
+	// The login form's double-submit cookie is a __Host- cookie too: a
+	// plain one planted over http does not let a forged login through.
+	page = e.browser().get("/login", nil)
+	var set []string
+	for _, c := range page.Header.Values("Set-Cookie") {
+		name, _, _ := strings.Cut(c, "=")
+		set = append(set, name)
+	}
+	require.Contains(t, set, secureLoginCSRFCookie)
+	require.NotContains(t, set, loginCSRFCookie)
+	planted := strings.Repeat("A", 43)
+	r = e.browser().postForm("/login", url.Values{"username": {"sikker2"}, "password": {goodPassword}, "csrf_token": {planted}},
+		map[string]string{"Origin": "https://molar.example.dk", "Cookie": loginCSRFCookie + "=" + planted})
+	require.Equal(t, http.StatusForbidden, r.Status, "planted plain login cookie")
+	r = e.browser().postForm("/login", url.Values{"username": {"sikker2"}, "password": {goodPassword}, "csrf_token": {planted}},
+		map[string]string{"Origin": "https://molar.example.dk", "Cookie": secureLoginCSRFCookie + "=" + planted})
+	require.Equal(t, http.StatusSeeOther, r.Status, "the __Host- cookie and the form agree")
 }

@@ -12,14 +12,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Cookie names. With Secure cookies the session cookie carries the __Host-
-// prefix, which browsers accept only from a secure origin, on path /, for no
-// other domain.
+// Cookie names. With Secure cookies the session and login-form cookies
+// carry the __Host- prefix, which browsers accept only from a secure origin,
+// on path /, for no other domain (no cookie planted over http or from a
+// sibling domain can pose as them).
 const (
-	sessionCookie       = "molar_session"
-	secureSessionCookie = "__Host-molar_session"
-	loginCSRFCookie     = "molar_login_csrf"
-	oidcStateCookie     = "molar_oidc_state"
+	sessionCookie         = "molar_session"
+	secureSessionCookie   = "__Host-molar_session"
+	loginCSRFCookie       = "molar_login_csrf"
+	secureLoginCSRFCookie = "__Host-molar_login_csrf"
+	oidcStateCookie       = "molar_oidc_state"
 )
 
 // Session authentication methods.
