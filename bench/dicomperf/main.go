@@ -246,8 +246,10 @@ func main() {
 	settle(pids)
 
 	var growth, base int64
+	var fl floor
 	if mfs != nil {
 		growth, base = rssLargeInstance(mfs, int64(*bigMB)<<20)
+		fl = durabilityFloor(mfs, sizes["small"])
 	}
 	head, rule := "| what |", "|---|"
 	for _, tg := range targets {
@@ -279,12 +281,94 @@ func main() {
 	}
 	printCosts(all, names)
 	fmt.Printf("\nmolar RSS while receiving a %d MiB multi-frame instance: baseline %d MiB, growth %d MiB\n", *bigMB, base>>20, growth>>20)
+	printFloor(results, fl, sizes["small"])
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(map[string]any{"results": results, "runs": all, "rss_growth_bytes": growth, "big_bytes": int64(*bigMB) << 20}, "", " ")
 		check(os.WriteFile(*jsonOut, b, 0o644))
 	}
 	if *svg != "" {
 		check(os.WriteFile(*svg, chart(results, names), 0o644))
+	}
+}
+
+// floor is what durability alone costs per small instance on this
+// machine, in milliseconds: the object (create, write, fsync, rename,
+// folder fsync, as the filesystem store does) and a WAL flush (one
+// committed one-row insert).
+type floor struct{ object, wal float64 }
+
+// durabilityFloor measures floor beside m's data (the same file system and
+// PostgreSQL cluster), 500 times each, with size-byte objects.
+func durabilityFloor(m *molarProc, size int64) floor {
+	const n = 500
+	dir := filepath.Join(m.data, "floor-probe")
+	check(os.MkdirAll(dir, 0o755))
+	defer os.RemoveAll(dir)
+	d, err := os.Open(dir)
+	check(err)
+	defer d.Close()
+	buf := make([]byte, size)
+	start := time.Now()
+	for i := range n {
+		tmp, final := filepath.Join(dir, fmt.Sprintf(".tmp%d", i)), filepath.Join(dir, fmt.Sprintf("obj%d", i))
+		f, err := os.Create(tmp)
+		check(err)
+		_, err = f.Write(buf)
+		check(err)
+		check(f.Sync())
+		check(f.Close())
+		check(os.Rename(tmp, final))
+		check(d.Sync())
+	}
+	var fl floor
+	fl.object = float64(time.Since(start).Microseconds()) / 1000 / n
+
+	ctx := context.Background()
+	conn, err := m.admin(ctx)
+	check(err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE TABLE public.floor_probe (id int, b bytea)`)
+	check(err)
+	defer conn.Exec(ctx, `DROP TABLE public.floor_probe`) //nolint:errcheck
+	row := make([]byte, 200)
+	start = time.Now()
+	for i := range n {
+		_, err := conn.Exec(ctx, `INSERT INTO public.floor_probe VALUES ($1, $2)`, i, row)
+		check(err)
+	}
+	fl.wal = float64(time.Since(start).Microseconds()) / 1000 / n
+	return fl
+}
+
+// printFloor sets the small-instance goals against what this machine
+// allows: storescp's time per instance on one association is what sender,
+// loopback and a receiver that writes without fsync take; a receiver that
+// also made each instance durable, and did nothing else, could not answer
+// faster than that plus the floor (object and WAL flush overlapped: their
+// maximum; in sequence: their sum). On four associations, storescp's own
+// rate bounds any receiver on these cores.
+func printFloor(results []result, fl floor, small int64) {
+	rate := func(target string, k int) float64 {
+		for _, r := range results {
+			if r.Target == target && r.Size == "small" && r.Assocs == k {
+				return r.PerSec
+			}
+		}
+		return 0
+	}
+	scp1, scp4 := rate("DCMTK storescp", 1), rate("DCMTK storescp", 4)
+	orth1, orth4 := rate("Orthanc 1.10", 1), rate("Orthanc 1.10", 4)
+	if fl.object == 0 || scp1 == 0 || orth1 == 0 {
+		return
+	}
+	fmt.Printf("\ndurability floor per %d KB instance on this machine: object (create, write, fsync, rename, folder fsync) %.3f ms, WAL flush %.3f ms\n",
+		small/1000, fl.object, fl.wal)
+	t := 1000 / scp1
+	over, seq := 1000/(t+max(fl.object, fl.wal)), 1000/(t+fl.object+fl.wal)
+	fmt.Printf("1 association: storescp %.3f ms per instance; a receiver doing only the durable writes could reach at most %.0f inst/s (overlapped) or %.0f (in sequence) = %.2f / %.2f × Orthanc (goal 2×)\n",
+		t, over, seq, over/orth1, seq/orth1)
+	if scp4 > 0 && orth4 > 0 {
+		fmt.Printf("4 associations: storescp (no fsync, no index) reaches %.0f inst/s = %.2f × Orthanc (goal 3×)\n", scp4, scp4/orth4)
 	}
 }
 
