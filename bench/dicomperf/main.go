@@ -333,7 +333,7 @@ func durabilityFloor(m *molarProc, size int64) floor {
 	conn, err := m.admin(ctx)
 	check(err)
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `CREATE TABLE public.floor_probe (id int, b bytea)`)
+	_, err = conn.Exec(ctx, `DROP TABLE IF EXISTS public.floor_probe; CREATE TABLE public.floor_probe (id int, b bytea)`)
 	check(err)
 	defer conn.Exec(ctx, `DROP TABLE public.floor_probe`) //nolint:errcheck
 	row := make([]byte, 200)

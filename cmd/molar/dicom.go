@@ -46,7 +46,7 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	metrics := scp.NewMetrics(s.reg)
 	srv := &dimse.Server{
 		AETitle: s.cfg.AETitle,
-		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log, scp.CheckHost(s.cfg.CheckAEHost), scp.CheckUsers(s.dicomUser)),
+		Policy:  scp.Policy(s.db.pool, s.cfg.AcceptUnknownAE, s.log, s.policyOptions()...),
 		Logger:  s.log,
 		Hooks:   scp.LogAssociations(metrics.Hooks(), s.db.pool, s.log),
 	}
@@ -91,15 +91,24 @@ func (s *server) serveDICOM(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// policyOptions are the association policy's options: the registered
+// host check, and sign-in of RequireUser AEs with Molar's accounts (a
+// server built without accounts rejects those AEs).
+func (s *server) policyOptions() []scp.PolicyOption {
+	opts := []scp.PolicyOption{scp.CheckHost(s.cfg.CheckAEHost)}
+	if s.auth != nil {
+		opts = append(opts, scp.CheckUsers(s.dicomUser))
+	}
+	return opts
+}
+
 // dicomUser signs in an association's user identity (username and
 // passcode, or a JWT) as HTTP Basic and bearer tokens sign in: the same
 // rate limit per address, lock-out and accounts. The account may do over
 // DICOM what its role may do with images.
 func (s *server) dicomUser(ctx context.Context, id *dimse.UserIdentity, remote net.Addr) (scp.AssociationUser, error) {
-	if s.auth == nil {
-		return scp.AssociationUser{}, errors.New("no accounts in this server")
-	}
 	source, _ := netip.ParseAddr(dimse.PeerHost(remote))
+	source = source.Unmap()
 	var p *auth.Principal
 	var err error
 	switch id.Type {

@@ -20,10 +20,10 @@ import (
 
 // TestDICOMUserIdentity: an AE registered with RequireUser must sign its
 // associations with a Molar account (User Identity Negotiation, PS3.7
-// D.3.3.7), proven with DCMTK storescu's -usr/-pwd; a wrong passcode, an
-// account whose role may not use DICOM and an unverifiable JWT are
-// rejected, also from an AE that does not require an identity; the
-// association log names the account.
+// D.3.3.7), proven with DCMTK storescu's -usr/-pwd; no identity, a wrong
+// passcode, an account whose role may not use DICOM and an unverifiable JWT
+// are rejected; other AEs' identities are ignored; the association log
+// names the account.
 func TestDICOMUserIdentity(t *testing.T) {
 	dicomtest.Tool(t, "storescu")
 	ts := newTestServer(t, nil)
@@ -79,12 +79,19 @@ func TestDICOMUserIdentity(t *testing.T) {
 	require.Contains(t, out, "Received Store Response (Success)")
 	require.True(t, stored(dicomtest.Root+".70.1.0"))
 
-	// An AE without the requirement may still send no identity, but one it
-	// sends must sign in.
-	out, err = store("PANO1", files[1])
-	require.NoError(t, err, out)
-	rejected(store("PANO1", files[2], "-usr", "tandlaege", "-pwd", "forkert-kodeord"))
-	require.False(t, stored(dicomtest.Root+".70.1.2"))
+	// An AE without the requirement is not asked to sign in: an identity
+	// it sends (devices send credentials meant for other archives) is
+	// ignored, and neither counts towards a lock-out nor gets a positive
+	// response.
+	for i := 0; i < 4; i++ {
+		out, err = store("PANO1", files[1+i%2], "-usr", "tandlaege", "-pwd", "forkert-kodeord")
+		require.NoError(t, err, out)
+	}
+	require.True(t, stored(dicomtest.Root+".70.1.2"))
+	out, err = store("PANO1", files[2], "-usr", "tandlaege", "-pwd", "forkert-kodeord", "-rsp")
+	require.Error(t, err, "storescu -rsp gives up without the positive response: %s", out)
+	out, err = store("SENSOR1", files[2], "-usr", "tandlaege", "-pwd", demo.Password)
+	require.NoError(t, err, "the account was not locked by PANO1's passcodes: %s", out)
 
 	// A JWT that no configured provider issued is refused (Molar's own SCU,
 	// since storescu sends no JWT).
@@ -94,18 +101,29 @@ func TestDICOMUserIdentity(t *testing.T) {
 	var rj *dimse.RejectedError
 	require.True(t, errors.As(err, &rj), "%v", err)
 	require.Equal(t, dimse.RejectPermanent, rj.Result)
+	require.Equal(t, dimse.RejectSourceServiceProviderACSE, rj.Source, "an authorisation failure")
 
-	// The association log names the account that signed SENSOR1's association.
+	// The association log names the accounts that signed SENSOR1's
+	// associations, and none for PANO1's.
 	var assistant int64
 	require.NoError(t, ts.db.pool.QueryRow(ctx, `SELECT id FROM auth.users WHERE username = 'klinikassistent'`).Scan(&assistant))
 	require.Eventually(t, func() bool {
 		log, err := index.AssociationsOf(ctx, ts.db.pool, ts.demo.TenantID, 100)
 		require.NoError(t, err)
+		signed := map[string]bool{}
+		pano := 0
 		for _, a := range log {
-			if a.CallingAE == "SENSOR1" && a.Stored == 1 {
-				return a.UserID == assistant && a.Username == "klinikassistent"
+			switch {
+			case a.CallingAE == "SENSOR1" && a.Stored == 1:
+				signed[a.Username] = a.UserID != 0
+				if a.Username == "klinikassistent" {
+					signed[a.Username] = a.UserID == assistant
+				}
+			case a.CallingAE == "PANO1" && a.Stored == 1:
+				require.Zero(t, a.UserID)
+				pano++
 			}
 		}
-		return false
+		return signed["klinikassistent"] && signed["tandlaege"] && pano == 4
 	}, 10*time.Second, 50*time.Millisecond)
 }

@@ -45,8 +45,13 @@ type Decision struct {
 	// Services restricts what the association may do (0 = all configured).
 	// Presentation contexts of other services are refused (user rejection).
 	Services Services
-	// UserIdentityResponse is returned to the requestor when it asked for a
-	// positive user identity response (nil = empty response).
+	// UserIdentityVerified: the policy checked the requestor's user
+	// identity and accepts it. Only then does a requested positive response
+	// go back (PS3.7 D.3.3.7): for a username (and passcode) with an empty
+	// server response, for Kerberos, SAML and JWT only when
+	// UserIdentityResponse holds the server ticket, response or token.
+	UserIdentityVerified bool
+	// UserIdentityResponse is the server response of a verified identity.
 	UserIdentityResponse []byte
 	// Value is opaque data for the handlers (e.g. the remote AE's row);
 	// available as AssociationInfo.Value.
@@ -59,6 +64,13 @@ func Accept(s Services) Decision { return Decision{Services: s} }
 // RejectCallingAE rejects with "calling AE title not recognized" (permanent).
 func RejectCallingAE() Decision {
 	return Decision{Reject: &AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceUser, Reason: RejectReasonCallingAENotRecognized}}
+}
+
+// RejectUserIdentity rejects permanently for a user identity that is
+// missing or does not sign in: source "service-provider (ACSE related
+// function)", no reason given, as PS3.7 D.3.3.7 has authorisation failures.
+func RejectUserIdentity() Decision {
+	return Decision{Reject: &AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceProviderACSE, Reason: RejectReasonNoReason}}
 }
 
 // RejectNoReason rejects permanently without a reason.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -214,13 +215,14 @@ func TestRejectUnknownAE(t *testing.T) {
 }
 
 func TestPolicyServicesAndUserIdentity(t *testing.T) {
-	var seen *UserIdentity
+	var seen UserIdentity
 	s := &Server{Store: &memStore{}, Find: FindFunc(func(ctx context.Context, req *QueryRequest, emit func(*header.Dataset) error) (Status, error) {
 		return StatusSuccess, nil
 	}),
 		Policy: func(ctx context.Context, req *AssociationRequest) Decision {
-			seen = req.UserIdentity
-			return Decision{Services: ServiceEcho | ServiceStore, UserIdentityResponse: []byte("ok")}
+			seen = *req.UserIdentity
+			seen.Secondary = slices.Clone(seen.Secondary)
+			return Decision{Services: ServiceEcho | ServiceStore, UserIdentityVerified: true, UserIdentityResponse: []byte("ok")}
 		}}
 	addr := startServer(t, s)
 	a := dialTest(t, addr, DialOptions{
@@ -231,7 +233,6 @@ func TestPolicyServicesAndUserIdentity(t *testing.T) {
 		AsyncOps: &AsyncOps{MaxInvoked: 5, MaxPerformed: 5},
 	})
 	defer a.Close()
-	require.NotNil(t, seen)
 	assert.Equal(t, "anna", seen.Username())
 	assert.Equal(t, []byte("secret"), seen.Secondary)
 	assert.Equal(t, []byte("ok"), a.AssociateAC().UserInfo.UserIdentityResponse)
@@ -430,4 +431,49 @@ func TestGetCancel(t *testing.T) {
 	res, err = a.Get(context.Background(), uid.StudyRootQueryRetrieveGet, q, &memStore{}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, uint16(6), res.Completed)
+}
+
+// TestUserIdentityResponseOnlyWhenVerified: a requested positive response
+// goes back only for an identity the policy verified (PS3.7 D.3.3.7), empty
+// for a username and passcode; for a JWT only with a server token; and the
+// association does not keep the passcode once the policy has seen it.
+func TestUserIdentityResponseOnlyWhenVerified(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		id       UserIdentity
+		dec      Decision
+		response []byte // nil: no sub-item
+	}{
+		{"not verified", UserIdentity{Type: IdentityUsernamePasscode, Primary: []byte("anna"), Secondary: []byte("pw")}, Decision{}, nil},
+		{"username and passcode verified", UserIdentity{Type: IdentityUsernamePasscode, Primary: []byte("anna"), Secondary: []byte("pw")}, Decision{UserIdentityVerified: true}, []byte{}},
+		{"JWT verified, no server token", UserIdentity{Type: IdentityJWT, Primary: []byte("a.b.c")}, Decision{UserIdentityVerified: true}, nil},
+		{"JWT verified with a server token", UserIdentity{Type: IdentityJWT, Primary: []byte("a.b.c")}, Decision{UserIdentityVerified: true, UserIdentityResponse: []byte("x.y.z")}, []byte("x.y.z")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var info *AssociationInfo
+			opened := make(chan struct{})
+			s := &Server{Store: &memStore{},
+				Policy: func(ctx context.Context, req *AssociationRequest) Decision { return c.dec },
+				Hooks: Hooks{AssociationOpened: func(a *AssociationInfo) { info = a; close(opened) }}}
+			addr := startServer(t, s)
+			id := c.id
+			id.PositiveResponseRequested = true
+			a := dialTest(t, addr, DialOptions{UserIdentity: &id, Contexts: []ProposedContext{VerificationContext()}})
+			defer a.Close()
+			<-opened
+			got := a.AssociateAC().UserInfo.UserIdentityResponse
+			if c.response == nil {
+				assert.Nil(t, got)
+			} else {
+				assert.Equal(t, c.response, got)
+			}
+			require.NotNil(t, info.UserIdentity)
+			assert.Nil(t, info.UserIdentity.Secondary, "passcode dropped")
+			if c.id.Type == IdentityJWT {
+				assert.Nil(t, info.UserIdentity.Primary, "token dropped")
+			} else {
+				assert.Equal(t, "anna", info.UserIdentity.Username())
+			}
+		})
+	}
 }

@@ -533,6 +533,14 @@ func (s *Server) negotiate(c *conn, rq *AssociateRQ) (*AssociateAC, *AssociateRJ
 		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.ARTIMTimeout, DefaultARTIMTimeout))
 		dec = s.Policy(ctx, requestOf(c, rq))
 		cancel()
+		// The policy has seen the credentials: the association keeps no
+		// passcode or token for the rest of its life.
+		if id := rq.UserInfo.UserIdentity; id != nil {
+			id.Secondary = nil
+			if id.Type != IdentityUsername && id.Type != IdentityUsernamePasscode {
+				id.Primary = nil
+			}
+		}
 		if dec.Reject != nil {
 			return nil, dec.Reject, nil
 		}
@@ -555,12 +563,16 @@ func (s *Server) negotiate(c *conn, rq *AssociateRQ) (*AssociateAC, *AssociateRJ
 	if ui.AsyncOps != nil {
 		ac.UserInfo.AsyncOps = &AsyncOps{MaxInvoked: asyncOpsWindow, MaxPerformed: asyncOpsWindow}
 	}
-	if id := ui.UserIdentity; id != nil && id.PositiveResponseRequested {
-		resp := dec.UserIdentityResponse
-		if resp == nil {
-			resp = []byte{}
+	if id := ui.UserIdentity; id != nil && id.PositiveResponseRequested && dec.UserIdentityVerified {
+		switch resp := dec.UserIdentityResponse; {
+		case id.Type == IdentityUsername || id.Type == IdentityUsernamePasscode:
+			if resp == nil {
+				resp = []byte{}
+			}
+			ac.UserInfo.UserIdentityResponse = resp
+		case resp != nil:
+			ac.UserInfo.UserIdentityResponse = resp
 		}
-		ac.UserInfo.UserIdentityResponse = resp
 	}
 	c.contexts = map[byte]*PresentationContext{}
 	for _, pc := range rq.PresentationContexts {

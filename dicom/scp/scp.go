@@ -52,7 +52,7 @@ type Caller struct {
 	// none (several tenants and an AE without one): storing then fails.
 	TenantID int64
 	// UserID is the account that signed the association (User Identity
-	// Negotiation, CheckUsers); 0 when none.
+	// Negotiation of a RequireUser AE, CheckUsers); 0 when none.
 	UserID int64
 }
 
@@ -135,48 +135,52 @@ type AssociationUser struct {
 // ErrUserRefused is a user identity that does not sign in.
 var ErrUserRefused = errors.New("dicom: user identity refused")
 
-// CheckUsers makes Policy verify user identities (PS3.7 D.3.3.7) with f.
-// An association that presents one must sign in (a wrong passcode is
-// rejected, not ignored); it may then do what both its AE and its account
-// may. An AE registered with RequireUser must present one. Kerberos and
-// SAML identities are not verified: they count as none. Without
-// CheckUsers, identities are ignored and RequireUser AEs are rejected.
+// CheckUsers makes Policy verify the user identities (PS3.7 D.3.3.7) of AEs
+// registered with RequireUser, with f: such an association must sign in
+// with a username and passcode or a JWT of an account of the AE's
+// municipality, and may then do what both the AE and the account may.
+// Without one, or when it does not sign in, the association is rejected.
+// Identities sent by other AEs are ignored, as devices send credentials
+// meant for other archives (checking them would reject those devices and
+// count towards the lock-out of same-named accounts). Kerberos and SAML
+// identities are not verified: they count as none. Without CheckUsers,
+// RequireUser AEs are rejected.
 func CheckUsers(f UserCheck) PolicyOption { return func(o *policyOptions) { o.checkUser = f } }
 
-// signIn applies the association's user identity to an accepting decision.
+// signIn applies the user identity of a RequireUser AE's association to an
+// accepting decision.
 func (o policyOptions) signIn(ctx context.Context, log *slog.Logger, req *dimse.AssociationRequest, d dimse.Decision, required bool) dimse.Decision {
-	id := req.UserIdentity
-	verifiable := o.checkUser != nil && id != nil && (id.Type == dimse.IdentityUsernamePasscode || id.Type == dimse.IdentityJWT)
-	if !verifiable {
-		if required {
-			log.Info("association rejected: the AE must sign in with a user identity", "association", req.ID, "calling_ae", req.CallingAE,
-				"user_identity", id.Kind())
-			return dimse.RejectNoReason()
-		}
+	if !required {
 		return d
+	}
+	id := req.UserIdentity
+	if o.checkUser == nil || id == nil || (id.Type != dimse.IdentityUsernamePasscode && id.Type != dimse.IdentityJWT) {
+		log.Info("association rejected: the AE must sign in with a user identity", "association", req.ID, "calling_ae", req.CallingAE,
+			"user_identity", id.Kind())
+		return dimse.RejectUserIdentity()
 	}
 	u, err := o.checkUser(ctx, id, req.RemoteAddr)
 	if errors.Is(err, ErrUserRefused) {
 		log.Info("association rejected: user identity refused", "association", req.ID, "calling_ae", req.CallingAE,
 			"remote", addrString(req.RemoteAddr), "err", err)
-		return dimse.RejectNoReason()
+		return dimse.RejectUserIdentity()
 	}
 	if err != nil {
 		log.Warn("association rejected for now: user identity not checked", "association", req.ID, "calling_ae", req.CallingAE, "err", err)
 		return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
 	}
 	c, _ := d.Value.(Caller)
-	if c.TenantID == 0 {
-		c.TenantID = u.TenantID
-	}
-	if u.TenantID != c.TenantID {
-		log.Info("association rejected: the account belongs to another municipality than the AE", "association", req.ID,
+	if c.TenantID == 0 || u.TenantID != c.TenantID {
+		// An AE without a municipality (several on the installation) has
+		// no account that may sign in for it.
+		log.Info("association rejected: the account is not of the AE's municipality", "association", req.ID,
 			"calling_ae", req.CallingAE, "user_id", u.ID)
-		return dimse.RejectNoReason()
+		return dimse.RejectUserIdentity()
 	}
 	c.UserID = u.ID
 	d.Value = c
 	d.Services &= u.Services | dimse.ServiceEcho
+	d.UserIdentityVerified = true
 	return d
 }
 
