@@ -230,6 +230,25 @@ func TestDICOMAdminScreen(t *testing.T) {
 	require.True(t, sensor.RequireUser)
 	_, body = get(t, c, ts.URL+"/admin/dicom/")
 	require.Contains(t, body, "127.0.0.1:104 <span class=\"muted\" title=\"Forbindelser skal logge ind")
+	// Editing fills the form with the stored values, so saving it changes
+	// only what the admin changed (here the address): sign-in, TLS and
+	// permissions stay.
+	st, body = get(t, c, ts.URL+"/admin/dicom/?edit=SENSOR2")
+	require.Equal(t, http.StatusOK, st)
+	require.Contains(t, body, `id="ae-require-user" checked`)
+	require.Contains(t, body, `id="ae-replace" checked`)
+	require.Contains(t, body, `name="title" id="ae-title" maxlength="16" required value="SENSOR2"`)
+	require.Contains(t, body, `value="store" checked`)
+	require.NotContains(t, body, `value="find" checked`)
+	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"SENSOR2"}, "host": {"10.0.0.9"}, "port": {"104"}, "perm": {"store"},
+		"require_user": {"on"}, "replace": {"on"}})
+	require.Equal(t, http.StatusSeeOther, st)
+	sensor, err = index.GetAE(ctx, ts.db.pool, "SENSOR2")
+	require.NoError(t, err)
+	require.True(t, sensor.RequireUser)
+	require.Equal(t, "10.0.0.9", sensor.Host)
+	st, _ = get(t, c, ts.URL+"/admin/dicom/?edit=NOSUCH")
+	require.Equal(t, http.StatusNotFound, st)
 
 	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes/INTRAORAL1/delete", csrf, url.Values{})
 	require.Equal(t, http.StatusSeeOther, st)

@@ -57,7 +57,14 @@ type page struct {
 	Log           []index.Association
 	Error         string
 	Saved         string
+	// Edit fills the form with a registered AE (?edit=TITLE), so that
+	// saving it changes only what the admin changes.
+	Edit    index.AE
+	Editing bool
 }
+
+// Has reports whether the edited AE holds a permission (the form's boxes).
+func (p page) Has(perm string) bool { return p.Edit.Can(perm) }
 
 // GET /admin/dicom/
 func (h *Handler) handlePage(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +83,17 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, msg
 		h.Shell.Error(w, r, err)
 		return
 	}
-	h.Shell.Render(w, r, status, "dicom_admin", page{AETitle: h.AETitle, Addr: h.Addr, AEs: aes, Log: log, Error: msg, Saved: saved})
+	pg := page{AETitle: h.AETitle, Addr: h.Addr, AEs: aes, Log: log, Error: msg, Saved: saved,
+		Edit: index.AE{Port: 104, Permissions: []string{index.PermEcho, index.PermStore}}}
+	if title := r.URL.Query().Get("edit"); title != "" && status == http.StatusOK {
+		ae, err := index.GetAEOf(r.Context(), h.Pool, tenant, title)
+		if err != nil {
+			h.Shell.Error(w, r, err)
+			return
+		}
+		pg.Edit, pg.Editing = ae, true
+	}
+	h.Shell.Render(w, r, status, "dicom_admin", pg)
 }
 
 // POST /admin/dicom/aes
@@ -135,7 +152,7 @@ func Messages() map[string]map[string]string {
 			"dicomadmin.perm.echo": "echo", "dicomadmin.perm.store": "gemme", "dicomadmin.perm.find": "søge", "dicomadmin.perm.move": "hente (move)", "dicomadmin.perm.get": "hente (get)",
 			"dicomadmin.tls":         "Molar forbinder til den med DICOM TLS (krypteret)",
 			"dicomadmin.requireuser": "Forbindelser skal logge ind med en Molar-bruger (DICOM user identity)", "dicomadmin.signin": "log ind",
-			"dicomadmin.signedby": "som %s",
+			"dicomadmin.signedby": "som %s", "dicomadmin.edit": "Ret",
 		},
 		"en": {
 			"dicomadmin.nav": "DICOM", "dicomadmin.title": "DICOM connections", "dicomadmin.us": "Molar listens as AE title %s on %s.",
@@ -148,7 +165,7 @@ func Messages() map[string]map[string]string {
 			"dicomadmin.perm.echo": "echo", "dicomadmin.perm.store": "store", "dicomadmin.perm.find": "find", "dicomadmin.perm.move": "retrieve (move)", "dicomadmin.perm.get": "retrieve (get)",
 			"dicomadmin.tls":         "Molar connects to it with DICOM TLS (encrypted)",
 			"dicomadmin.requireuser": "Associations must sign in with a Molar account (DICOM user identity)", "dicomadmin.signin": "sign-in",
-			"dicomadmin.signedby": "as %s",
+			"dicomadmin.signedby": "as %s", "dicomadmin.edit": "Edit",
 		},
 	}
 }
