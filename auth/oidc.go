@@ -13,14 +13,12 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/oauth2"
 
 	"github.com/molar-health/molar/auth/audit"
@@ -163,21 +161,6 @@ func (s *Service) clientCtx(ctx context.Context) context.Context {
 	return oidc.ClientContext(context.WithValue(ctx, oauth2.HTTPClient, s.cfg.HTTPClient), s.cfg.HTTPClient)
 }
 
-// oidcFlowLifetime bounds the time between starting a login and the callback.
-const oidcFlowLifetime = 10 * time.Minute
-
-// Starting an OpenID login needs no credentials and stores a row, so starts
-// are bounded: per address a burst of oidcFlowBurst and then one every
-// oidcFlowEvery (a clinic's staff behind one NAT address signing in at the
-// start of a shift fit), and at most maxOIDCFlows waiting callbacks in all
-// (a flood from many addresses fills no disk; logins then answer 503 until
-// the oldest flows lapse).
-const (
-	oidcFlowEvery = time.Second
-	oidcFlowBurst = 60
-	maxOIDCFlows  = 20_000
-)
-
 func (s *Service) handleOIDCLogin(w http.ResponseWriter, r *http.Request) {
 	next := SafeNext(r.URL.Query().Get("next"))
 	p := s.providerByName(r.URL.Query().Get("provider"))
@@ -190,39 +173,10 @@ func (s *Service) handleOIDCLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, LoginPageData{Status: http.StatusServiceUnavailable, Error: "unavailable", Next: next})
 		return
 	}
-	now := s.now()
-	source := s.ClientAddr(r)
-	end, err := s.flows.Begin(r.Context(), limitKey(source), now)
-	if err != nil {
-		s.log.WarnContext(r.Context(), "OIDC login starts rate-limited", "source", source.String())
-		w.Header().Set("Retry-After", strconv.Itoa(int(oidcFlowEvery.Seconds()+0.5)))
-		s.renderLogin(w, r, LoginPageData{Status: http.StatusTooManyRequests, Error: "rate_limited", Next: next})
-		return
-	}
-	end(true) // every start takes a token
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
-	_, err = s.pool.Exec(r.Context(), `DELETE FROM auth.oidc_flow WHERE created < $1`, now.Add(-oidcFlowLifetime))
-	var tag pgconn.CommandTag
-	if err == nil {
-		tag, err = s.pool.Exec(r.Context(), `INSERT INTO auth.oidc_flow (state_hash, provider, nonce, verifier, next, created)
-			SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT count(*) FROM (SELECT 1 FROM auth.oidc_flow LIMIT $7) f) < $7`,
-			hashToken(state), p.cfg.Name, nonce, verifier, next, now, maxOIDCFlows)
-	}
-	if err == nil && tag.RowsAffected() == 0 {
-		s.log.WarnContext(r.Context(), "OIDC login refused: too many logins waiting for their callback", "limit", maxOIDCFlows)
-		w.Header().Set("Retry-After", "60")
-		s.renderLogin(w, r, LoginPageData{Status: http.StatusServiceUnavailable, Error: "unavailable", Next: next})
-		return
-	}
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "starting OIDC login failed", "err", err)
-		s.renderLogin(w, r, LoginPageData{Status: http.StatusInternalServerError, Error: "error", Next: next})
-		return
-	}
-	// The state cookie binds the callback to this browser (SameSite=Lax: it
+	// The flow cookie binds the callback to this browser (SameSite=Lax: it
 	// comes back on the provider's top-level redirect).
-	http.SetCookie(w, &http.Cookie{Name: oidcStateCookie, Value: state, Path: "/auth/oidc/", MaxAge: int(oidcFlowLifetime / time.Second),
-		HttpOnly: true, Secure: s.secureRequest(r), SameSite: http.SameSiteLaxMode})
+	s.sealFlow(w, r, oidcFlow{State: state, Provider: p.cfg.Name, Nonce: nonce, Verifier: verifier, Next: next, Created: s.now()})
 	w.Header().Set("Cache-Control", "no-store")
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
 	if len(p.cfg.ACRValues) > 0 {
@@ -237,26 +191,17 @@ func (s *Service) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(r.Context(), "OIDC login refused", "reason", why, "err", err)
 		s.renderLogin(w, r, LoginPageData{Status: status, Error: key})
 	}
-	http.SetCookie(w, &http.Cookie{Name: oidcStateCookie, Value: "", Path: "/auth/oidc/", MaxAge: -1, HttpOnly: true,
-		Secure: s.secureRequest(r), SameSite: http.SameSiteLaxMode})
+	flow, err := s.openFlow(w, r)
+	if err != nil {
+		fail(http.StatusBadRequest, "oidc_failed", err.Error(), nil)
+		return
+	}
 	state := q.Get("state")
-	c, err := r.Cookie(oidcStateCookie)
-	if state == "" || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+	if state == "" || subtle.ConstantTimeCompare([]byte(flow.State), []byte(state)) != 1 {
 		fail(http.StatusBadRequest, "oidc_failed", "state does not match this browser", nil)
 		return
 	}
-	var provName, nonce, verifier, next string
-	var created time.Time
-	err = s.pool.QueryRow(r.Context(), `DELETE FROM auth.oidc_flow WHERE state_hash = $1 RETURNING provider, nonce, verifier, next, created`,
-		hashToken(state)).Scan(&provName, &nonce, &verifier, &next, &created)
-	if err != nil {
-		fail(http.StatusBadRequest, "oidc_failed", "unknown or used state", err)
-		return
-	}
-	if s.now().Sub(created) > oidcFlowLifetime {
-		fail(http.StatusBadRequest, "oidc_failed", "login took too long", nil)
-		return
-	}
+	provName, nonce, verifier, next := flow.Provider, flow.Nonce, flow.Verifier, flow.Next
 	if e := q.Get("error"); e != "" {
 		fail(http.StatusUnauthorized, "oidc_failed", "provider answered an error", errors.New(truncate(e, 64)))
 		return

@@ -501,50 +501,68 @@ func TestOIDCAssuranceLevel(t *testing.T) {
 	}
 }
 
-// TestOIDCLoginStartsBounded: starting an OpenID login needs no credentials
-// and stores a row, so one address gets a burst of starts and then one a
-// second, and no more than maxOIDCFlows logins wait for their callback in all;
-// a refused start stores nothing and a login after the flood still works.
-func TestOIDCLoginStartsBounded(t *testing.T) {
-	oe := newOIDCEnv(t)
-	ctx := context.Background()
-	waiting := func() int {
-		var n int
-		require.NoError(t, oe.db.App.QueryRow(ctx, `SELECT count(*) FROM auth.oidc_flow`).Scan(&n))
-		return n
+// TestOIDCFlowCookie: a login in flight lives in a sealed cookie, not in
+// the database, so starting logins stores nothing and is not limited; the
+// callback takes only its own browser's unaltered, fresh cookie with the
+// matching state (a code exchange failing, 401, shows a cookie accepted;
+// 400, one refused); behind https the cookie is a __Host- cookie and a
+// plain one planted over http is not read.
+func TestOIDCFlowCookie(t *testing.T) {
+	for _, https := range []bool{false, true} {
+		t.Run(fmt.Sprintf("https=%v", https), func(t *testing.T) {
+			oe := newOIDCEnv(t, func(c *OIDCConfig) {})
+			if https {
+				oe.svc.secure = true
+			}
+			ctx := context.Background()
+			var table *string
+			require.NoError(t, oe.db.App.QueryRow(ctx, `SELECT to_regclass('auth.oidc_flow')::text`).Scan(&table))
+			require.Nil(t, table, "no table of logins in flight")
+			name, plain := oidcStateCookie, secureOIDCStateCookie
+			if https {
+				name, plain = secureOIDCStateCookie, oidcStateCookie
+			}
+			start := func() (cookie, state string) {
+				r := oe.browser().get("/auth/oidc/login?provider=kommune&next=/journal/", nil)
+				require.Equal(t, http.StatusFound, r.Status)
+				u, err := url.Parse(r.Header.Get("Location"))
+				require.NoError(t, err)
+				for _, c := range r.Header.Values("Set-Cookie") {
+					if v, ok := strings.CutPrefix(c, name+"="); ok {
+						cookie, _, _ = strings.Cut(v, ";")
+						require.Equal(t, https, strings.Contains(c, "Secure"))
+						require.Contains(t, c, "HttpOnly")
+						if https {
+							require.Contains(t, c, "Path=/;")
+						}
+					}
+				}
+				require.NotEmpty(t, cookie, "%v", r.Header.Values("Set-Cookie"))
+				return cookie, u.Query().Get("state")
+			}
+			for range 100 {
+				start() // no limit on starting logins
+			}
+			callback := func(cookieName, cookie, state string) int {
+				return oe.browser().get("/auth/oidc/callback?code=not-a-code&state="+url.QueryEscape(state),
+					map[string]string{"Cookie": cookieName + "=" + cookie}).Status
+			}
+			cookie, state := start()
+			require.Equal(t, http.StatusUnauthorized, callback(name, cookie, state), "accepted, then the code is refused")
+			require.Equal(t, http.StatusBadRequest, callback(name, cookie, state+"x"), "another state")
+			other, _ := start()
+			require.Equal(t, http.StatusBadRequest, callback(name, other, state), "another browser's cookie")
+			altered := []byte(cookie)
+			altered[len(altered)/2] ^= 1
+			require.Equal(t, http.StatusBadRequest, callback(name, string(altered), state), "altered cookie")
+			require.Equal(t, http.StatusBadRequest, callback(plain, cookie, state), "the cookie under the other name")
+			oe.clock.Advance(oidcFlowLifetime + time.Second)
+			require.Equal(t, http.StatusBadRequest, callback(name, cookie, state), "too old")
+			// A whole login still works.
+			r, _ := oe.oidcLogin(oe.browser(), "anne", "/")
+			if !https { // the test browser does not send Secure cookies over http
+				require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
+			}
+		})
 	}
-	b := oe.browser()
-	for i := range oidcFlowBurst {
-		r := b.get("/auth/oidc/login?provider=kommune", nil)
-		require.Equal(t, http.StatusFound, r.Status, "start %d", i)
-	}
-	require.Equal(t, oidcFlowBurst, waiting())
-	r := b.get("/auth/oidc/login?provider=kommune", nil)
-	require.Equal(t, http.StatusTooManyRequests, r.Status)
-	require.Equal(t, "rate_limited", errorKey(r.Body))
-	require.Equal(t, "1", r.Header.Get("Retry-After"))
-	require.Equal(t, oidcFlowBurst, waiting(), "a refused start stores no flow")
-
-	// A second later the address may start one more, and that login completes.
-	oe.clock.Advance(oidcFlowEvery)
-	r, _ = oe.oidcLogin(oe.browser(), "anne", "/")
-	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
-
-	// Logins waiting from many addresses fill the table to its bound: the
-	// next start is refused (503, Retry-After) without a row; once the
-	// waiting flows lapse, starts work again.
-	_, err := oe.db.App.Exec(ctx, `INSERT INTO auth.oidc_flow (state_hash, provider, nonce, verifier, next, created)
-		SELECT sha256(i::text::bytea), 'kommune', 'n', 'v', '/', $1 FROM generate_series(1, $2) i`,
-		oe.clock.Now(), maxOIDCFlows-waiting())
-	require.NoError(t, err)
-	oe.clock.Advance(oidcFlowEvery)
-	r = oe.browser().get("/auth/oidc/login?provider=kommune", nil)
-	require.Equal(t, http.StatusServiceUnavailable, r.Status)
-	require.Equal(t, "unavailable", errorKey(r.Body))
-	require.Equal(t, "60", r.Header.Get("Retry-After"))
-	require.Equal(t, maxOIDCFlows, waiting())
-	oe.clock.Advance(oidcFlowLifetime + time.Second)
-	r, _ = oe.oidcLogin(oe.browser(), "anne", "/")
-	require.Equal(t, http.StatusSeeOther, r.Status, r.Body)
-	require.Equal(t, 0, waiting(), "lapsed flows swept, the completed one used")
 }

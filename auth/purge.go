@@ -6,16 +6,13 @@ import (
 	"time"
 )
 
-// PurgeExpired deletes sessions past their idle or absolute expiry and
-// OpenID Connect flows older than an hour. The housekeeping job runs it.
+// PurgeExpired deletes sessions past their idle or absolute expiry. The
+// housekeeping job runs it.
 func PurgeExpired(ctx context.Context, q Querier, now time.Time) (sessions int64, err error) {
 	tag, err := q.Exec(ctx, `DELETE FROM auth.session
 		WHERE expires < $1 OR last_seen + make_interval(secs => idle_seconds) < $1`, now)
 	if err != nil {
 		return 0, fmt.Errorf("auth: purge sessions: %w", err)
-	}
-	if _, err := q.Exec(ctx, `DELETE FROM auth.oidc_flow WHERE created < $1`, now.Add(-time.Hour)); err != nil {
-		return tag.RowsAffected(), fmt.Errorf("auth: purge OIDC flows: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

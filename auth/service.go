@@ -88,14 +88,13 @@ type Service struct {
 	cfg     Config
 	log     *slog.Logger
 	limiter *addrLimiter
-	// flows limits OpenID logins started per address: each start writes a
-	// row that waits up to oidcFlowLifetime for its callback.
-	flows  *addrLimiter
-	basic  *credCache
-	oidc   []*oidcProvider
-	origin string // scheme://host of PublicURL, or ""
-	secure bool   // PublicURL is https
-	public []string
+	// flowKey seals the OpenID login cookies (oidcflow.go).
+	flowKey []byte
+	basic   *credCache
+	oidc    []*oidcProvider
+	origin  string // scheme://host of PublicURL, or ""
+	secure  bool   // PublicURL is https
+	public  []string
 
 	dummyHash string
 	// hashSlots bounds concurrent argon2id verifications (each takes the
@@ -140,7 +139,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 	}
 	s := &Service{pool: pool, cfg: cfg, log: cfg.Logger,
 		limiter:   newAddrLimiter(cfg.LoginFailureEvery, cfg.LoginFailureBurst),
-		flows:     newAddrLimiter(oidcFlowEvery, oidcFlowBurst),
+		flowKey:   flowKey(cfg.OIDC),
 		basic:     newCredCache(5 * time.Minute),
 		hashSlots: make(chan struct{}, max(2, runtime.NumCPU())),
 	}

@@ -22,6 +22,7 @@ const (
 	loginCSRFCookie       = "molar_login_csrf"
 	secureLoginCSRFCookie = "__Host-molar_login_csrf"
 	oidcStateCookie       = "molar_oidc_state"
+	secureOIDCStateCookie = "__Host-molar_oidc_state"
 )
 
 // Session authentication methods.
