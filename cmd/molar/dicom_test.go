@@ -211,11 +211,17 @@ func TestDICOMAdminScreen(t *testing.T) {
 	require.Contains(t, body, "Sensor, rum 2")
 	require.Contains(t, body, "STRANGER")
 	require.NotContains(t, body, "(TLS)")
+	// saveAE submits the form and returns the AE as stored.
+	saveAE := func(form url.Values) index.AE {
+		t.Helper()
+		st, _ := post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, form)
+		require.Equal(t, http.StatusSeeOther, st)
+		ae, err := index.GetAE(ctx, ts.db.pool, form.Get("title"))
+		require.NoError(t, err)
+		return ae
+	}
 	// The PACS across town is reached over DICOM TLS.
-	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"PACS"}, "host": {"pacs.example"}, "port": {"2762"}, "perm": {"store"}, "tls": {"on"}})
-	require.Equal(t, http.StatusSeeOther, st)
-	pacs, err := index.GetAE(ctx, ts.db.pool, "PACS")
-	require.NoError(t, err)
+	pacs := saveAE(url.Values{"title": {"PACS"}, "host": {"pacs.example"}, "port": {"2762"}, "perm": {"store"}, "tls": {"on"}})
 	require.True(t, pacs.TLS)
 	_, body = get(t, c, ts.URL+"/admin/dicom/")
 	require.Contains(t, body, "pacs.example:2762 <span class=\"muted\"")
@@ -223,10 +229,7 @@ func TestDICOMAdminScreen(t *testing.T) {
 	require.False(t, in.TLS)
 	require.False(t, in.RequireUser)
 	// A sensor whose associations must sign in with an account.
-	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"SENSOR2"}, "host": {"127.0.0.1"}, "port": {"104"}, "perm": {"store"}, "require_user": {"on"}})
-	require.Equal(t, http.StatusSeeOther, st)
-	sensor, err := index.GetAE(ctx, ts.db.pool, "SENSOR2")
-	require.NoError(t, err)
+	sensor := saveAE(url.Values{"title": {"SENSOR2"}, "host": {"127.0.0.1"}, "port": {"104"}, "perm": {"store"}, "require_user": {"on"}})
 	require.True(t, sensor.RequireUser)
 	_, body = get(t, c, ts.URL+"/admin/dicom/")
 	require.Contains(t, body, "127.0.0.1:104 <span class=\"muted\" title=\"Forbindelser skal logge ind")
@@ -240,11 +243,8 @@ func TestDICOMAdminScreen(t *testing.T) {
 	require.Contains(t, body, `name="title" id="ae-title" maxlength="16" required value="SENSOR2"`)
 	require.Contains(t, body, `value="store" checked`)
 	require.NotContains(t, body, `value="find" checked`)
-	st, _ = post(t, c, ts.URL, ts.URL+"/admin/dicom/aes", csrf, url.Values{"title": {"SENSOR2"}, "host": {"10.0.0.9"}, "port": {"104"}, "perm": {"store"},
+	sensor = saveAE(url.Values{"title": {"SENSOR2"}, "host": {"10.0.0.9"}, "port": {"104"}, "perm": {"store"},
 		"require_user": {"on"}, "replace": {"on"}})
-	require.Equal(t, http.StatusSeeOther, st)
-	sensor, err = index.GetAE(ctx, ts.db.pool, "SENSOR2")
-	require.NoError(t, err)
 	require.True(t, sensor.RequireUser)
 	require.Equal(t, "10.0.0.9", sensor.Host)
 	st, _ = get(t, c, ts.URL+"/admin/dicom/?edit=NOSUCH")
