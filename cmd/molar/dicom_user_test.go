@@ -14,7 +14,9 @@ import (
 	"github.com/molar-health/molar/auth/demo"
 	"github.com/molar-health/molar/dicom/dicomtest"
 	"github.com/molar-health/molar/dicom/dimse"
+	"github.com/molar-health/molar/dicom/header"
 	"github.com/molar-health/molar/dicom/index"
+	"github.com/molar-health/molar/dicom/uid"
 	"github.com/molar-health/molar/storage/postgres"
 )
 
@@ -30,7 +32,7 @@ func TestDICOMUserIdentity(t *testing.T) {
 	addr := startDICOM(t, ts)
 	ctx := context.Background()
 	for _, ae := range []index.AE{
-		{Title: "SENSOR1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store"}, RequireUser: true},
+		{Title: "SENSOR1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store", "find"}, RequireUser: true},
 		{Title: "PANO1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store"}},
 	} {
 		require.NoError(t, index.AddAE(ctx, ts.db.pool, ae, false))
@@ -102,6 +104,27 @@ func TestDICOMUserIdentity(t *testing.T) {
 	require.True(t, errors.As(err, &rj), "%v", err)
 	require.Equal(t, dimse.RejectPermanent, rj.Result)
 	require.Equal(t, dimse.RejectSourceServiceProviderACSE, rj.Source, "an authorisation failure")
+
+	// What a signed-in association reads is audited with its account.
+	a, err := dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: "SENSOR1", CalledAE: "MOLAR",
+		Contexts:     []dimse.ProposedContext{{AbstractSyntax: uid.StudyRootQueryRetrieveFind, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}}},
+		UserIdentity: &dimse.UserIdentity{Type: dimse.IdentityUsernamePasscode, Primary: []byte("klinikassistent"), Secondary: []byte(demo.Password)}})
+	require.NoError(t, err)
+	q := header.NewDataset()
+	q.SetString(header.TagQueryRetrieveLevel, "CS", "STUDY")
+	q.SetString(header.TagStudyInstanceUID, "UI", dicomtest.Root+".70")
+	n := 0
+	st, err := a.Find(ctx, uid.StudyRootQueryRetrieveFind, q, func(*header.Dataset) error { n++; return nil })
+	require.NoError(t, err)
+	require.Equal(t, dimse.StatusSuccess, st)
+	require.Equal(t, 1, n)
+	require.NoError(t, a.Release(ctx))
+	var reads int
+	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'read' AND username = 'dicom:SENSOR1'
+			AND user_id = (SELECT id FROM auth.users WHERE username = 'klinikassistent')`).Scan(&reads)
+	}))
+	require.Equal(t, 1, reads, "the study read, with the account")
 
 	// The association log names the accounts that signed SENSOR1's
 	// associations, and none for PANO1's.

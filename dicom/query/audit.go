@@ -12,17 +12,25 @@ import (
 
 // DIMSE reads are audited like the web's (Health Act §42a: every lookup
 // of a person's health data): the calling AE of the association is the
-// actor, each study answered (its person) an event, written and committed
-// before anything is sent.
+// actor (with the account that signed the association in, when one did),
+// each study answered (its person) an event, written and committed before
+// anything is sent.
 
-// dimseActor puts the association's calling AE, in municipality tenant,
-// into ctx as the audit actor.
+// signedIn is what an association's policy value tells of the account that
+// signed it in (scp.Caller).
+type signedIn interface{ Account() int64 }
+
+// dimseActor puts the association's calling AE (and account), in
+// municipality tenant, into ctx as the audit actor.
 func dimseActor(ctx context.Context, a *dimse.AssociationInfo, tenant int64) context.Context {
 	act := audit.Actor{Username: "dicom:", Role: "dicom", TenantID: tenant}
 	if a != nil {
 		act.Username += a.CallingAE
 		if a.RemoteAddr != nil {
 			act.SourceAddr = a.RemoteAddr.String()
+		}
+		if s, ok := a.Value.(signedIn); ok {
+			act.UserID = s.Account()
 		}
 	}
 	return audit.WithActor(ctx, act)

@@ -56,6 +56,10 @@ type Caller struct {
 	UserID int64
 }
 
+// Account is the account that signed the association in (0 when none):
+// the audit log's actor beside the AE.
+func (c Caller) Account() int64 { return c.UserID }
+
 // Policy decides associations: the called AE must be ours (the server checks
 // it too), a registered calling AE gets the services of its permissions, an
 // unknown one gets UnknownServices when acceptUnknown, else a rejection
