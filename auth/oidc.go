@@ -176,7 +176,11 @@ func (s *Service) handleOIDCLogin(w http.ResponseWriter, r *http.Request) {
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	// The flow cookie binds the callback to this browser (SameSite=Lax: it
 	// comes back on the provider's top-level redirect).
-	s.sealFlow(w, r, oidcFlow{State: state, Provider: p.cfg.Name, Nonce: nonce, Verifier: verifier, Next: next, Created: s.now()})
+	if err := s.sealFlow(r.Context(), w, r, oidcFlow{State: state, Provider: p.cfg.Name, Nonce: nonce, Verifier: verifier, Next: next, Created: s.now()}); err != nil {
+		s.log.ErrorContext(r.Context(), "starting OIDC login failed", "err", err)
+		s.renderLogin(w, r, LoginPageData{Status: http.StatusInternalServerError, Error: "error", Next: next})
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
 	if len(p.cfg.ACRValues) > 0 {
@@ -192,8 +196,12 @@ func (s *Service) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, LoginPageData{Status: status, Error: key})
 	}
 	flow, err := s.openFlow(w, r)
-	if err != nil {
+	switch {
+	case errors.Is(err, errNoFlow), errors.Is(err, errFlowBroken), errors.Is(err, errFlowExpired):
 		fail(http.StatusBadRequest, "oidc_failed", err.Error(), nil)
+		return
+	case err != nil:
+		fail(http.StatusServiceUnavailable, "unavailable", "login key unavailable", err)
 		return
 	}
 	state := q.Get("state")

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -515,9 +516,6 @@ func TestOIDCFlowCookie(t *testing.T) {
 				oe.svc.secure = true
 			}
 			ctx := context.Background()
-			var table *string
-			require.NoError(t, oe.db.App.QueryRow(ctx, `SELECT to_regclass('auth.oidc_flow')::text`).Scan(&table))
-			require.Nil(t, table, "no table of logins in flight")
 			name, plain := oidcStateCookie, secureOIDCStateCookie
 			if https {
 				name, plain = secureOIDCStateCookie, oidcStateCookie
@@ -543,6 +541,10 @@ func TestOIDCFlowCookie(t *testing.T) {
 			for range 100 {
 				start() // no limit on starting logins
 			}
+			var rows, keys int
+			require.NoError(t, oe.db.App.QueryRow(ctx, `SELECT (SELECT count(*) FROM auth.oidc_flow), (SELECT count(*) FROM auth.secret)`).Scan(&rows, &keys))
+			require.Equal(t, 0, rows, "starting logins stores nothing")
+			require.Equal(t, 1, keys, "one key, made once")
 			callback := func(cookieName, cookie, state string) int {
 				return oe.browser().get("/auth/oidc/callback?code=not-a-code&state="+url.QueryEscape(state),
 					map[string]string{"Cookie": cookieName + "=" + cookie}).Status
@@ -552,9 +554,16 @@ func TestOIDCFlowCookie(t *testing.T) {
 			require.Equal(t, http.StatusBadRequest, callback(name, cookie, state+"x"), "another state")
 			other, _ := start()
 			require.Equal(t, http.StatusBadRequest, callback(name, other, state), "another browser's cookie")
-			altered := []byte(cookie)
-			altered[len(altered)/2] ^= 1
-			require.Equal(t, http.StatusBadRequest, callback(name, string(altered), state), "altered cookie")
+			sealed, err := base64.RawURLEncoding.DecodeString(cookie)
+			require.NoError(t, err)
+			sealed[len(sealed)/2] ^= 1
+			require.Equal(t, http.StatusBadRequest, callback(name, base64.RawURLEncoding.EncodeToString(sealed), state), "altered cookie")
+			require.Equal(t, http.StatusBadRequest, oe.browser().get("/auth/oidc/callback?code=c&state="+url.QueryEscape(state), nil).Status, "no cookie")
+			key := oe.svc.flowKey
+			oe.svc.flowKey = randomBytes(32)
+			foreign, foreignState := start()
+			oe.svc.flowKey = key
+			require.Equal(t, http.StatusBadRequest, callback(name, foreign, foreignState), "sealed with another key")
 			require.Equal(t, http.StatusBadRequest, callback(plain, cookie, state), "the cookie under the other name")
 			oe.clock.Advance(oidcFlowLifetime + time.Second)
 			require.Equal(t, http.StatusBadRequest, callback(name, cookie, state), "too old")
@@ -565,4 +574,39 @@ func TestOIDCFlowCookie(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOIDCFlowSeal: another server of the installation (same database)
+// opens a flow cookie; a flow dated ahead of the clock is refused; a return
+// path that would make the cookie too big is replaced by /.
+func TestOIDCFlowSeal(t *testing.T) {
+	oe := newOIDCEnv(t)
+	ctx := context.Background()
+	req := httptest.NewRequest(http.MethodGet, "/auth/oidc/login", nil)
+	seal := func(f oidcFlow) *http.Cookie {
+		w := httptest.NewRecorder()
+		require.NoError(t, oe.svc.sealFlow(ctx, w, req, f))
+		cs := w.Result().Cookies()
+		require.Len(t, cs, 1)
+		require.LessOrEqual(t, len(cs[0].Value), maxFlowCookie)
+		return cs[0]
+	}
+	open := func(svc *Service, c *http.Cookie) (oidcFlow, error) {
+		r := httptest.NewRequest(http.MethodGet, "/auth/oidc/callback", nil)
+		r.AddCookie(c)
+		return svc.openFlow(httptest.NewRecorder(), r)
+	}
+	other, err := New(oe.db.App, Config{Now: oe.clock.Now})
+	require.NoError(t, err)
+	f, err := open(other, seal(oidcFlow{State: "s1", Provider: "kommune", Next: "/journal/", Created: oe.clock.Now()}))
+	require.NoError(t, err, "another server of the installation")
+	require.Equal(t, "s1", f.State)
+	require.Equal(t, "/journal/", f.Next)
+
+	_, err = open(oe.svc, seal(oidcFlow{State: "s2", Created: oe.clock.Now().Add(2 * time.Minute)}))
+	require.ErrorIs(t, err, errFlowExpired, "dated ahead")
+
+	f, err = open(oe.svc, seal(oidcFlow{State: "s3", Next: "/?" + strings.Repeat("\xff", 1000), Created: oe.clock.Now()}))
+	require.NoError(t, err)
+	require.Equal(t, "/", f.Next, "a return path escaping to too much")
 }

@@ -1,15 +1,18 @@
 package auth
 
 import (
+	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // An OpenID login in flight (state, nonce, PKCE verifier, where to go
@@ -34,40 +37,48 @@ type oidcFlow struct {
 	Created  time.Time `json:"t"`
 }
 
-// flowKey derives the flow cookies' key: from the providers' client
-// secrets, so that every instance of an installation opens the others'
-// cookies; without any secret (public clients only), a key of this process
-// (a login started before a restart, or on another instance, then fails
-// and is started again).
-func flowKey(providers []OIDCConfig) []byte {
-	m := hmac.New(sha256.New, []byte("molar/oidc-flow/v1"))
-	secret := false
-	for _, p := range providers {
-		if p.ClientSecret != "" {
-			secret = true
-			m.Write([]byte(p.Name))
-			m.Write([]byte{0})
-			m.Write([]byte(p.ClientSecret))
-			m.Write([]byte{0})
+// flowAEAD returns the cipher that seals flow cookies, with the
+// installation's key (auth.secret 'oidc_flow': 32 random bytes, made once by
+// the first server that needs it, so every instance opens the others'
+// cookies and restarts keep logins in flight). It is loaded once; a failure
+// is retried on the next login.
+func (s *Service) flowAEAD(ctx context.Context) (cipher.AEAD, error) {
+	s.flowMu.Lock()
+	defer s.flowMu.Unlock()
+	if s.flowKey == nil {
+		var key []byte
+		var err error
+		// Twice: a server that lost the race to make the key may not see
+		// the winner's row in its statement's snapshot; it does next time.
+		for range 2 {
+			err = s.pool.QueryRow(ctx, `WITH made AS (
+					INSERT INTO auth.secret (name, value) VALUES ('oidc_flow', $1) ON CONFLICT (name) DO NOTHING RETURNING value)
+				SELECT value FROM made UNION ALL SELECT value FROM auth.secret WHERE name = 'oidc_flow' LIMIT 1`, randomBytes(32)).Scan(&key)
+			if !errors.Is(err, pgx.ErrNoRows) {
+				break
+			}
 		}
+		if err != nil {
+			return nil, dbErr("OIDC flow key", err)
+		}
+		if len(key) != 32 {
+			return nil, fmt.Errorf("auth: OIDC flow key: %d bytes, want 32", len(key))
+		}
+		s.flowKey = key
 	}
-	if !secret {
-		return randomBytes(32)
-	}
-	return m.Sum(nil)
-}
-
-func (s *Service) flowAEAD() cipher.AEAD {
 	block, err := aes.NewCipher(s.flowKey)
 	if err != nil {
-		panic(err) // a 32-byte key always makes a cipher
+		return nil, err
 	}
-	g, err := cipher.NewGCM(block)
-	if err != nil {
-		panic(err)
-	}
-	return g
+	return cipher.NewGCM(block)
 }
+
+// flowAAD binds a sealed flow to its purpose and format.
+var flowAAD = []byte("molar/oidc-flow/v1")
+
+// maxFlowCookie bounds the flow cookie's value (browsers keep cookies of up
+// to 4 KB, name and attributes included).
+const maxFlowCookie = 3800
 
 // oidcFlowCookieName is the flow cookie: behind https a __Host- cookie on
 // path / (no cookie planted over http or from a sibling domain poses as
@@ -82,15 +93,29 @@ func (s *Service) oidcFlowCookie(r *http.Request, value string, maxAge int) *htt
 }
 
 // sealFlow sets the flow cookie.
-func (s *Service) sealFlow(w http.ResponseWriter, r *http.Request, f oidcFlow) {
+func (s *Service) sealFlow(ctx context.Context, w http.ResponseWriter, r *http.Request, f oidcFlow) error {
+	aead, err := s.flowAEAD(ctx)
+	if err != nil {
+		return err
+	}
+	seal := func(f oidcFlow) string {
+		var plain bytes.Buffer
+		enc := json.NewEncoder(&plain)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(f)
+		nonce := randomBytes(aead.NonceSize())
+		return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain.Bytes(), flowAAD))
+	}
 	if len(f.Next) > maxNextLength {
 		f.Next = "/"
 	}
-	plain, _ := json.Marshal(f)
-	aead := s.flowAEAD()
-	nonce := randomBytes(aead.NonceSize())
-	sealed := aead.Seal(nonce, nonce, plain, []byte(oidcStateCookie))
-	http.SetCookie(w, s.oidcFlowCookie(r, base64.RawURLEncoding.EncodeToString(sealed), int(oidcFlowLifetime/time.Second)))
+	v := seal(f)
+	if len(v) > maxFlowCookie { // a return path that escapes to too much
+		f.Next = "/"
+		v = seal(f)
+	}
+	http.SetCookie(w, s.oidcFlowCookie(r, v, int(oidcFlowLifetime/time.Second)))
+	return nil
 }
 
 // Why a flow cookie is refused.
@@ -109,12 +134,15 @@ func (s *Service) openFlow(w http.ResponseWriter, r *http.Request) (oidcFlow, er
 	if err != nil || c.Value == "" {
 		return f, errNoFlow
 	}
+	aead, err := s.flowAEAD(r.Context())
+	if err != nil {
+		return f, err
+	}
 	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
-	aead := s.flowAEAD()
 	if err != nil || len(sealed) < aead.NonceSize() {
 		return f, errFlowBroken
 	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(oidcStateCookie))
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], flowAAD)
 	if err != nil || json.Unmarshal(plain, &f) != nil {
 		return f, errFlowBroken
 	}

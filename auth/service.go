@@ -88,7 +88,9 @@ type Service struct {
 	cfg     Config
 	log     *slog.Logger
 	limiter *addrLimiter
-	// flowKey seals the OpenID login cookies (oidcflow.go).
+	// flowKey seals the OpenID login cookies (oidcflow.go), loaded at the
+	// first login.
+	flowMu  sync.Mutex
 	flowKey []byte
 	basic   *credCache
 	oidc    []*oidcProvider
@@ -139,7 +141,6 @@ func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 	}
 	s := &Service{pool: pool, cfg: cfg, log: cfg.Logger,
 		limiter:   newAddrLimiter(cfg.LoginFailureEvery, cfg.LoginFailureBurst),
-		flowKey:   flowKey(cfg.OIDC),
 		basic:     newCredCache(5 * time.Minute),
 		hashSlots: make(chan struct{}, max(2, runtime.NumCPU())),
 	}
