@@ -23,6 +23,7 @@ import (
 	"github.com/molar-health/molar/dicom/index"
 	"github.com/molar-health/molar/dicom/ingest"
 	"github.com/molar-health/molar/dicom/query"
+	"github.com/molar-health/molar/dicom/reconcile"
 	"github.com/molar-health/molar/dicom/scp"
 	"github.com/molar-health/molar/dicom/worklist"
 	"github.com/molar-health/molar/modules"
@@ -174,7 +175,33 @@ func newIngester(s *server) *ingest.Ingester {
 // dicomHook sets Service.Worklist (booking).
 func newQueryService(s *server) *query.Service {
 	return &query.Service{DB: s.db.pool, Store: s.store, AETitle: s.cfg.AETitle, ClientTLS: s.clientTLS, Logger: s.log, Tenant: callerTenant,
-		Worklist: func() worklist.Source { return nil }}
+		Worklist: func() worklist.Source { return nil }, Gate: s.dimseGate}
+}
+
+// dimseGate: an association signed in with an account (a require-user AE)
+// sees only the images of persons the account may reach, as the account
+// would over DICOMweb (its units' care relations, custody, an active
+// break-the-glass grant), and studies not yet matched to anyone only when
+// the account reconciles studies. Other associations see their
+// municipality's images, as DIMSE peers do.
+func (s *server) dimseGate(ctx context.Context, tx pgx.Tx, a *dimse.AssociationInfo) (func(int64) (bool, error), error) {
+	c, ok := a.Value.(scp.Caller)
+	if !ok || c.UserID == 0 || s.auth == nil {
+		return nil, nil
+	}
+	u, err := auth.GetUser(ctx, tx, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	p := &auth.Principal{UserID: u.ID, TenantID: u.TenantID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role,
+		PersonID: u.PersonID, Method: auth.MethodBasic}
+	return func(person int64) (bool, error) {
+		if person == 0 {
+			return reconcile.CheckUnmatched(p) == nil, nil
+		}
+		d, err := s.auth.Access(ctx, tx, p, person)
+		return d.Allowed, err
+	}, nil
 }
 
 // dicomPart wires DICOM ingest, the index and query (dicom/): the ingest

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestDICOMUserIdentity(t *testing.T) {
 	addr := startDICOM(t, ts)
 	ctx := context.Background()
 	for _, ae := range []index.AE{
-		{Title: "SENSOR1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store", "find"}, RequireUser: true},
+		{Title: "SENSOR1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store", "find", "get"}, RequireUser: true},
 		{Title: "PANO1", Host: "127.0.0.1", Port: 104, Permissions: []string{"echo", "store"}},
 	} {
 		require.NoError(t, index.AddAE(ctx, ts.db.pool, ae, false))
@@ -105,26 +106,65 @@ func TestDICOMUserIdentity(t *testing.T) {
 	require.Equal(t, dimse.RejectPermanent, rj.Result)
 	require.Equal(t, dimse.RejectSourceServiceProviderACSE, rj.Source, "an authorisation failure")
 
-	// What a signed-in association reads is audited with its account.
-	a, err := dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: "SENSOR1", CalledAE: "MOLAR",
-		Contexts:     []dimse.ProposedContext{{AbstractSyntax: uid.StudyRootQueryRetrieveFind, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}}},
-		UserIdentity: &dimse.UserIdentity{Type: dimse.IdentityUsernamePasscode, Primary: []byte("klinikassistent"), Secondary: []byte(demo.Password)}})
-	require.NoError(t, err)
-	q := header.NewDataset()
-	q.SetString(header.TagQueryRetrieveLevel, "CS", "STUDY")
-	q.SetString(header.TagStudyInstanceUID, "UI", dicomtest.Root+".70")
-	n := 0
-	st, err := a.Find(ctx, uid.StudyRootQueryRetrieveFind, q, func(*header.Dataset) error { n++; return nil })
-	require.NoError(t, err)
-	require.Equal(t, dimse.StatusSuccess, st)
-	require.Equal(t, 1, n)
-	require.NoError(t, a.Release(ctx))
+	// A signed-in association sees what its account may reach, and its
+	// reads are audited with the account: the assistant does not see the
+	// study not yet matched to anyone (only those who reconcile studies
+	// do), but does see the demo children of her clinic; the dentist sees
+	// both.
+	find := func(user, studyUID string) int {
+		t.Helper()
+		a, err := dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: "SENSOR1", CalledAE: "MOLAR",
+			Contexts:     []dimse.ProposedContext{{AbstractSyntax: uid.StudyRootQueryRetrieveFind, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}}},
+			UserIdentity: &dimse.UserIdentity{Type: dimse.IdentityUsernamePasscode, Primary: []byte(user), Secondary: []byte(demo.Password)}})
+		require.NoError(t, err)
+		defer a.Release(ctx) //nolint:errcheck
+		q := header.NewDataset()
+		q.SetString(header.TagQueryRetrieveLevel, "CS", "STUDY")
+		q.SetString(header.TagStudyInstanceUID, "UI", studyUID)
+		n := 0
+		st, err := a.Find(ctx, uid.StudyRootQueryRetrieveFind, q, func(*header.Dataset) error { n++; return nil })
+		require.NoError(t, err)
+		require.Equal(t, dimse.StatusSuccess, st)
+		return n
+	}
+	require.Equal(t, 0, find("klinikassistent", dicomtest.Root+".70"), "unmatched study, not a reconciler")
+	require.Equal(t, 1, find("tandlaege", dicomtest.Root+".70"))
+	mine := find("klinikassistent", "")
+	require.Positive(t, mine, "the clinic's children")
+	require.Equal(t, mine+1, find("tandlaege", ""))
+	// C-GET likewise: the study's image comes only to the one who may see it.
+	get := func(user string) int {
+		t.Helper()
+		a, err := dimse.Dial(ctx, addr, dimse.DialOptions{CallingAE: "SENSOR1", CalledAE: "MOLAR",
+			Contexts: []dimse.ProposedContext{{AbstractSyntax: uid.StudyRootQueryRetrieveGet, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}},
+				{AbstractSyntax: uid.DigitalIntraOralXRayForPresentation, TransferSyntaxes: []string{uid.ExplicitVRLittleEndian}, ProposeSCPRole: true}},
+			UserIdentity: &dimse.UserIdentity{Type: dimse.IdentityUsernamePasscode, Primary: []byte(user), Secondary: []byte(demo.Password)}})
+		require.NoError(t, err)
+		defer a.Release(ctx) //nolint:errcheck
+		id := header.NewDataset()
+		id.SetString(header.TagQueryRetrieveLevel, "CS", "STUDY")
+		id.SetString(header.TagStudyInstanceUID, "UI", dicomtest.Root+".70")
+		got := 0
+		res, err := a.Get(ctx, uid.StudyRootQueryRetrieveGet, id, dimse.StoreFunc(func(ctx context.Context, req *dimse.StoreRequest, r io.Reader) (dimse.Status, error) {
+			got++
+			_, err := io.Copy(io.Discard, r)
+			return dimse.StatusSuccess, err
+		}), nil)
+		require.NoError(t, err)
+		require.Equal(t, dimse.StatusSuccess, res.Status)
+		require.Equal(t, int(res.Completed), got)
+		return got
+	}
+	require.Equal(t, 0, get("klinikassistent"))
+	require.Equal(t, 3, get("tandlaege"))
+
 	var reads int
 	require.NoError(t, postgres.InTenant(ctx, ts.db.pool, ts.demo.TenantID, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT count(*) FROM audit.event WHERE action = 'read' AND username = 'dicom:SENSOR1'
-			AND user_id = (SELECT id FROM auth.users WHERE username = 'klinikassistent')`).Scan(&reads)
+			AND object = 'dicom.study/' || (SELECT id FROM dicom.study WHERE study_uid = $1)
+			AND user_id = (SELECT id FROM auth.users WHERE username = 'tandlaege')`, dicomtest.Root+".70").Scan(&reads)
 	}))
-	require.Equal(t, 1, reads, "the study read, with the account")
+	require.Equal(t, 2, reads, "the study read twice by the dentist, audited with the account")
 
 	// The association log names the accounts that signed SENSOR1's
 	// associations, and none for PANO1's.

@@ -34,6 +34,9 @@ type Service struct {
 	// Worklist feeds Modality Worklist queries (nil: no items). Called per
 	// query, so it may be wired after the server starts.
 	Worklist func() worklist.Source
+	// Gate narrows what an association signed in with an account sees
+	// (nil: every match of the municipality).
+	Gate Gate
 	// MaxMatches caps C-FIND responses and C-MOVE/C-GET instances (0 = 10000).
 	MaxMatches int
 	// ClientTLS is Molar's side of DICOM TLS for sub-operations to AEs
@@ -111,13 +114,26 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 	actx := dimseActor(ctx, req.Assoc, tenant)
 	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
 		refs, answers = readRefs{}, answers[:0]
+		var matched []matchRef
 		if err := q.Run(actx, tx, func(m *Match) error {
 			answers = append(answers, q.Response(m, cs, s.AETitle))
-			refs.add(m)
+			matched = append(matched, refOf(m))
 			return nil
 		}); err != nil {
 			return err
 		}
+		keep, err := s.gate(actx, tx, req.Assoc, matched)
+		if err != nil {
+			return err
+		}
+		kept := answers[:0]
+		for i, d := range answers {
+			if keep == nil || keep[i] {
+				kept = append(kept, d)
+				refs.add(&Match{PatientRef: matched[i].patient, StudyRef: matched[i].study})
+			}
+		}
+		answers = kept
 		return auditMatches(actx, tx, refs, audit.ActionRead,
 			map[string]any{"dimse": "C-FIND", "level": q.Level.String(), "results": refs.n}, true)
 	})
@@ -203,9 +219,10 @@ func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dims
 	err = postgres.InTenant(actx, s.DB, tenant, func(tx pgx.Tx) error {
 		ids = ids[:0]
 		var refs readRefs
+		var matched []matchRef
 		if err := q.Run(actx, tx, func(m *Match) error {
 			ids = append(ids, m.InstanceID)
-			refs.add(m)
+			matched = append(matched, refOf(m))
 			return nil
 		}); err != nil {
 			return err
@@ -213,7 +230,18 @@ func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dims
 		if len(ids) > s.max() {
 			return fmt.Errorf("more than %d instances", s.max())
 		}
-		var err error
+		keep, err := s.gate(actx, tx, req.Assoc, matched)
+		if err != nil {
+			return err
+		}
+		kept := ids[:0]
+		for i, id := range ids {
+			if keep == nil || keep[i] {
+				kept = append(kept, id)
+				refs.add(&Match{PatientRef: matched[i].patient, StudyRef: matched[i].study})
+			}
+		}
+		ids = kept
 		if out, err = index.InstancesByIDs(actx, tx, ids); err != nil {
 			return err
 		}
