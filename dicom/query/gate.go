@@ -86,3 +86,29 @@ func (s *Service) gate(ctx context.Context, tx pgx.Tx, a *dimse.AssociationInfo,
 	}
 	return keep, nil
 }
+
+// visible returns the indices of the matches the association may see (in
+// order) and adds them to refs, the audit's list of what was read.
+func (s *Service) visible(ctx context.Context, tx pgx.Tx, a *dimse.AssociationInfo, matched []matchRef, refs *readRefs) ([]int, error) {
+	keep, err := s.gate(ctx, tx, a, matched)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for i, m := range matched {
+		if keep == nil || keep[i] {
+			out = append(out, i)
+			refs.add(&Match{PatientRef: m.patient, StudyRef: m.study})
+		}
+	}
+	return out, nil
+}
+
+// pick keeps the elements of v at the indices idx (ascending), in place.
+func pick[T any](v []T, idx []int) []T {
+	out := v[:0]
+	for _, i := range idx {
+		out = append(out, v[i])
+	}
+	return out
+}

@@ -122,18 +122,11 @@ func (s *Service) Find(ctx context.Context, req *dimse.QueryRequest, emit func(*
 		}); err != nil {
 			return err
 		}
-		keep, err := s.gate(actx, tx, req.Assoc, matched)
+		visible, err := s.visible(actx, tx, req.Assoc, matched, &refs)
 		if err != nil {
 			return err
 		}
-		kept := answers[:0]
-		for i, d := range answers {
-			if keep == nil || keep[i] {
-				kept = append(kept, d)
-				refs.add(&Match{PatientRef: matched[i].patient, StudyRef: matched[i].study})
-			}
-		}
-		answers = kept
+		answers = pick(answers, visible)
 		return auditMatches(actx, tx, refs, audit.ActionRead,
 			map[string]any{"dimse": "C-FIND", "level": q.Level.String(), "results": refs.n}, true)
 	})
@@ -230,18 +223,11 @@ func (s *Service) Retrieve(ctx context.Context, req *dimse.QueryRequest) ([]dims
 		if len(ids) > s.max() {
 			return fmt.Errorf("more than %d instances", s.max())
 		}
-		keep, err := s.gate(actx, tx, req.Assoc, matched)
+		visible, err := s.visible(actx, tx, req.Assoc, matched, &refs)
 		if err != nil {
 			return err
 		}
-		kept := ids[:0]
-		for i, id := range ids {
-			if keep == nil || keep[i] {
-				kept = append(kept, id)
-				refs.add(&Match{PatientRef: matched[i].patient, StudyRef: matched[i].study})
-			}
-		}
-		ids = kept
+		ids = pick(ids, visible)
 		if out, err = index.InstancesByIDs(actx, tx, ids); err != nil {
 			return err
 		}
