@@ -73,6 +73,13 @@ func RejectUserIdentity() Decision {
 	return Decision{Reject: &AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceProviderACSE, Reason: RejectReasonNoReason}}
 }
 
+// RejectTemporarily rejects transiently ("temporary congestion"): a
+// dependency of the decision (the AE registry, the accounts) is not
+// reachable now, and the requestor may try again.
+func RejectTemporarily() Decision {
+	return Decision{Reject: &AssociateRJ{Result: RejectTransient, Source: RejectSourceServiceProviderPresent, Reason: RejectReasonTemporaryCongestion}}
+}
+
 // RejectNoReason rejects permanently without a reason.
 func RejectNoReason() Decision {
 	return Decision{Reject: &AssociateRJ{Result: RejectPermanent, Source: RejectSourceServiceUser, Reason: RejectReasonNoReason}}

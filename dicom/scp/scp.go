@@ -109,7 +109,7 @@ func decide(ctx context.Context, q index.Querier, acceptUnknown bool, log *slog.
 		return dimse.RejectCallingAE()
 	default:
 		log.Error("association policy: AE registry unavailable", "association", req.ID, "err", err)
-		return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
+		return dimse.RejectTemporarily()
 	}
 }
 
@@ -171,7 +171,7 @@ func (o policyOptions) signIn(ctx context.Context, log *slog.Logger, req *dimse.
 	}
 	if err != nil {
 		log.Warn("association rejected for now: user identity not checked", "association", req.ID, "calling_ae", req.CallingAE, "err", err)
-		return dimse.Decision{Reject: &dimse.AssociateRJ{Result: dimse.RejectTransient, Source: dimse.RejectSourceServiceProviderPresent, Reason: dimse.RejectReasonTemporaryCongestion}}
+		return dimse.RejectTemporarily()
 	}
 	c, _ := d.Value.(Caller)
 	if c.TenantID == 0 || u.TenantID != c.TenantID {
