@@ -64,7 +64,7 @@ func TestAccessDecisions(t *testing.T) {
 	require.NoError(t, AddUserUnit(ctx, e.db.App, otherDentist.ID, otherClinic.ID))
 	require.NoError(t, AddUserUnit(ctx, e.db.App, carer.ID, homeCare.ID))
 
-	pr := func(u User) *Principal { return principalOf(u, MethodSession) }
+	pr := func(u User) *Principal { return u.Principal(MethodSession) }
 	cases := []struct {
 		name   string
 		who    *Principal

@@ -23,8 +23,8 @@ func TestRemoveCustody(t *testing.T) {
 		require.NoError(t, AddCustody(ctx, tx, e.tenant.ID, coParent.ID, child.ID))
 		return nil
 	})
-	parentUser := principalOf(e.user("forælder", RoleCitizen, goodPassword, parent.ID), MethodSession)
-	coParentUser := principalOf(e.user("medforælder", RoleCitizen, goodPassword, coParent.ID), MethodSession)
+	parentUser := e.user("forælder", RoleCitizen, goodPassword, parent.ID).Principal(MethodSession)
+	coParentUser := e.user("medforælder", RoleCitizen, goodPassword, coParent.ID).Principal(MethodSession)
 	basis := func(p *Principal) string {
 		var d Decision
 		e.inTenant(func(ctx context.Context, tx pgx.Tx) error {

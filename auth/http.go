@@ -126,14 +126,17 @@ func (s *Service) authenticateHeader(ctx context.Context, authz string, source n
 		if err != nil {
 			return nil, err
 		}
-		return principalOf(u, MethodBasic), nil
+		return u.Principal(MethodBasic), nil
 	case "bearer":
 		return s.bearerLogin(ctx, cred, source)
 	}
 	return nil, ErrInvalidCredentials
 }
 
-func principalOf(u User, method string) *Principal {
+// Principal is the account acting, authenticated by method (MethodSession,
+// MethodBasic, MethodBearer): for requests, and for the work of an account
+// signed in elsewhere (a DICOM association).
+func (u User) Principal(method string) *Principal {
 	return &Principal{UserID: u.ID, TenantID: u.TenantID, Username: u.Username, DisplayName: u.DisplayName,
 		Role: u.Role, PersonID: u.PersonID, Method: method}
 }
@@ -415,7 +418,7 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, data Login
 // loginCSRF returns the login form's token (double-submit cookie),
 // setting the cookie when the browser has none.
 func (s *Service) loginCSRF(w http.ResponseWriter, r *http.Request) string {
-	name := s.loginCSRFCookieName(r)
+	name := s.cookieName(r, loginCSRFCookie)
 	if c, err := r.Cookie(name); err == nil && len(c.Value) == 43 {
 		return c.Value
 	}
@@ -425,17 +428,8 @@ func (s *Service) loginCSRF(w http.ResponseWriter, r *http.Request) string {
 	return tok
 }
 
-// loginCSRFCookieName is the login form's cookie: over TLS (or behind an
-// https public URL) only the __Host- one is set and read.
-func (s *Service) loginCSRFCookieName(r *http.Request) string {
-	if s.secureRequest(r) {
-		return secureLoginCSRFCookie
-	}
-	return loginCSRFCookie
-}
-
 func (s *Service) loginCSRFOK(r *http.Request) bool {
-	c, err := r.Cookie(s.loginCSRFCookieName(r))
+	c, err := r.Cookie(s.cookieName(r, loginCSRFCookie))
 	if err != nil || c.Value == "" {
 		return false
 	}

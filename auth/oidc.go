@@ -588,7 +588,7 @@ func (s *Service) verifyBearer(ctx context.Context, raw string) (*Principal, err
 	if u.Locked() {
 		return nil, fmt.Errorf("auth: bearer: %w", ErrLocked)
 	}
-	return principalOf(u, MethodBearer), nil
+	return u.Principal(MethodBearer), nil
 }
 
 // unverifiedIssuer reads the iss claim of a JWT without verifying it, only

@@ -80,14 +80,14 @@ var flowAAD = []byte("molar/oidc-flow/v1")
 // to 4 KB, name and attributes included).
 const maxFlowCookie = 3800
 
-// oidcFlowCookieName is the flow cookie: behind https a __Host- cookie on
+// oidcFlowCookie is the flow cookie: behind https a __Host- cookie on
 // path / (no cookie planted over http or from a sibling domain poses as
 // it), else a plain one on the callback's path.
 func (s *Service) oidcFlowCookie(r *http.Request, value string, maxAge int) *http.Cookie {
-	c := &http.Cookie{Name: oidcStateCookie, Value: value, Path: "/auth/oidc/", MaxAge: maxAge, HttpOnly: true,
+	c := &http.Cookie{Name: s.cookieName(r, oidcStateCookie), Value: value, Path: "/auth/oidc/", MaxAge: maxAge, HttpOnly: true,
 		Secure: s.secureRequest(r), SameSite: http.SameSiteLaxMode}
 	if s.secureRequest(r) {
-		c.Name, c.Path = secureOIDCStateCookie, "/"
+		c.Path = "/" // a __Host- cookie's path
 	}
 	return c
 }

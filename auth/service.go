@@ -564,7 +564,7 @@ func (s *Service) CheckPassword(ctx context.Context, username, password string, 
 	if err != nil {
 		return nil, err
 	}
-	return principalOf(u, MethodBasic), nil
+	return u.Principal(MethodBasic), nil
 }
 
 // CheckBearer checks a JWT of a configured OpenID provider that comes

@@ -12,17 +12,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Cookie names. With Secure cookies the session and login-form cookies
-// carry the __Host- prefix, which browsers accept only from a secure origin,
-// on path /, for no other domain (no cookie planted over http or from a
-// sibling domain can pose as them).
+// Cookie names. With Secure cookies the session, login-form and OpenID
+// login cookies carry the __Host- prefix (cookieName), which browsers
+// accept only from a secure origin, on path /, for no other domain (no
+// cookie planted over http or from a sibling domain can pose as them).
 const (
+	hostPrefix            = "__Host-"
 	sessionCookie         = "molar_session"
-	secureSessionCookie   = "__Host-molar_session"
+	secureSessionCookie   = hostPrefix + sessionCookie
 	loginCSRFCookie       = "molar_login_csrf"
-	secureLoginCSRFCookie = "__Host-molar_login_csrf"
+	secureLoginCSRFCookie = hostPrefix + loginCSRFCookie
 	oidcStateCookie       = "molar_oidc_state"
-	secureOIDCStateCookie = "__Host-molar_oidc_state"
+	secureOIDCStateCookie = hostPrefix + oidcStateCookie
 )
 
 // Session authentication methods.
@@ -110,11 +111,13 @@ func (s *Service) DeleteUserSessions(ctx context.Context, userID int64) error {
 // secureRequest reports whether cookies for r must be Secure.
 func (s *Service) secureRequest(r *http.Request) bool { return s.secure || r.TLS != nil }
 
-func (s *Service) sessionCookieName(r *http.Request) string {
+// cookieName is the name a cookie is set and read under for r: over TLS
+// (or behind an https public URL) only with the __Host- prefix.
+func (s *Service) cookieName(r *http.Request, name string) string {
 	if s.secureRequest(r) {
-		return secureSessionCookie
+		return hostPrefix + name
 	}
-	return sessionCookie
+	return name
 }
 
 // sessionID reads the session cookie of r. Over TLS (or behind an https
@@ -135,7 +138,7 @@ func (s *Service) sessionID(r *http.Request) string {
 }
 
 func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
-	http.SetCookie(w, &http.Cookie{Name: s.sessionCookieName(r), Value: id, Path: "/",
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r, sessionCookie), Value: id, Path: "/",
 		HttpOnly: true, Secure: s.secureRequest(r), SameSite: http.SameSiteLaxMode})
 }
 

@@ -193,8 +193,7 @@ func (s *server) dimseGate(ctx context.Context, tx pgx.Tx, a *dimse.AssociationI
 	if err != nil {
 		return nil, err
 	}
-	p := &auth.Principal{UserID: u.ID, TenantID: u.TenantID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role,
-		PersonID: u.PersonID, Method: auth.MethodBasic}
+	p := u.Principal(auth.MethodBasic)
 	return func(person int64) (bool, error) {
 		if person == 0 {
 			return reconcile.CheckUnmatched(p) == nil, nil
