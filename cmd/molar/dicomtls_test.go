@@ -139,20 +139,29 @@ func TestDICOMTLS(t *testing.T) {
 // registered with TLS. The same storescp registered without TLS gets
 // nothing. (DCMTK's movescu has no TLS: Molar's own SCU asks for the move,
 // through dimse.Dial's TLS.)
-func TestDICOMTLSWithDCMTK(t *testing.T) {
-	dir := t.TempDir()
-	ca := newCA(t)
+// startTLSMolar serves the test server's DICOM over TLS with a
+// certificate of ca (for server and client use) and ca's clients required;
+// it returns the server, its DICOM address and ca's PEM file.
+func startTLSMolar(t *testing.T, dir string, ca *testCA) (*testServer, string, string) {
+	t.Helper()
 	caFile := writeFile(t, dir, "ca.pem", ca.pem)
 	mc, mk := ca.issueFor(t, "molar", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	sc, sk := ca.issue(t, "storescp", true)
-	cc, ck := ca.issue(t, "dcmtk-client", false)
-	clientKey, clientCert := writeFile(t, dir, "client.key", ck), writeFile(t, dir, "client.pem", cc)
 	ts := newTestServer(t, map[string]string{
 		"MOLAR_DICOM_TLS_CERT": writeFile(t, dir, "molar.pem", mc),
 		"MOLAR_DICOM_TLS_KEY":  writeFile(t, dir, "molar.key", mk),
 		"MOLAR_DICOM_TLS_CA":   caFile,
 	})
 	addr := startDICOMWith(t, ts, func(ln net.Listener) (net.Listener, error) { return dicomTLS(ts.cfg, ln) })
+	return ts, addr, caFile
+}
+
+func TestDICOMTLSWithDCMTK(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	sc, sk := ca.issue(t, "storescp", true)
+	cc, ck := ca.issue(t, "dcmtk-client", false)
+	clientKey, clientCert := writeFile(t, dir, "client.key", ck), writeFile(t, dir, "client.pem", cc)
+	ts, addr, caFile := startTLSMolar(t, dir, ca)
 	host, port := dicomtest.HostPort(t, addr)
 	// dcmtk runs a DCMTK tool over TLS with a client certificate; files
 	// follow the peer's address.
@@ -225,15 +234,8 @@ func TestDICOMTLSWithDCMTK(t *testing.T) {
 func TestDICOMTLSWithOrthanc(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t)
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
-	mc, mk := ca.issueFor(t, "molar", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	oc, ok := ca.issueFor(t, "orthanc", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	ts := newTestServer(t, map[string]string{
-		"MOLAR_DICOM_TLS_CERT": writeFile(t, dir, "molar.pem", mc),
-		"MOLAR_DICOM_TLS_KEY":  writeFile(t, dir, "molar.key", mk),
-		"MOLAR_DICOM_TLS_CA":   caFile,
-	})
-	addr := startDICOMWith(t, ts, func(ln net.Listener) (net.Listener, error) { return dicomTLS(ts.cfg, ln) })
+	ts, addr, caFile := startTLSMolar(t, dir, ca)
 	mhost, mport := dicomtest.HostPort(t, addr)
 	mp, _ := strconv.Atoi(mport)
 	o := dicomtest.StartOrthancWith(t, nil, map[string]any{
